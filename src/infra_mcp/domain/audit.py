@@ -1,0 +1,22 @@
+"""The audit log: who did what to which project, when, and how it ended."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from infra_mcp.domain.common import utcnow
+
+
+class AuditEvent(BaseModel):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    project_id: str
+    at: datetime = Field(default_factory=utcnow)
+    actor: str
+    action: str = Field(description="e.g. project.create, plan.approve, plan.execute, approval.settings")
+    target: str | None = Field(default=None, description="plan id, resource name, state version, ...")
+    outcome: str = Field(default="ok", description="ok | refused | declined | cancelled | failed | ...")
+    details: dict[str, Any] = Field(default_factory=dict)

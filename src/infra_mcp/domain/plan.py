@@ -1,0 +1,248 @@
+"""Change plans (DESIGN §4): the shared model that planning, approval and execution agree on.
+
+The planner (``domain/planner``) builds :class:`Plan` objects; the SQLite store persists them
+as JSON; approval binds to :attr:`Plan.fingerprint`; execution walks
+:attr:`Plan.execution_order`. Only this module defines their shape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from infra_mcp.domain.common import sha256_of, utcnow
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+SENSITIVE = "(sensitive value)"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "no-op"
+    IMPORT = "import"
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return {"low": 0, "medium": 1, "high": 2}[self.value]
+
+
+class PlanStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTING = "executing"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+
+
+TERMINAL_STATUSES = frozenset(
+    {PlanStatus.REJECTED, PlanStatus.EXECUTED, PlanStatus.FAILED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED}
+)
+
+
+class PropertyChange(BaseModel):
+    """One property's before/after. Sensitive values are replaced by :data:`SENSITIVE`."""
+
+    path: str = Field(description="JSON-pointer-like path, e.g. /Tags/Environment or /CidrBlock.")
+    before: Any = None
+    after: Any = None
+    requires_replacement: bool = False
+    known_after_apply: bool = False
+    sensitive: bool = False
+
+
+class ResourceSpec(BaseModel):
+    """A desired resource as declared, with references left as ``{"Ref": ...}`` / ``{"Fn::GetAtt": ...}``.
+
+    Write-only (secret) values are kept sealed: ``properties`` holds
+    ``{"__sealed__": "<token>"}`` in their place (see ``services/secrets``), never clear text.
+    """
+
+    name: str
+    type: str
+    region: str = "us-east-1"
+    properties: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class Change(BaseModel):
+    name: str
+    type: str
+    action: Action
+    region: str = "us-east-1"
+    physical_id: str | None = Field(default=None, description="Existing physical id (update/replace/delete).")
+    property_changes: list[PropertyChange] = Field(default_factory=list)
+    replacement_reasons: list[str] = Field(
+        default_factory=list, description="Create-only properties whose change forces replacement."
+    )
+    replacement_strategy: Literal["create_before_delete", "delete_before_create"] | None = None
+    risk: RiskLevel = RiskLevel.LOW
+    risk_reasons: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list, description="Logical names this change waits for.")
+    desired: ResourceSpec | None = Field(default=None, description="What to create/update to (None for delete).")
+
+
+class Finding(BaseModel):
+    """A validation finding, located by resource name and property path."""
+
+    severity: Literal["error", "warning", "info"] = "error"
+    resource: str | None = None
+    path: str = ""
+    rule: str = Field(default="", description="Rule id, e.g. schema, ref, cycle, E3012 (cfn-lint).")
+    message: str
+
+
+class CostLine(BaseModel):
+    name: str
+    type: str
+    monthly_before: float = 0.0
+    monthly_after: float = 0.0
+    unit_price: str = Field(default="", description="e.g. '0.0104 USD/hour (t3.micro, us-east-1)'.")
+    source: str = Field(default="", description="e.g. 'bundled price table 2026-10-01' or 'AWS Price List API'.")
+
+
+class Unpriced(BaseModel):
+    name: str
+    type: str
+    reason: str = Field(description="e.g. 'usage-based: priced per GB stored and per request'.")
+
+
+class CostEstimate(BaseModel):
+    currency: str = "USD"
+    monthly_before: float = 0.0
+    monthly_after: float = 0.0
+    monthly_delta: float = 0.0
+    lines: list[CostLine] = Field(default_factory=list)
+    unpriced: list[Unpriced] = Field(default_factory=list)
+    source: str = ""
+
+
+class PlanSummary(BaseModel):
+    create: int = 0
+    update: int = 0
+    replace: int = 0
+    delete: int = 0
+    no_op: int = 0
+    import_: int = Field(default=0, alias="import")
+    text: str = Field(default="", description="e.g. 'Plan: 3 to add, 1 to change, 1 to replace, 2 to destroy.'")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ApprovalMethod(StrEnum):
+    ELICITATION = "elicitation"  # a human confirmed in the MCP client's prompt
+    OUT_OF_BAND = "out_of_band"  # a human ran `infra-mcp plans approve`
+    RULE = "rule"  # the project's auto-approval rule matched
+    NO_CONFIRMATION = "no_confirmation"  # project opted out of human confirmation
+
+
+class Approval(BaseModel):
+    approved_by: str
+    approved_at: datetime = Field(default_factory=utcnow)
+    method: ApprovalMethod
+    fingerprint: str
+    comment: str = ""
+    expires_at: datetime
+
+
+class Rejection(BaseModel):
+    rejected_by: str
+    rejected_at: datetime = Field(default_factory=utcnow)
+    reason: str = ""
+
+
+class ChangeOutcomeStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not attempted because something it depends on failed
+
+
+class ChangeOutcome(BaseModel):
+    name: str
+    action: Action
+    status: ChangeOutcomeStatus = ChangeOutcomeStatus.PENDING
+    physical_id: str | None = None
+    request_token: str | None = None
+    error_code: str | None = Field(default=None, description="AWS error code, e.g. InvalidRequest.")
+    error_message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ExecutionRecord(BaseModel):
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    executed_by: str = ""
+    outcomes: list[ChangeOutcome] = Field(default_factory=list)
+    final_serial: int | None = None
+
+
+class Plan(BaseModel):
+    """A reviewable change plan. Content fields are covered by the fingerprint; lifecycle fields are not."""
+
+    id: str = Field(description="plan-<hex>")
+    project_id: str
+    description: str = ""
+    author: str
+    created_at: datetime = Field(default_factory=utcnow)
+    kind: Literal["full", "partial", "rollback"] = "full"
+    status: PlanStatus = PlanStatus.PENDING
+
+    # Content (fingerprinted).
+    base_serial: int
+    base_lineage: str | None
+    changes: list[Change] = Field(default_factory=list)
+    execution_order: list[list[str]] = Field(
+        default_factory=list, description="Waves of logical names; each wave depends only on earlier ones."
+    )
+    summary: PlanSummary = Field(default_factory=PlanSummary)
+    risk: RiskLevel = RiskLevel.LOW
+    risk_reasons: list[str] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    cost: CostEstimate = Field(default_factory=CostEstimate)
+    fingerprint: str = ""
+
+    # Lifecycle (not fingerprinted).
+    approval: Approval | None = None
+    rejection: Rejection | None = None
+    execution: ExecutionRecord | None = None
+
+    def content(self) -> dict[str, Any]:
+        """Everything the fingerprint covers: what would run, against which state."""
+        return {
+            "project_id": self.project_id,
+            "base_serial": self.base_serial,
+            "base_lineage": self.base_lineage,
+            "changes": [c.model_dump(mode="json") for c in self.changes],
+            "execution_order": self.execution_order,
+        }
+
+    def compute_fingerprint(self) -> str:
+        return sha256_of(self.content())
+
+    def with_fingerprint(self) -> Plan:
+        return self.model_copy(update={"fingerprint": self.compute_fingerprint()})
+
+    def change(self, name: str) -> Change | None:
+        return next((c for c in self.changes if c.name == name), None)
+
+    @property
+    def actionable_changes(self) -> list[Change]:
+        return [c for c in self.changes if c.action is not Action.NOOP]

@@ -1,0 +1,152 @@
+"""The state file (DESIGN §3): what exists, as last recorded, with serial, lineage and checksum."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from infra_mcp.domain.common import sha256_of, utcnow
+
+STATE_FORMAT_VERSION = "1.0.0"
+
+
+class ResourceStatus(StrEnum):
+    ACTIVE = "active"
+    FAILED = "failed"  # a create/update failed; it may exist in a broken state
+    PENDING = "pending"  # a mutation is in flight (journaled request token)
+    DELETING = "deleting"  # deletion requested, not yet confirmed
+
+
+class StateResource(BaseModel):
+    """One resource as it exists. ``properties`` is what AWS reports (write-only values removed);
+    ``declared`` is what the user declared when it was last applied (write-only values as digests),
+    the baseline the planner diffs a new desired state against."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str | None = Field(default=None, description="Physical id (Cloud Control primary identifier).")
+    name: str = Field(description="Logical name, unique in the project.")
+    type: str = Field(description="CloudFormation type name, e.g. AWS::EC2::VPC.")
+    arn: str | None = None
+    region: str = "us-east-1"
+    properties: dict[str, Any] = Field(default_factory=dict)
+    declared: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
+    status: ResourceStatus = ResourceStatus.ACTIVE
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+
+
+class StateMetadata(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    last_modified_by: str = Field(default="", alias="lastModifiedBy")
+    change_description: str = Field(default="", alias="changeDescription")
+    change_plan_id: str | None = Field(default=None, alias="changePlanId")
+    checksum: str = ""
+
+
+class StateFile(BaseModel):
+    """The whole state document, serialised with the camelCase keys of DESIGN §3."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str = STATE_FORMAT_VERSION
+    project_id: str = Field(alias="projectId")
+    serial: int = Field(ge=0)
+    lineage: str
+    timestamp: datetime = Field(default_factory=utcnow)
+    metadata: StateMetadata = Field(default_factory=StateMetadata)
+    resources: list[StateResource] = Field(default_factory=list)
+
+    @classmethod
+    def empty(cls, project_id: str) -> StateFile:
+        """The state of a project that has never been written: serial 0, fresh lineage."""
+        return cls(project_id=project_id, serial=0, lineage=str(uuid.uuid4()))
+
+    def compute_checksum(self) -> str:
+        return resources_checksum(self.resources)
+
+    def checksum_ok(self) -> bool:
+        return self.metadata.checksum == self.compute_checksum()
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def resource(self, name: str) -> StateResource | None:
+        return next((r for r in self.resources if r.name == name), None)
+
+    def next_version(
+        self,
+        resources: list[StateResource],
+        *,
+        user: str,
+        description: str,
+        plan_id: str | None = None,
+    ) -> StateFile:
+        """The version that follows this one: serial + 1, same lineage, fresh checksum."""
+        return StateFile(
+            project_id=self.project_id,
+            serial=self.serial + 1,
+            lineage=self.lineage,
+            timestamp=utcnow(),
+            metadata=StateMetadata(
+                last_modified_by=user,
+                change_description=description,
+                change_plan_id=plan_id,
+                checksum=resources_checksum(resources),
+            ),
+            resources=resources,
+        )
+
+
+def resources_checksum(resources: list[StateResource]) -> str:
+    return sha256_of([r.model_dump(mode="json", by_alias=True) for r in resources])
+
+
+class HistoryEntry(BaseModel):
+    """One version in a project's state history (a summary, not the whole document)."""
+
+    serial: int
+    timestamp: datetime
+    last_modified_by: str
+    change_description: str
+    change_plan_id: str | None
+    checksum: str
+    resource_count: int
+    valid: bool = Field(default=True, description="False if this history file fails to parse or verify.")
+
+
+class LockInfo(BaseModel):
+    """A lease lock on a project's state."""
+
+    lock_id: str
+    owner: str
+    operation: str
+    acquired_at: datetime
+    expires_at: datetime
+    etag: str | None = Field(default=None, exclude=True)
+
+
+class JournalEntry(BaseModel):
+    """An in-flight Cloud Control request, written before we wait on it, removed once recorded."""
+
+    plan_id: str
+    name: str
+    type: str
+    region: str
+    operation: str  # CREATE | UPDATE | DELETE
+    request_token: str | None = None
+    client_token: str
+    physical_id: str | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+
+
+class Journal(BaseModel):
+    project_id: str
+    entries: list[JournalEntry] = Field(default_factory=list)

@@ -1,0 +1,86 @@
+"""One frozen settings object, read from ``INFRA_MCP_*`` environment variables.
+
+It is built once, by the server lifespan or the CLI, and handed down; nothing else
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("infra-mcp", appauthor=False))
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
+        return f"uid-{os.getuid()}"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to ``INFRA_MCP_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="INFRA_MCP_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the SQLite database, local state and sandbox cloud live.",
+    )
+    state_location: str | None = Field(
+        default=None,
+        description="Default state location: a folder path, or s3://bucket/prefix. Default: <data_dir>/state.",
+    )
+    aws_region: str = Field(default="us-east-1", description="Region for the S3 state bucket and new projects.")
+    aws_profile: str | None = Field(default=None, description="AWS profile used for the S3 state store.")
+    s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (moto, MinIO, ...).")
+    user: str = Field(default_factory=_default_user, description="The acting user on stdio.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Upstream AWS MCP server. Empty command = the built-in sandbox.
+    upstream_command: str | None = Field(
+        default=None, description="Command that starts the upstream AWS MCP server (stdio). Empty: the sandbox."
+    )
+    upstream_args: list[str] = Field(default_factory=list, description="Arguments for upstream_command (JSON list).")
+    upstream_url: str | None = Field(default=None, description="Streamable-HTTP URL of the upstream instead.")
+    upstream_dialect: Literal["call_aws", "run_script"] = "call_aws"
+    upstream_tool: str | None = Field(
+        default=None, description="Tool name on the upstream (default: call_aws / aws___run_script by dialect)."
+    )
+    upstream_timeout_seconds: float = Field(default=60.0, gt=0)
+    sandbox_latency_ms: int = Field(default=0, ge=0, description="Sandbox: simulated latency per operation.")
+    sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sandbox_throttle_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sandbox_seed: int | None = None
+
+    execution_parallelism: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "infra-mcp.sqlite3"
+
+    @property
+    def default_state_location(self) -> str:
+        return self.state_location or str(self.data_dir / "state")
+
+    @property
+    def sandbox_world_path(self) -> Path:
+        return self.data_dir / "sandbox" / "cloud.json"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.upstream_command and not self.upstream_url
