@@ -134,3 +134,15 @@ class Upstream(Protocol):
     async def status(self) -> UpstreamStatus: ...
 
     async def aclose(self) -> None: ...
+
+
+class StateStores(Protocol):
+    """Picks the state store for a project (its own state_location override, or the default)."""
+
+    def for_project(self, project: Project) -> StateStore: ...
+
+
+class ProgressReporter(Protocol):
+    """Receives execution progress (the server forwards it as MCP progress notifications)."""
+
+    async def __call__(self, progress: float, total: float | None, message: str) -> None: ...
