@@ -119,8 +119,9 @@ class ResourceTypeInfo:
 
     def is_create_only(self, path: str) -> bool:
         """True if a change at ``path`` (or under it / above it) forces replacement."""
-        return any(path == p or path.startswith(p + "/") or p.startswith(path + "/")
-                   for p in self.create_only_properties)
+        return any(
+            path == p or path.startswith(p + "/") or p.startswith(path + "/") for p in self.create_only_properties
+        )
 
     def is_write_only(self, path: str) -> bool:
         return any(path == p or path.startswith(p + "/") for p in self.write_only_properties)
@@ -188,8 +189,9 @@ class Catalog:
         region = region or self.default_region
         index = self._index(region)
         if not isinstance(type_name, str) or not type_name.strip():
-            raise ValidationFailed("Resource type is empty; use a name like 'AWS::EC2::VPC'.",
-                                   details={"type": type_name})
+            raise ValidationFailed(
+                "Resource type is empty; use a name like 'AWS::EC2::VPC'.", details={"type": type_name}
+            )
         candidate = type_name.strip()
         if candidate.count("::") == 1:
             candidate = "AWS::" + candidate
@@ -242,7 +244,7 @@ _DEFAULT: Catalog | None = None
 
 def default_catalog() -> Catalog:
     """The process-wide catalog (schemas are immutable, so sharing is safe)."""
-    global _DEFAULT  # noqa: PLW0603 - a lazily built module singleton is the point
+    global _DEFAULT  # a lazily built module singleton is the point
     if _DEFAULT is None:
         _DEFAULT = Catalog()
     return _DEFAULT

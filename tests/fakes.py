@@ -1,0 +1,204 @@
+"""In-memory fakes of the ports, for unit tests of services. They keep the ports' contracts
+(error codes, compare-and-set semantics) so a service tested against them behaves the same
+against the real adapters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.plan import Plan, PlanStatus
+from infra_mcp.domain.project import Project
+from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
+from infra_mcp.errors import (
+    AlreadyExists,
+    NotFound,
+    PlanStatusInvalid,
+    StateConflict,
+    StateLocked,
+    ValidationFailed,
+)
+
+
+class FakeProjectStore:
+    """Projects, plans and audit events in dicts."""
+
+    def __init__(self) -> None:
+        self.projects: dict[str, Project] = {}
+        self.plans: dict[str, Plan] = {}
+        self.audit: list[AuditEvent] = []
+
+    async def create_project(self, project: Project) -> Project:
+        if project.id in self.projects:
+            raise AlreadyExists(f"Project {project.id!r} already exists.", details={"project_id": project.id})
+        self.projects[project.id] = project
+        return project
+
+    async def get_project(self, project_id: str) -> Project:
+        try:
+            return self.projects[project_id]
+        except KeyError:
+            raise NotFound(f"No project {project_id!r}.", details={"project_id": project_id}) from None
+
+    async def list_projects(self, member: str | None = None) -> list[Project]:
+        found = sorted(self.projects.values(), key=lambda p: p.id)
+        if member is None:
+            return found
+        return [p for p in found if p.role_of(member) is not None]
+
+    async def update_project(self, project: Project, *, expected_updated_at: datetime) -> Project:
+        current = await self.get_project(project.id)
+        if current.updated_at != expected_updated_at:
+            raise AlreadyExists("Project changed meanwhile; re-read and retry.", details={"project_id": project.id})
+        self.projects[project.id] = project
+        return project
+
+    async def delete_project(self, project_id: str) -> None:
+        await self.get_project(project_id)
+        del self.projects[project_id]
+        for plan_id in [k for k, p in self.plans.items() if p.project_id == project_id]:
+            del self.plans[plan_id]
+
+    async def save_plan(self, plan: Plan) -> Plan:
+        if plan.id in self.plans:
+            raise AlreadyExists(f"Plan {plan.id!r} already exists.")
+        self.plans[plan.id] = plan.model_copy(deep=True)
+        return plan
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        try:
+            return self.plans[plan_id].model_copy(deep=True)
+        except KeyError:
+            raise NotFound(f"No plan {plan_id!r}.", details={"plan_id": plan_id}) from None
+
+    async def list_plans(
+        self, project_id: str, *, statuses: Sequence[PlanStatus] | None = None, limit: int = 50
+    ) -> list[Plan]:
+        found = [p for p in self.plans.values() if p.project_id == project_id]
+        if statuses is not None:
+            found = [p for p in found if p.status in statuses]
+        found.sort(key=lambda p: p.created_at, reverse=True)
+        return [p.model_copy(deep=True) for p in found[:limit]]
+
+    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus) -> Plan:
+        current = await self.get_plan(plan.id)
+        if current.status is not expected_status:
+            raise PlanStatusInvalid(
+                f"Plan {plan.id} is {current.status.value}, not {expected_status.value}.",
+                details={"plan_id": plan.id, "status": current.status.value},
+            )
+        self.plans[plan.id] = plan.model_copy(deep=True)
+        return plan
+
+    async def append_audit(self, event: AuditEvent) -> None:
+        self.audit.append(event)
+
+    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
+        return [e for e in reversed(self.audit) if e.project_id == project_id][:limit]
+
+
+class FakeStateStore:
+    """Versioned state in memory, with the real store's serial/lineage and lock rules."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[int, StateFile]] = {}
+        self.locks: dict[str, LockInfo] = {}
+        self.journals: dict[str, Journal] = {}
+        self.writes = 0
+
+    async def read(self, project_id: str) -> StateFile | None:
+        versions = self.versions.get(project_id)
+        if not versions:
+            return None
+        return versions[max(versions)].model_copy(deep=True)
+
+    async def write(self, state: StateFile) -> StateFile:
+        current = await self.read(state.project_id)
+        expected = 1 if current is None else current.serial + 1
+        if state.serial != expected or (current is not None and state.lineage != current.lineage):
+            raise StateConflict(
+                f"State of {state.project_id!r} moved to serial {expected - 1}; re-read and retry.",
+                details={"project_id": state.project_id, "current_serial": expected - 1},
+            )
+        if not state.metadata.checksum:
+            state.metadata.checksum = state.compute_checksum()
+        elif not state.checksum_ok():
+            raise ValidationFailed("State checksum does not match its resources.")
+        self.versions.setdefault(state.project_id, {})[state.serial] = state.model_copy(deep=True)
+        self.writes += 1
+        return state
+
+    async def history(self, project_id: str) -> list[HistoryEntry]:
+        return [
+            HistoryEntry(
+                serial=s.serial,
+                timestamp=s.timestamp,
+                last_modified_by=s.metadata.last_modified_by,
+                change_description=s.metadata.change_description,
+                change_plan_id=s.metadata.change_plan_id,
+                checksum=s.metadata.checksum,
+                resource_count=len(s.resources),
+            )
+            for _, s in sorted(self.versions.get(project_id, {}).items(), reverse=True)
+        ]
+
+    async def read_version(self, project_id: str, serial: int) -> StateFile:
+        try:
+            return self.versions[project_id][serial].model_copy(deep=True)
+        except KeyError:
+            raise NotFound(f"No state version {serial} for {project_id!r}.") from None
+
+    async def acquire_lock(self, project_id: str, *, owner: str, operation: str, lease_seconds: float) -> LockInfo:
+        now = utcnow()
+        held = self.locks.get(project_id)
+        if held is not None and held.expires_at > now:
+            raise StateLocked(
+                f"State of {project_id!r} is locked by {held.owner} ({held.operation}) until {held.expires_at}.",
+                details={"owner": held.owner, "operation": held.operation},
+            )
+        lock = LockInfo(
+            lock_id=uuid.uuid4().hex,
+            owner=owner,
+            operation=operation,
+            acquired_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        self.locks[project_id] = lock
+        return lock
+
+    async def renew_lock(self, project_id: str, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
+        held = self.locks.get(project_id)
+        if held is None or held.lock_id != lock.lock_id:
+            raise StateLocked(f"Lock on {project_id!r} was lost.")
+        renewed = held.model_copy(update={"expires_at": utcnow() + timedelta(seconds=lease_seconds)})
+        self.locks[project_id] = renewed
+        return renewed
+
+    async def release_lock(self, project_id: str, lock: LockInfo) -> None:
+        held = self.locks.get(project_id)
+        if held is not None and held.lock_id == lock.lock_id:
+            del self.locks[project_id]
+
+    async def read_journal(self, project_id: str) -> Journal:
+        return self.journals.get(project_id, Journal(project_id=project_id)).model_copy(deep=True)
+
+    async def write_journal(self, journal: Journal) -> None:
+        self.journals[journal.project_id] = journal.model_copy(deep=True)
+
+    async def delete_project_data(self, project_id: str) -> None:
+        self.versions.pop(project_id, None)
+        self.locks.pop(project_id, None)
+        self.journals.pop(project_id, None)
+
+
+class FakeStateStores:
+    """One FakeStateStore for every project (the StateStores port)."""
+
+    def __init__(self, store: FakeStateStore | None = None) -> None:
+        self.store = store or FakeStateStore()
+
+    def for_project(self, project: Project) -> FakeStateStore:
+        return self.store
