@@ -1,0 +1,141 @@
+"""Sealing write-only values (passwords, keys) so plans never hold them in clear text.
+
+A desired state may carry secrets in write-only properties (``MasterUserPassword``). The plan must
+keep them until execution, but it is stored in SQLite and shown to agents, so each secret is
+replaced by a *sealed marker*::
+
+    {"__sealed__": "<base64 of nonce + AES-GCM ciphertext>", "sha256": "<hex of the canonical value>"}
+
+The key is a per-installation 256-bit file created with mode 0600 on first use. The ``sha256`` lets
+the planner notice a changed secret without unsealing it, and is what state's ``declared`` keeps
+(as ``{"__secret_sha256__": hex}``, see :func:`digest_markers`), so state never holds the secret
+either. The executor calls :meth:`SecretSealer.unseal_tree` right before sending a desired state to
+AWS.
+
+The pure helpers (:func:`is_sealed`, :func:`digest_markers`, ...) live in ``domain/sealed`` so the
+domain can use them without importing a service; they are re-exported here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from infra_mcp.domain.sealed import (
+    DIGEST_KEY,
+    SEALED_KEY,
+    digest_markers,
+    digest_of,
+    is_sealed,
+    is_secret_digest,
+    secret_digest,
+)
+from infra_mcp.errors import ValidationFailed
+
+__all__ = [
+    "DIGEST_KEY",
+    "SEALED_KEY",
+    "SecretSealer",
+    "digest_markers",
+    "digest_of",
+    "is_sealed",
+    "is_secret_digest",
+    "secret_digest",
+]
+
+_KEY_BYTES = 32
+_NONCE_BYTES = 12
+# Bound to every token so a ciphertext cannot be replayed into another purpose or format version.
+_AAD = b"infra-mcp sealed value v1"
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class SecretSealer:
+    """Seals and unseals secret values with a per-installation AES-256-GCM key.
+
+    Args:
+        key_path: Where the key file lives; created (0600, parent 0700) on first use.
+    """
+
+    def __init__(self, key_path: Path) -> None:
+        self._key_path = Path(key_path)
+        self._aead: AESGCM | None = None
+        self._lock = threading.Lock()
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            with self._lock:
+                if self._aead is None:
+                    self._aead = AESGCM(self._load_or_create_key())
+        return self._aead
+
+    def _load_or_create_key(self) -> bytes:
+        path = self._key_path
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = secrets.token_bytes(_KEY_BYTES)
+            try:
+                # O_EXCL: if two processes race, one creates the key and the other reads it below.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(key)
+                return key
+        key = path.read_bytes()
+        if len(key) != _KEY_BYTES:
+            raise ValidationFailed(
+                f"The secret key file {str(path)!r} is not a {_KEY_BYTES}-byte key; restore it or remove it "
+                "(plans sealed with the old key can then no longer be executed).",
+                details={"key_path": str(path)},
+            )
+        return key
+
+    def seal(self, value: Any) -> dict[str, str]:
+        """Encrypt a JSON value into a sealed marker carrying its digest."""
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        ciphertext = self._cipher().encrypt(nonce, _canonical(value), _AAD)
+        return {SEALED_KEY: base64.b64encode(nonce + ciphertext).decode("ascii"), "sha256": secret_digest(value)}
+
+    def unseal(self, marker: dict[str, Any]) -> Any:
+        """Decrypt a sealed marker back to its value.
+
+        Raises:
+            ValidationFailed: the marker is malformed or was sealed with another key (or altered).
+        """
+        if not is_sealed(marker):
+            raise ValidationFailed("Not a sealed value.", details={"reason": "not_sealed"})
+        try:
+            raw = base64.b64decode(marker[SEALED_KEY], validate=True)
+            plain = self._cipher().decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _AAD)
+        except (binascii.Error, InvalidTag, ValueError):
+            # Never echo the token: it is harmless, but the habit of echoing secret-adjacent data is not.
+            raise ValidationFailed(
+                "A sealed secret cannot be opened: it was sealed by another installation's key or altered. "
+                "Make a new plan with the secret value.",
+                details={"reason": "unseal_failed"},
+            ) from None
+        return json.loads(plain)
+
+    def unseal_tree(self, obj: Any) -> Any:
+        """Return ``obj`` with every sealed marker, at any depth, replaced by its clear value."""
+        if isinstance(obj, dict):
+            if is_sealed(obj):
+                return self.unseal(obj)
+            return {k: self.unseal_tree(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.unseal_tree(v) for v in obj]
+        return obj
