@@ -1,0 +1,214 @@
+"""Pure approval rules (DESIGN §4): who may approve what, when an approval stops counting.
+
+No I/O here: the approval and execution services read the plan, project and state, then ask these
+functions. Each ``require_*`` function raises the error an agent should see; each predicate answers
+a plain question so the CLI and the server can also show *why* without raising.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from infra_mcp.domain.plan import Action, Approval, Plan, PlanStatus, RiskLevel
+from infra_mcp.domain.project import AutoApprovalRule, Permission, Project
+from infra_mcp.errors import (
+    ApprovalExpired,
+    ApprovalRequired,
+    PlanStale,
+    PlanStatusInvalid,
+    PlanTampered,
+)
+
+RULE_APPROVER = "rule:auto-approval"
+
+# Once a plan reaches one of these it is history: it can never be approved or executed again.
+FINAL_STATUSES = frozenset(
+    {PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.EXECUTED, PlanStatus.FAILED, PlanStatus.SUPERSEDED}
+)
+
+_WHY_FINAL = {
+    PlanStatus.REJECTED: "was rejected",
+    PlanStatus.EXPIRED: "has an expired approval",
+    PlanStatus.EXECUTED: "was already executed",
+    PlanStatus.FAILED: "already ran and failed",
+    PlanStatus.SUPERSEDED: "was superseded by a newer state",
+}
+
+
+def rule_mismatches(plan: Plan, rule: AutoApprovalRule) -> list[str]:
+    """Why ``plan`` does not fit ``rule``; an empty list means it does.
+
+    A cost that could not be estimated counts against the rule: a limit on cost delta means
+    nothing if part of the cost is unknown, so such plans go to a human.
+    """
+    reasons: list[str] = []
+    if plan.risk.rank > RiskLevel(rule.max_risk.value).rank:
+        reasons.append(f"risk {plan.risk.value} is above {rule.max_risk.value}")
+    if plan.cost.monthly_delta > rule.max_cost_delta_usd:
+        reasons.append(
+            f"monthly cost delta {plan.cost.monthly_delta:.2f} {plan.cost.currency} is above "
+            f"{rule.max_cost_delta_usd:.2f}"
+        )
+    if plan.cost.unpriced:
+        names = ", ".join(sorted({u.name for u in plan.cost.unpriced}))
+        reasons.append(f"cost could not be estimated for {names}")
+    allowed = set(rule.actions) | {Action.NOOP.value}
+    extra = sorted({c.action.value for c in plan.changes} - allowed)
+    if extra:
+        reasons.append(f"action(s) {', '.join(extra)} not allowed by the rule (allowed: {sorted(rule.actions)})")
+    if any(f.severity == "error" for f in plan.findings):
+        reasons.append("the plan has validation errors")
+    return reasons
+
+
+def fits_rule(plan: Plan, rule: AutoApprovalRule) -> bool:
+    """True if ``plan`` may be approved by ``rule`` without a human."""
+    return not rule_mismatches(plan, rule)
+
+
+def is_expired(approval: Approval, now: datetime) -> bool:
+    """An approval counts until its ``expires_at``; strictly after it, it is expired."""
+    return now > approval.expires_at
+
+
+def is_final(status: PlanStatus) -> bool:
+    return status in FINAL_STATUSES
+
+
+def can_be_approved(plan: Plan) -> bool:
+    return plan.status is PlanStatus.PENDING
+
+
+def can_be_executed(plan: Plan) -> bool:
+    return plan.status is PlanStatus.APPROVED
+
+
+def is_stale(plan: Plan, serial: int, lineage: str | None) -> bool:
+    """True if the state moved since ``plan`` was made.
+
+    A state never written (serial 0) has no lineage yet, so only the serial is compared then.
+    """
+    if plan.base_serial != serial:
+        return True
+    return serial > 0 and plan.base_lineage != lineage
+
+
+def require_permission(project: Project, user: str, permission: Permission) -> None:
+    """Raises AccessDenied (AUTH_001) unless ``user``'s role grants ``permission``."""
+    project.require(user, permission)
+
+
+def require_pending(plan: Plan, *, action: str) -> None:
+    """Raises PlanStatusInvalid (PLAN_003) unless ``plan`` still awaits a decision."""
+    if plan.status is PlanStatus.PENDING:
+        return
+    if plan.status in FINAL_STATUSES:
+        hint = "Make a new plan with plan_changes."
+        why = _WHY_FINAL[plan.status]
+    elif plan.status is PlanStatus.APPROVED:
+        why, hint = "is already approved", "Execute it with execute_plan, or reject it with reject_plan."
+    else:
+        why, hint = f"is {plan.status.value}", "Wait for the execution to finish."
+    raise PlanStatusInvalid(
+        f"Cannot {action} plan {plan.id}: it {why}. {hint}",
+        details={"plan_id": plan.id, "status": plan.status.value},
+    )
+
+
+def require_may_approve(plan: Plan, project: Project, user: str) -> None:
+    """Everything about *who* and *which status* before a human is asked.
+
+    Raises:
+        AccessDenied: AUTH_001, the user's role lacks ``approve``.
+        PlanStatusInvalid: PLAN_003, the plan is not pending.
+        ApprovalRequired: APPROVAL_002, the author may not approve their own plan in this project.
+    """
+    require_permission(project, user, Permission.APPROVE)
+    require_pending(plan, action="approve")
+    if not project.settings.approval.allow_self_approval and user == plan.author:
+        raise ApprovalRequired(
+            f"Project {project.id!r} does not allow a plan's author to approve it; {user!r} made plan {plan.id}. "
+            "Ask another member with the approver or owner role to approve it.",
+            details={"plan_id": plan.id, "author": plan.author, "user": user, "reason": "self_approval_forbidden"},
+        )
+
+
+def require_may_reject(plan: Plan, project: Project, user: str) -> None:
+    """Approvers reject; an author may also withdraw their own plan.
+
+    Raises:
+        AccessDenied: AUTH_001.
+        PlanStatusInvalid: PLAN_003 unless the plan is pending or approved.
+    """
+    if user != plan.author or not project.can(user, Permission.PLAN):
+        require_permission(project, user, Permission.APPROVE)
+    if plan.status not in (PlanStatus.PENDING, PlanStatus.APPROVED):
+        require_pending(plan, action="reject")
+
+
+def require_intact(plan: Plan) -> None:
+    """Raises PlanTampered (PLAN_002) if the stored content no longer matches its fingerprint."""
+    actual = plan.compute_fingerprint()
+    if actual != plan.fingerprint:
+        raise PlanTampered(
+            f"Plan {plan.id} does not match its fingerprint: its content changed after it was made. "
+            "Make a new plan with plan_changes.",
+            details={"plan_id": plan.id, "reason": "content_changed"},
+        )
+
+
+def require_fresh(plan: Plan, serial: int, lineage: str | None) -> None:
+    """Raises PlanStale (PLAN_001) if the state moved since the plan was made."""
+    if is_stale(plan, serial, lineage):
+        raise PlanStale(
+            f"Plan {plan.id} was made against state serial {plan.base_serial}, but the state is now at serial "
+            f"{serial}. Plan again with plan_changes.",
+            details={
+                "plan_id": plan.id,
+                "plan_serial": plan.base_serial,
+                "state_serial": serial,
+                "lineage_changed": serial > 0 and plan.base_lineage != lineage,
+            },
+        )
+
+
+def require_executable(plan: Plan, now: datetime) -> Approval:
+    """The approval to execute under, if ``plan`` may run now (state freshness is checked apart).
+
+    Raises:
+        ApprovalRequired: APPROVAL_002, the plan is pending: approve it first.
+        PlanStatusInvalid: PLAN_003, the plan is rejected, expired, executed, failed, superseded or running.
+        ApprovalExpired: APPROVAL_001, the approval's time ran out.
+        PlanTampered: PLAN_002, the plan changed after approval.
+    """
+    if plan.status is PlanStatus.PENDING:
+        raise ApprovalRequired(
+            f"Plan {plan.id} is not approved. Approve it first with approve_plan, then execute it.",
+            details={"plan_id": plan.id, "status": plan.status.value, "reason": "not_approved"},
+        )
+    if plan.status is not PlanStatus.APPROVED:
+        if plan.status in FINAL_STATUSES:
+            message = f"Plan {plan.id} {_WHY_FINAL[plan.status]} and can never be executed again. Make a new plan."
+        else:
+            message = f"Plan {plan.id} is {plan.status.value}: it is already being executed."
+        raise PlanStatusInvalid(message, details={"plan_id": plan.id, "status": plan.status.value})
+    approval = plan.approval
+    if approval is None:
+        # An 'approved' row without an approval can only come from outside infra-mcp.
+        raise PlanTampered(
+            f"Plan {plan.id} is marked approved but carries no approval record. Make a new plan.",
+            details={"plan_id": plan.id, "reason": "approval_missing"},
+        )
+    if is_expired(approval, now):
+        raise ApprovalExpired(
+            f"The approval of plan {plan.id} expired at {approval.expires_at.isoformat()}. "
+            "Make a new plan and approve it again.",
+            details={"plan_id": plan.id, "expired_at": approval.expires_at.isoformat()},
+        )
+    if plan.compute_fingerprint() != approval.fingerprint or plan.fingerprint != approval.fingerprint:
+        raise PlanTampered(
+            f"Plan {plan.id} changed after it was approved: its content no longer matches the approved "
+            "fingerprint. It will not run. Make a new plan and have it approved.",
+            details={"plan_id": plan.id, "reason": "changed_after_approval"},
+        )
+    return approval

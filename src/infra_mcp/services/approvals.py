@@ -1,0 +1,219 @@
+"""Approval use cases: check, approve, record a declined prompt, reject, approve by rule.
+
+The server asks a human (MCP elicitation) or a person runs ``infra-mcp plans approve``; either way
+this service is the only place a plan becomes ``approved``. Every outcome, refusals included, lands
+in the project's audit log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+
+from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.plan import Approval, ApprovalMethod, Plan, PlanStatus, Rejection
+from infra_mcp.domain.project import Project
+from infra_mcp.errors import ApprovalRequired, InfraError, NotFound, PlanStale, PlanStatusInvalid
+from infra_mcp.ports import ProjectStore, StateStores
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class ApprovalService:
+    """Approves and rejects plans under the project's approval settings.
+
+    Args:
+        projects: Plans, projects and the audit log.
+        states: The state store of each project (to refuse stale plans before a human is asked).
+        clock: Current time (injected so tests control expiry).
+    """
+
+    def __init__(self, projects: ProjectStore, states: StateStores, clock: Clock = utcnow) -> None:
+        self.projects = projects
+        self.states = states
+        self.clock = clock
+
+    @staticmethod
+    def requires_human(project: Project) -> bool:
+        """True unless the project explicitly opted out of human confirmation."""
+        return project.settings.approval.require_human_confirmation
+
+    async def check_approvable(self, plan_id: str, user: str) -> tuple[Plan, Project]:
+        """Everything that can be checked before asking a human to confirm.
+
+        Raises:
+            NotFound: RESOURCE_001, no such plan.
+            AccessDenied: AUTH_001, the user may not approve in this project.
+            PlanStatusInvalid: PLAN_003, the plan is not pending.
+            ApprovalRequired: APPROVAL_002, self-approval is forbidden here.
+            PlanStale: PLAN_001, the state moved (the plan becomes ``superseded``).
+            PlanTampered: PLAN_002, the stored content no longer matches its fingerprint.
+        """
+        plan = await self.projects.get_plan(plan_id)
+        project = await self.projects.get_project(plan.project_id)
+        try:
+            await self._check(plan, project, user)
+        except InfraError as exc:
+            await self._audit(plan, user, "plan.approve", "refused", code=exc.code, reason=exc.message)
+            raise
+        return plan, project
+
+    async def _check(self, plan: Plan, project: Project, user: str) -> None:
+        rules.require_may_approve(plan, project, user)
+        await self._require_fresh(plan, project)
+        rules.require_intact(plan)
+
+    async def _require_fresh(self, plan: Plan, project: Project) -> None:
+        """Refuse a stale plan and retire it, so nobody is asked to confirm it again."""
+        state = await self.states.for_project(project).read(project.id)
+        serial, lineage = (state.serial, state.lineage) if state is not None else (0, None)
+        try:
+            rules.require_fresh(plan, serial, lineage)
+        except PlanStale:
+            await self._retire(plan, PlanStatus.SUPERSEDED)
+            raise
+
+    async def _retire(self, plan: Plan, status: PlanStatus) -> None:
+        # If someone else moved it first, the refusal stands either way.
+        with contextlib.suppress(PlanStatusInvalid):
+            await self.projects.update_plan(plan.model_copy(update={"status": status}), expected_status=plan.status)
+
+    async def approve(self, plan_id: str, user: str, *, method: ApprovalMethod, comment: str = "") -> Plan:
+        """Approve a pending plan, bound to its fingerprint, valid for the project's TTL.
+
+        ``method`` says how the human confirmed (elicitation or out of band), or
+        ``no_confirmation`` for a project that opted out of human confirmation.
+
+        Raises:
+            ApprovalRequired: APPROVAL_002, ``no_confirmation`` or ``rule`` used where not allowed.
+            ...and everything :meth:`check_approvable` raises. A lost race is PLAN_003.
+        """
+        plan, project = await self.check_approvable(plan_id, user)
+        if method is ApprovalMethod.RULE or (method is ApprovalMethod.NO_CONFIRMATION and self.requires_human(project)):
+            await self._audit(plan, user, "plan.approve", "refused", code=ApprovalRequired.code, method=method.value)
+            raise ApprovalRequired(
+                f"Project {project.id!r} requires a human to confirm plan {plan.id}"
+                if method is ApprovalMethod.NO_CONFIRMATION
+                else f"Plan {plan.id} cannot be approved 'by rule' on request; rules apply when a plan is made.",
+                details={"plan_id": plan.id, "method": method.value, "reason": "confirmation_required"},
+            )
+        return await self._approve(plan, project, approver=user, actor=user, method=method, comment=comment)
+
+    async def _approve(
+        self, plan: Plan, project: Project, *, approver: str, actor: str, method: ApprovalMethod, comment: str
+    ) -> Plan:
+        now = self.clock()
+        approval = Approval(
+            approved_by=approver,
+            approved_at=now,
+            method=method,
+            fingerprint=plan.compute_fingerprint(),
+            comment=comment,
+            expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
+        )
+        approved = plan.model_copy(update={"status": PlanStatus.APPROVED, "approval": approval})
+        try:
+            saved = await self.projects.update_plan(approved, expected_status=PlanStatus.PENDING)
+        except PlanStatusInvalid as exc:
+            await self._audit(plan, actor, "plan.approve", "refused", code=exc.code, reason="lost_race")
+            raise
+        await self._audit(
+            plan,
+            actor,
+            "plan.approve",
+            "ok",
+            method=method.value,
+            approved_by=approver,
+            fingerprint=approval.fingerprint,
+            expires_at=approval.expires_at.isoformat(),
+            comment=comment,
+        )
+        log.info("plan_approved", project_id=plan.project_id, plan_id=plan.id, user=approver, method=method.value)
+        return saved
+
+    async def record_declined(
+        self, plan_id: str, user: str, outcome: Literal["declined", "cancelled"], comment: str = ""
+    ) -> Plan:
+        """Record that the human declined or dismissed the confirmation prompt; the plan stays pending."""
+        plan = await self.projects.get_plan(plan_id)
+        await self._audit(plan, user, "plan.approve", outcome, comment=comment)
+        log.info("plan_approval_declined", project_id=plan.project_id, plan_id=plan.id, user=user, outcome=outcome)
+        return plan
+
+    async def reject(self, plan_id: str, user: str, reason: str = "") -> Plan:
+        """Reject a pending or approved plan for good.
+
+        Raises:
+            AccessDenied: AUTH_001, neither an approver nor the plan's author.
+            PlanStatusInvalid: PLAN_003, the plan is already executing or final (or moved meanwhile).
+        """
+        plan = await self.projects.get_plan(plan_id)
+        project = await self.projects.get_project(plan.project_id)
+        try:
+            rules.require_may_reject(plan, project, user)
+            rejected = plan.model_copy(
+                update={
+                    "status": PlanStatus.REJECTED,
+                    "rejection": Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason),
+                }
+            )
+            saved = await self.projects.update_plan(rejected, expected_status=plan.status)
+        except InfraError as exc:
+            await self._audit(plan, user, "plan.reject", "refused", code=exc.code, reason=exc.message)
+            raise
+        await self._audit(plan, user, "plan.reject", "ok", reason=reason, previous_status=plan.status.value)
+        log.info("plan_rejected", project_id=plan.project_id, plan_id=plan.id, user=user)
+        return saved
+
+    async def apply_rules(self, plan: Plan) -> Plan:
+        """Approve a freshly made plan by the project's auto-approval rule, if it fits.
+
+        Returns the plan unchanged when there is no rule or it does not fit (the reasons are logged
+        and audited so a user can see why a human is needed).
+        """
+        try:
+            project = await self.projects.get_project(plan.project_id)
+        except NotFound:
+            return plan
+        rule = project.settings.approval.auto_approval
+        if rule is None or plan.status is not PlanStatus.PENDING:
+            return plan
+        mismatches = rules.rule_mismatches(plan, rule)
+        if mismatches:
+            await self._audit(plan, rules.RULE_APPROVER, "plan.auto_approve", "not_applicable", reasons=mismatches)
+            return plan
+        try:
+            await self._require_fresh(plan, project)
+            rules.require_intact(plan)
+        except InfraError as exc:
+            await self._audit(plan, rules.RULE_APPROVER, "plan.auto_approve", "refused", code=exc.code)
+            return await self.projects.get_plan(plan.id)
+        return await self._approve(
+            plan,
+            project,
+            approver=rules.RULE_APPROVER,
+            actor=rules.RULE_APPROVER,
+            method=ApprovalMethod.RULE,
+            comment="approved by the project's auto-approval rule",
+        )
+
+    async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
+        await self.projects.append_audit(
+            AuditEvent(
+                project_id=plan.project_id,
+                at=self.clock(),
+                actor=actor,
+                action=action,
+                target=plan.id,
+                outcome=outcome,
+                details=details,
+            )
+        )
