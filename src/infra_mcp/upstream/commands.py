@@ -1,0 +1,91 @@
+"""Build ``aws`` CLI command lines for the ``call_aws`` dialect, safely.
+
+Every parameter is an explicit ``--flag value`` pair (the upstream refuses ``--cli-input-json``)
+and every value is quoted with :func:`shlex.quote`, so that whatever a value contains (quotes,
+``;``, ``$(...)``, newlines, a second ``--endpoint-url``) the upstream's ``shlex.split`` gives it
+back as exactly one argument, equal to the original.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from infra_mcp.errors import ValidationFailed
+
+_SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_OPERATION = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_PARAM = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+
+def compact_json(value: Any) -> str:
+    """Serialise ``value`` as compact JSON (ASCII only, so nothing can break the transport's encoding)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def kebab(name: str) -> str:
+    """``DesiredState`` -> ``desired-state``, ``GetResourceRequestStatus`` -> ``get-resource-request-status``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
+
+
+def validate_region(region: str) -> str:
+    """Return ``region`` if it looks like an AWS region name.
+
+    Raises:
+        ValidationFailed: VALIDATION_001 otherwise.
+    """
+    if not isinstance(region, str) or not _REGION.fullmatch(region):
+        raise ValidationFailed(
+            f"{region!r} is not an AWS region name (expected something like 'us-east-1').",
+            details={"field": "region"},
+        )
+    return region
+
+
+def _flag_value(name: str, value: Any) -> str:
+    text = value if isinstance(value, str) else compact_json(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationFailed(
+            f"Parameter {name} contains characters that cannot be encoded (lone surrogates).",
+            details={"field": name},
+        ) from None
+    # argparse on the upstream would read a value starting with '-' as another option, whatever the
+    # quoting; no Cloud Control identifier or token starts with one, so refusing is safe and honest.
+    if text.startswith("-"):
+        raise ValidationFailed(
+            f"Parameter {name} may not start with '-': the upstream would read it as an option.",
+            details={"field": name},
+        )
+    return text
+
+
+def build_cli_command(service: str, operation: str, params: Mapping[str, Any], *, region: str) -> str:
+    """Build ``aws <service> <operation> --flag value ... --region R``.
+
+    Args:
+        service: CLI service name, e.g. ``cloudcontrol``.
+        operation: API operation in PascalCase, e.g. ``CreateResource``.
+        params: API parameters in PascalCase; ``None`` values are left out, strings go as they are,
+            anything else as compact JSON.
+        region: AWS region.
+
+    Raises:
+        ValidationFailed: VALIDATION_001 for a value the upstream could misread.
+    """
+    if not _SERVICE.fullmatch(service) or not _OPERATION.fullmatch(operation):
+        raise ValidationFailed(f"Not an AWS operation: {service} {operation}.", details={"field": "operation"})
+    parts = ["aws", service, kebab(operation)]
+    for name, value in params.items():
+        if value is None:
+            continue
+        if not _PARAM.fullmatch(name):
+            raise ValidationFailed(f"Not an AWS parameter name: {name!r}.", details={"field": "params"})
+        parts += [f"--{kebab(name)}", shlex.quote(_flag_value(name, value))]
+    parts += ["--region", shlex.quote(validate_region(region))]
+    return " ".join(parts)

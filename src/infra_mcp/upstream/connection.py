@@ -1,0 +1,202 @@
+"""One long-lived MCP client connection to the upstream, re-established when it breaks.
+
+Why a dedicated task per connection: an ``mcp.Client`` (its anyio task group and cancel scopes)
+must be exited by the task that entered it. Tool calls come from many tasks (tool handlers,
+the executor's parallel workers), and the connection must outlive each of them. So each
+connection *generation* is entered, held and exited by its own background task; callers only
+use the connected session, which is safe from any task. When a call finds the connection
+closed, it marks the generation dropped; the holder task exits the client, and the next call
+starts a fresh generation (transparent reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+import structlog
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, CallToolResult
+
+log = structlog.get_logger(__name__)
+
+ClientFactory = Callable[[], Client]
+
+
+class TransportFailure(Exception):
+    """The upstream could not be used; subclasses say whether the call may have run."""
+
+    may_have_executed = True
+
+
+class ConnectFailed(TransportFailure):
+    """Could not connect (spawn, handshake or time-out): the call was never sent."""
+
+    may_have_executed = False
+
+
+class ConnectionLost(TransportFailure):
+    """The connection closed while the call was in flight: AWS may or may not have acted."""
+
+
+class CallTimedOut(TransportFailure):
+    """No answer within the per-call time-out: AWS may or may not have acted."""
+
+
+class UpstreamProtocolError(Exception):
+    """The upstream answered the MCP request with a JSON-RPC error (e.g. unknown tool)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ToolTransport(Protocol):
+    """Calls one tool on the upstream; the seam the resilience tests replace with a fake."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:  # noqa: ASYNC109 - a timed-out call is classified (may have run), not just cancelled
+        """Raises TransportFailure subclasses or UpstreamProtocolError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Generation:
+    """One connection attempt and, if it succeeded, its lifetime."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.drop = asyncio.Event()
+        self.client: Client | None = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.client is not None and not self.drop.is_set() and not self.finished
+
+
+class McpConnection:
+    """A :class:`ToolTransport` over an ``mcp.Client``, connected lazily and held until :meth:`aclose`.
+
+    Args:
+        factory: Builds a fresh, un-entered ``mcp.Client`` for each (re)connection.
+        connect_timeout: Seconds allowed for spawning/handshaking before ``ConnectFailed``.
+    """
+
+    def __init__(self, factory: ClientFactory, *, connect_timeout: float = 30.0) -> None:
+        self._factory = factory
+        self._connect_timeout = connect_timeout
+        self._gen: _Generation | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._gen is not None and self._gen.usable
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:  # noqa: ASYNC109 - a timed-out call is classified (may have run), not just cancelled
+        gen = await self._live()
+        client = gen.client
+        if client is None:  # dropped between _live() and here
+            raise ConnectFailed("The upstream connection closed before the call was sent.")
+        try:
+            with anyio.fail_after(timeout):
+                return await client.call_tool(name, arguments)
+        except TimeoutError:
+            raise CallTimedOut(f"No answer from the upstream within {timeout:g}s.") from None
+        except MCPError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                self._drop(gen)
+                raise ConnectionLost("The upstream connection closed during the call.") from None
+            raise UpstreamProtocolError(exc.error.code, exc.error.message) from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            self._drop(gen)
+            raise ConnectionLost(f"The upstream connection broke ({type(exc).__name__}).") from None
+
+    async def aclose(self) -> None:
+        """Close the connection (stops a stdio upstream's process). Idempotent."""
+        self._closed = True
+        gen = self._gen
+        if gen is None or gen.task is None:
+            return
+        gen.drop.set()
+        with anyio.move_on_after(15):
+            await asyncio.shield(gen.task)
+        if not gen.task.done():
+            gen.task.cancel()
+
+    def _drop(self, gen: _Generation) -> None:
+        if not gen.drop.is_set():
+            log.info("upstream_connection_dropped")
+            gen.drop.set()
+
+    async def _live(self) -> _Generation:
+        seen = self._gen
+        if seen is not None and seen.usable:
+            return seen
+        async with self._lock:
+            gen = self._gen
+            if gen is not None and gen.usable:
+                return gen
+            if gen is not None and gen is not seen and gen.error is not None:
+                # Another caller just tried and failed while we queued: share its verdict instead of
+                # hammering a dead upstream once per waiting caller.
+                raise ConnectFailed(_describe(gen.error)) from None
+            if self._closed:
+                raise ConnectFailed("The upstream client is closed.")
+            gen = _Generation()
+            self._gen = gen
+            gen.task = asyncio.create_task(self._hold(gen), name="infra-mcp-upstream-connection")
+            try:
+                with anyio.fail_after(self._connect_timeout):
+                    await gen.ready.wait()
+            except TimeoutError:
+                gen.error = TimeoutError(f"no handshake within {self._connect_timeout:g}s")
+                gen.drop.set()
+                gen.task.cancel()
+                raise ConnectFailed(_describe(gen.error)) from None
+            if gen.error is not None or gen.client is None:
+                raise ConnectFailed(_describe(gen.error)) from None
+            return gen
+
+    async def _hold(self, gen: _Generation) -> None:
+        try:
+            client = self._factory()
+            async with client:
+                gen.client = client
+                gen.ready.set()
+                log.info("upstream_connected")
+                await gen.drop.wait()
+        except Exception as exc:
+            # Connecting failed, or the client's shutdown complained about an already dead
+            # process; either way the next call starts a fresh generation.
+            if gen.client is None:
+                gen.error = exc
+                log.warning("upstream_connect_failed", error=_describe(exc))
+            else:
+                log.debug("upstream_connection_closed_with_error", error=_describe(exc))
+        finally:
+            gen.client = None
+            gen.finished = True
+            gen.ready.set()
+
+
+def _describe(exc: BaseException | None) -> str:
+    """A short, secret-free description: the exception types and first messages, never the env."""
+    if exc is None:
+        return "the connection closed during the handshake"
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions[:3])
+    if isinstance(exc, MCPError):
+        return f"MCP error {exc.error.code}: {exc.error.message}"
+    text = str(exc)[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
