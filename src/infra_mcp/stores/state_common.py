@@ -1,0 +1,623 @@
+"""What the S3 and local-folder state stores share (DESIGN §3).
+
+Both backends keep the same keys under their root::
+
+    <project_id>/state.json            the current version
+    <project_id>/history/<serial>.json every version ever written, create-only
+    <project_id>/state.lock            the lease lock
+    <project_id>/journal.json          in-flight Cloud Control requests
+
+A backend only has to offer a handful of *conditional* blob operations (:class:`BlobBackend`);
+:class:`VersionedStateStore` builds the whole :class:`~infra_mcp.ports.StateStore` contract on
+them, so serial/lineage rules, roll-forward, corruption reports and lock leases behave the same
+on S3 and on disk.
+
+The arbiter of a race between writers is the create-only ``history/<serial>.json``: of two
+writers from the same serial exactly one can create it. ``state.json`` is only a pointer to the
+newest version, replaced compare-and-swap; if a writer dies between the two steps, readers roll
+forward to the newer history version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Protocol, TypeVar
+
+import anyio.to_thread
+import structlog
+from pydantic import ValidationError
+
+from infra_mcp.domain.common import isoformat, utcnow, validate_project_id
+from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
+from infra_mcp.errors import NotFound, StateConflict, StateCorrupted, StateLocked, ValidationFailed
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+STATE_NAME = "state.json"
+LOCK_NAME = "state.lock"
+JOURNAL_NAME = "journal.json"
+HISTORY_DIR = "history"
+# Canonical decimal only: "07.json" would be a second key for serial 7.
+_HISTORY_NAME = re.compile(r"^(?:0|[1-9][0-9]*)\.json$")
+# How often a committed writer retries moving state.json forward before leaving it to roll-forward.
+_POINTER_ATTEMPTS = 8
+
+
+# --------------------------------------------------------------------------- key layout
+
+
+@dataclass(frozen=True)
+class ProjectKeys:
+    """The keys of one project, relative to the store's root (bucket prefix or folder)."""
+
+    project_id: str
+
+    @classmethod
+    def of(cls, project_id: object) -> ProjectKeys:
+        """Keys for ``project_id`` after validating it, so no key can escape the project's prefix.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 for an unsafe id.
+        """
+        return cls(validate_project_id(project_id))
+
+    @property
+    def root(self) -> str:
+        return f"{self.project_id}/"
+
+    @property
+    def state(self) -> str:
+        return f"{self.project_id}/{STATE_NAME}"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.project_id}/{LOCK_NAME}"
+
+    @property
+    def journal(self) -> str:
+        return f"{self.project_id}/{JOURNAL_NAME}"
+
+    @property
+    def history_prefix(self) -> str:
+        return f"{self.project_id}/{HISTORY_DIR}/"
+
+    def history(self, serial: int) -> str:
+        return f"{self.history_prefix}{serial}.json"
+
+    def serial_of(self, key: str) -> int | None:
+        """The serial a history key names, or None for anything else (temp files, strays)."""
+        if not key.startswith(self.history_prefix):
+            return None
+        name = key[len(self.history_prefix) :]
+        return int(name[: -len(".json")]) if _HISTORY_NAME.fullmatch(name) else None
+
+
+# --------------------------------------------------------------------------- backend primitives
+
+
+@dataclass(frozen=True)
+class Blob:
+    """An object as read: its bytes, an opaque version tag for conditional writes, and when it was stored."""
+
+    data: bytes
+    etag: str
+    modified: datetime | None = None
+
+
+class PreconditionFailed(Exception):
+    """A conditional operation lost: the key already exists, or changed since it was read."""
+
+
+class BlobBackend(Protocol):
+    """Conditional object storage. Methods are blocking; the store calls them from a worker thread.
+
+    Every method raises :class:`~infra_mcp.errors.StateUnavailable` (STATE_004) when the storage
+    itself fails (missing bucket, access denied, unreachable endpoint, disk error).
+    """
+
+    def get(self, key: str) -> Blob | None:
+        """The object at ``key``, or None if absent."""
+        ...
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Store ``data`` atomically and return its new etag.
+
+        ``if_none_match`` creates only if absent; ``if_match`` replaces only the version with that
+        etag. Raises PreconditionFailed when the condition does not hold.
+        """
+        ...
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key`` (no error if absent); with ``if_match`` only that version (else PreconditionFailed)."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, in no particular order."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under ``prefix``."""
+        ...
+
+
+# --------------------------------------------------------------------------- parsing and errors
+
+
+class Damaged(Exception):
+    """A stored document failed to parse or verify; the message says how (never its content)."""
+
+
+def encode(document: object) -> bytes:
+    """The bytes a document is stored as: indented JSON, so a human reading the bucket can follow it."""
+    return (json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
+
+
+def parse_state(data: bytes, *, project_id: str, serial: int | None = None) -> StateFile:
+    """Parse and verify a stored state document.
+
+    Args:
+        data: The stored bytes.
+        project_id: The project whose key it was read from.
+        serial: For a history file, the serial its name promises.
+
+    Raises:
+        Damaged: truncated, not JSON, not a state file, checksum mismatch, or filed under the wrong name.
+    """
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Damaged("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise Damaged(f"truncated or not JSON ({exc.msg} at character {exc.pos})") from None
+    try:
+        state = StateFile.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise Damaged(f"not a valid state file ({where}: {first['msg']})") from None
+    if state.project_id != project_id:
+        raise Damaged(f"it belongs to project {state.project_id!r}")
+    if serial is not None and state.serial != serial:
+        raise Damaged(f"it holds serial {state.serial}, not {serial}")
+    if not state.checksum_ok():
+        raise Damaged("checksum mismatch: its resources were changed after it was written (edited by hand?)")
+    return state
+
+
+def history_entry(state: StateFile) -> HistoryEntry:
+    return HistoryEntry(
+        serial=state.serial,
+        timestamp=state.timestamp,
+        last_modified_by=state.metadata.last_modified_by,
+        change_description=state.metadata.change_description,
+        change_plan_id=state.metadata.change_plan_id,
+        checksum=state.metadata.checksum,
+        resource_count=len(state.resources),
+    )
+
+
+def damaged_history_entry(serial: int, blob: Blob, reason: str) -> HistoryEntry:
+    """A listing row for a history file that cannot be trusted, so the listing itself never breaks."""
+    return HistoryEntry(
+        serial=serial,
+        timestamp=blob.modified or datetime(1970, 1, 1, tzinfo=UTC),
+        last_modified_by="",
+        change_description=f"damaged: {reason}",
+        change_plan_id=None,
+        checksum="",
+        resource_count=0,
+        valid=False,
+    )
+
+
+def corrupted(project_id: str, what: str, reason: str, newest_valid: int | None) -> StateCorrupted:
+    """STATE_001 for ``what`` (a key), naming the newest valid history version to restore."""
+    if newest_valid is None:
+        advice = "No valid version exists in history to restore from; restore the file from a backup."
+    else:
+        advice = f"Call restore_state with version {newest_valid} (the newest valid version in history)."
+    return StateCorrupted(
+        f"State of project {project_id!r} is corrupted: {what} is {reason}. {advice}",
+        details={"project_id": project_id, "key": what, "reason": reason, "newest_valid_version": newest_valid},
+    )
+
+
+def conflict(project_id: str, current_serial: int, attempted: StateFile, why: str = "") -> StateConflict:
+    return StateConflict(
+        f"State of project {project_id!r} moved to serial {current_serial}{why}; re-read and retry.",
+        details={
+            "project_id": project_id,
+            "current_serial": current_serial,
+            "attempted_serial": attempted.serial,
+        },
+    )
+
+
+def locked(project_id: str, holder: LockInfo | None) -> StateLocked:
+    if holder is None:
+        return StateLocked(
+            f"The state lock of project {project_id!r} changed hands while we were taking it; retry.",
+            details={"project_id": project_id},
+        )
+    return StateLocked(
+        f"State of project {project_id!r} is locked by {holder.owner!r} for {holder.operation!r} until "
+        f"{isoformat(holder.expires_at)}. Wait for it to finish (or for the lease to expire) and retry.",
+        details={
+            "project_id": project_id,
+            "owner": holder.owner,
+            "operation": holder.operation,
+            "lock_id": holder.lock_id,
+            "expires_at": isoformat(holder.expires_at),
+        },
+    )
+
+
+def _parse_lock(blob: Blob) -> LockInfo | None:
+    """The lock a blob holds, or None if unreadable (an unreadable lock may be taken over: it guards nothing)."""
+    try:
+        return LockInfo.model_validate_json(blob.data).model_copy(update={"etag": blob.etag})
+    except ValidationError:
+        return None
+
+
+# --------------------------------------------------------------------------- the store
+
+
+@dataclass
+class _Head:
+    """Where a project's state stands right now."""
+
+    pointer: Blob | None  # state.json as read: its etag guards the compare-and-swap
+    pointer_serial: int | None  # the serial state.json holds, None if absent or damaged
+    serial: int  # the newest committed serial (0: never written)
+    current: StateFile | None  # the trustworthy current version, if there is one
+    damage: tuple[str, str] | None  # (key, reason) when the current version cannot be trusted
+
+
+class VersionedStateStore:
+    """The :class:`~infra_mcp.ports.StateStore` contract over a :class:`BlobBackend`.
+
+    Args:
+        backend: The conditional blob storage.
+        clock: Current time (injectable so lease tests need no sleeps).
+    """
+
+    def __init__(self, backend: BlobBackend, *, clock: Clock = utcnow) -> None:
+        self.backend = backend
+        self._clock = clock
+
+    async def _run(self, func: Callable[..., T], *args: object) -> T:
+        # Backends block (boto3, file I/O): keep them off the event loop.
+        return await anyio.to_thread.run_sync(partial(func, *args))
+
+    # ----------------------------------------------------------------- public API
+
+    async def read(self, project_id: str) -> StateFile | None:
+        """The current state, or None if never written.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 for an unsafe project id.
+            StateCorrupted: STATE_001, ``details["newest_valid_version"]`` names what to restore.
+            StateUnavailable: STATE_004.
+        """
+        return await self._run(self._read, ProjectKeys.of(project_id))
+
+    async def write(self, state: StateFile) -> StateFile:
+        """Write ``state`` as the next version (serial = current + 1, same lineage) and return what was stored.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 for an unsafe project id or a checksum that does not match.
+            StateConflict: STATE_002 when the serial or lineage moved (another writer won).
+            StateUnavailable: STATE_004.
+        """
+        keys = ProjectKeys.of(state.project_id)
+        stored = state.model_copy(deep=True)
+        if not stored.metadata.checksum:
+            stored.metadata.checksum = stored.compute_checksum()
+        elif not stored.checksum_ok():
+            raise ValidationFailed(
+                "The state's metadata.checksum does not match its resources; leave it empty to have it computed.",
+                details={"project_id": keys.project_id, "serial": state.serial},
+            )
+        return await self._run(self._write, keys, stored)
+
+    async def history(self, project_id: str) -> list[HistoryEntry]:
+        """Every version, newest first; a damaged history file is listed with ``valid=False``."""
+        return await self._run(self._history, ProjectKeys.of(project_id))
+
+    async def read_version(self, project_id: str, serial: int) -> StateFile:
+        """One version from history.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such version.
+            StateCorrupted: STATE_001 if that version is damaged.
+        """
+        return await self._run(self._read_version, ProjectKeys.of(project_id), serial)
+
+    async def acquire_lock(self, project_id: str, *, owner: str, operation: str, lease_seconds: float) -> LockInfo:
+        """Take the project's lease lock, taking over an expired one.
+
+        Raises:
+            StateLocked: STATE_003 while another unexpired lease holds it, or when another taker won.
+        """
+        keys = ProjectKeys.of(project_id)
+        _check_lease(lease_seconds)
+        return await self._run(self._acquire, keys, owner, operation, lease_seconds)
+
+    async def renew_lock(self, project_id: str, lock: LockInfo, *, lease_seconds: float) -> LockInfo:
+        """Extend our lease from now.
+
+        Raises:
+            StateLocked: STATE_003 if the lock is no longer ours (released, or taken over after expiry).
+        """
+        keys = ProjectKeys.of(project_id)
+        _check_lease(lease_seconds)
+        return await self._run(self._renew, keys, lock, lease_seconds)
+
+    async def release_lock(self, project_id: str, lock: LockInfo) -> None:
+        """Release our lease. Someone else's lock is left alone; an absent lock is not an error."""
+        await self._run(self._release, ProjectKeys.of(project_id), lock)
+
+    async def read_journal(self, project_id: str) -> Journal:
+        """The project's journal of in-flight requests (empty if none was written)."""
+        return await self._run(self._read_journal, ProjectKeys.of(project_id))
+
+    async def write_journal(self, journal: Journal) -> None:
+        keys = ProjectKeys.of(journal.project_id)
+        await self._run(self.backend.put, keys.journal, encode(journal.model_dump(mode="json")))
+
+    async def delete_project_data(self, project_id: str) -> None:
+        """Remove every key of the project (state, history, lock, journal)."""
+        keys = ProjectKeys.of(project_id)
+        await self._run(self.backend.delete_prefix, keys.root)
+
+    # ----------------------------------------------------------------- state
+
+    def _head(self, keys: ProjectKeys) -> _Head:
+        pointer = self.backend.get(keys.state)
+        base: StateFile | None = None
+        if pointer is not None:
+            try:
+                base = parse_state(pointer.data, project_id=keys.project_id)
+            except Damaged as exc:
+                # history is written before state.json, so its newest name is the newest committed serial
+                serial = max(self._history_serials(keys), default=0)
+                return _Head(pointer, None, serial, None, (keys.state, str(exc)))
+        if base is None:
+            # Never written, or a first writer died before creating state.json: roll forward if history says so.
+            serials = self._history_serials(keys)
+            if not serials:
+                return _Head(pointer, None, 0, None, None)
+            newest = max(serials)
+            found = self._version_or_damage(keys, newest)
+            if isinstance(found, StateFile):
+                return _Head(pointer, None, newest, found, None)
+            if found is None:  # deleted since the listing: the project's data is being deleted
+                return _Head(pointer, None, 0, None, None)
+            return _Head(pointer, None, newest, None, (keys.history(newest), found))
+        # Normal case: one probe for serial + 1 (absent). More only after a writer died mid-write.
+        head = _Head(pointer, base.serial, base.serial, base, None)
+        while (blob := self.backend.get(keys.history(head.serial + 1))) is not None:
+            head.serial += 1
+            try:
+                head.current = parse_state(blob.data, project_id=keys.project_id, serial=head.serial)
+                head.damage = None
+            except Damaged as exc:
+                head.current, head.damage = None, (keys.history(head.serial), str(exc))
+        return head
+
+    def _read(self, keys: ProjectKeys) -> StateFile | None:
+        head = self._head(keys)
+        if head.damage is not None:
+            raise corrupted(keys.project_id, *head.damage, self._newest_valid(keys, head.serial))
+        if head.current is not None and head.pointer_serial != head.current.serial:
+            self._repair_pointer(keys, head.pointer, head.current)
+        return head.current
+
+    def _repair_pointer(self, keys: ProjectKeys, pointer: Blob | None, current: StateFile) -> None:
+        """Move state.json up to the rolled-forward version; losing that race to anyone is fine."""
+        try:
+            self._swap_pointer(keys, pointer, current)
+        except PreconditionFailed:
+            return
+        log.info("state_rolled_forward", project_id=keys.project_id, serial=current.serial)
+
+    def _swap_pointer(self, keys: ProjectKeys, pointer: Blob | None, state: StateFile) -> None:
+        data = encode(state.to_document())
+        if pointer is None:
+            self.backend.put(keys.state, data, if_none_match=True)
+        else:
+            self.backend.put(keys.state, data, if_match=pointer.etag)
+
+    def _write(self, keys: ProjectKeys, state: StateFile) -> StateFile:
+        head = self._head(keys)
+        if state.serial != head.serial + 1:
+            raise conflict(keys.project_id, head.serial, state)
+        reference = head.current or self._newest_valid_state(keys, head.serial)
+        if head.serial > 0 and reference is not None and state.lineage != reference.lineage:
+            raise conflict(keys.project_id, head.serial, state, f" with lineage {reference.lineage}")
+        try:
+            # The race arbiter: of two writers from the same serial only one creates this key.
+            self.backend.put(keys.history(state.serial), encode(state.to_document()), if_none_match=True)
+        except PreconditionFailed:
+            raise conflict(keys.project_id, state.serial, state, " (another writer got there first)") from None
+        self._advance_pointer(keys, head.pointer, state)
+        return state
+
+    def _advance_pointer(self, keys: ProjectKeys, pointer: Blob | None, state: StateFile) -> None:
+        """Point state.json at ``state``, which is already committed in history.
+
+        The swap can lose only to someone moving state.json to this version or a newer one (a reader
+        rolling forward, the next writer): then there is nothing left to do. Never move it backwards.
+        """
+        for _ in range(_POINTER_ATTEMPTS):
+            try:
+                self._swap_pointer(keys, pointer, state)
+                return
+            except PreconditionFailed:
+                pointer = self.backend.get(keys.state)
+                if pointer is not None:
+                    try:
+                        if parse_state(pointer.data, project_id=keys.project_id).serial >= state.serial:
+                            return
+                    except Damaged:
+                        pass  # replace the damaged pointer with our valid, newer version
+        # Committed all the same: readers roll forward from history.
+        log.warning("state_pointer_not_advanced", project_id=keys.project_id, serial=state.serial)
+
+    # ----------------------------------------------------------------- history
+
+    def _history_serials(self, keys: ProjectKeys) -> list[int]:
+        serials = (keys.serial_of(key) for key in self.backend.list(keys.history_prefix))
+        return sorted((s for s in serials if s is not None), reverse=True)
+
+    def _version_or_damage(self, keys: ProjectKeys, serial: int) -> StateFile | str | None:
+        """The version, the reason it is damaged, or None if absent."""
+        blob = self.backend.get(keys.history(serial))
+        if blob is None:
+            return None
+        try:
+            return parse_state(blob.data, project_id=keys.project_id, serial=serial)
+        except Damaged as exc:
+            return str(exc)
+
+    def _newest_valid_state(self, keys: ProjectKeys, at_most: int | None = None) -> StateFile | None:
+        for serial in self._history_serials(keys):
+            if at_most is not None and serial > at_most:
+                continue
+            found = self._version_or_damage(keys, serial)
+            if isinstance(found, StateFile):
+                return found
+        return None
+
+    def _newest_valid(self, keys: ProjectKeys, at_most: int | None = None) -> int | None:
+        found = self._newest_valid_state(keys, at_most)
+        return found.serial if found is not None else None
+
+    def _history(self, keys: ProjectKeys) -> list[HistoryEntry]:
+        entries: list[HistoryEntry] = []
+        for serial in self._history_serials(keys):
+            blob = self.backend.get(keys.history(serial))
+            if blob is None:  # deleted between listing and reading (project being deleted)
+                continue
+            try:
+                entries.append(history_entry(parse_state(blob.data, project_id=keys.project_id, serial=serial)))
+            except Damaged as exc:
+                entries.append(damaged_history_entry(serial, blob, str(exc)))
+        return entries
+
+    def _read_version(self, keys: ProjectKeys, serial: int) -> StateFile:
+        found = self._version_or_damage(keys, serial) if serial >= 1 else None
+        if found is None:
+            raise NotFound(
+                f"Project {keys.project_id!r} has no state version {serial}; get_state_history lists the versions.",
+                details={"project_id": keys.project_id, "version": serial},
+            )
+        if isinstance(found, str):
+            raise corrupted(keys.project_id, keys.history(serial), found, self._newest_valid(keys))
+        return found
+
+    # ----------------------------------------------------------------- lease lock
+
+    def _acquire(self, keys: ProjectKeys, owner: str, operation: str, lease_seconds: float) -> LockInfo:
+        now = self._clock()
+        mine = LockInfo(
+            lock_id=uuid.uuid4().hex,
+            owner=owner,
+            operation=operation,
+            acquired_at=now,
+            expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        data = encode(mine.model_dump(mode="json"))
+        blob = self.backend.get(keys.lock)
+        if blob is None:
+            try:
+                etag = self.backend.put(keys.lock, data, if_none_match=True)
+            except PreconditionFailed:
+                raise locked(keys.project_id, self._current_lock(keys)) from None
+            return mine.model_copy(update={"etag": etag})
+        held = _parse_lock(blob)
+        if held is not None and held.expires_at > now:
+            raise locked(keys.project_id, held)
+        try:
+            # Only one of several takers of the same expired lease can replace this exact version.
+            etag = self.backend.put(keys.lock, data, if_match=blob.etag)
+        except PreconditionFailed:
+            raise locked(keys.project_id, self._current_lock(keys)) from None
+        log.warning(
+            "state_lock_takeover",
+            project_id=keys.project_id,
+            previous_owner=held.owner if held else None,
+            previous_operation=held.operation if held else None,
+            previous_expires_at=isoformat(held.expires_at) if held else None,
+            owner=owner,
+            operation=operation,
+        )
+        return mine.model_copy(update={"etag": etag})
+
+    def _current_lock(self, keys: ProjectKeys) -> LockInfo | None:
+        blob = self.backend.get(keys.lock)
+        return _parse_lock(blob) if blob is not None else None
+
+    def _our_etag(self, keys: ProjectKeys, lock: LockInfo) -> str | None:
+        """The etag of our lock version: remembered from acquire/renew, else found by reading it back."""
+        if lock.etag is not None:
+            return lock.etag
+        held = self._current_lock(keys)
+        return held.etag if held is not None and held.lock_id == lock.lock_id else None
+
+    def _renew(self, keys: ProjectKeys, lock: LockInfo, lease_seconds: float) -> LockInfo:
+        renewed = lock.model_copy(update={"expires_at": self._clock() + timedelta(seconds=lease_seconds)})
+        etag = self._our_etag(keys, lock)
+        try:
+            if etag is None:
+                raise PreconditionFailed
+            new_etag = self.backend.put(keys.lock, encode(renewed.model_dump(mode="json")), if_match=etag)
+        except PreconditionFailed:
+            raise locked(keys.project_id, self._current_lock(keys)) from None
+        return renewed.model_copy(update={"etag": new_etag})
+
+    def _release(self, keys: ProjectKeys, lock: LockInfo) -> None:
+        etag = self._our_etag(keys, lock)
+        if etag is None:
+            return
+        try:
+            self.backend.delete(keys.lock, if_match=etag)
+        except PreconditionFailed:
+            # Taken over after our lease expired: it is someone else's lock now, leave it be.
+            log.info("state_lock_release_skipped", project_id=keys.project_id, lock_id=lock.lock_id)
+
+    # ----------------------------------------------------------------- journal
+
+    def _read_journal(self, keys: ProjectKeys) -> Journal:
+        blob = self.backend.get(keys.journal)
+        if blob is None:
+            return Journal(project_id=keys.project_id)
+        try:
+            journal = Journal.model_validate_json(blob.data)
+        except ValidationError:
+            journal = None
+        if journal is None or journal.project_id != keys.project_id:
+            # The journal is not versioned: there is no history version to point at.
+            raise StateCorrupted(
+                f"The journal of project {keys.project_id!r} ({keys.journal}) is unreadable. Check the resources "
+                "of recent executions in AWS, then delete the file.",
+                details={"project_id": keys.project_id, "key": keys.journal, "newest_valid_version": None},
+            )
+        return journal
+
+
+def _check_lease(lease_seconds: float) -> None:
+    if not lease_seconds > 0:
+        raise ValidationFailed(
+            f"lease_seconds must be positive, got {lease_seconds}.", details={"field": "lease_seconds"}
+        )

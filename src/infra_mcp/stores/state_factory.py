@@ -1,0 +1,115 @@
+"""Picks each project's state store from its state location (DESIGN §3).
+
+A location is ``s3://bucket/prefix`` (S3) or a folder path (local). Stores are cached per location,
+so every project sharing a location shares one store (and one boto3 client).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from infra_mcp.domain.project import Project
+from infra_mcp.errors import ValidationFailed
+from infra_mcp.ports import StateStore
+from infra_mcp.settings import Settings
+from infra_mcp.stores.state_local import LocalStateStore
+from infra_mcp.stores.state_s3 import S3StateStore
+
+# S3's rules for general purpose bucket names: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+Location = S3Location | Path
+
+
+def parse_location(value: str) -> Location:
+    """Parse a state location: ``s3://bucket[/prefix]`` or a folder path (``~`` expanded, made absolute).
+
+    Raises:
+        ValidationFailed: VALIDATION_001 for anything else (no bucket, another scheme, control characters).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(value, "it is empty")
+    if _CONTROL.search(value):
+        raise _invalid(value, "it contains control characters")
+    scheme = _SCHEME.match(value)
+    if scheme is None:
+        return Path(value).expanduser().absolute()
+    if scheme.group(1).lower() != "s3":
+        raise _invalid(value, f"the scheme {scheme.group(1)!r} is not supported")
+    parts = urlsplit(value)
+    if not parts.netloc:
+        raise _invalid(value, "it names no bucket")
+    if not _BUCKET.fullmatch(parts.netloc):
+        raise _invalid(value, f"{parts.netloc!r} is not a valid bucket name")
+    if parts.query or parts.fragment:
+        raise _invalid(value, "it has a query or fragment")
+    prefix = parts.path.strip("/")
+    if prefix and any(segment in ("", ".", "..") for segment in prefix.split("/")):
+        raise _invalid(value, "its prefix has empty, '.' or '..' segments")
+    return S3Location(bucket=parts.netloc, prefix=prefix)
+
+
+def _invalid(value: object, why: str) -> ValidationFailed:
+    shown = value.encode("unicode_escape").decode()[:200] if isinstance(value, str) else repr(value)
+    return ValidationFailed(
+        f"State location {shown!r} is not usable: {why}. Use a folder path or s3://bucket/prefix.",
+        details={"field": "state_location", "value": shown},
+    )
+
+
+class StateStoreRegistry:
+    """The :class:`~infra_mcp.ports.StateStores` port: one store per state location, made on first use.
+
+    Args:
+        settings: Default location and the AWS region/profile/endpoint for S3 locations.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stores: dict[Location, StateStore] = {}
+        self._guard = threading.Lock()
+
+    def for_project(self, project: Project) -> StateStore:
+        """The store of ``project``: its own ``state_location``, else the default.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 if the location is malformed.
+            StateUnavailable: STATE_004 if an S3 location's AWS profile does not exist.
+        """
+        return self.for_location(project.settings.state_location or self._settings.default_state_location)
+
+    def for_location(self, location: str) -> StateStore:
+        """The (cached) store for a location string."""
+        parsed = parse_location(location)
+        with self._guard:
+            store = self._stores.get(parsed)
+            if store is None:
+                store = self._stores[parsed] = self._make(parsed)
+            return store
+
+    def _make(self, location: Location) -> StateStore:
+        if isinstance(location, S3Location):
+            return S3StateStore(
+                location.bucket,
+                location.prefix,
+                region=self._settings.aws_region,
+                profile=self._settings.aws_profile,
+                endpoint_url=self._settings.s3_endpoint_url,
+            )
+        return LocalStateStore(location)
