@@ -1,0 +1,431 @@
+"""Monthly cost estimate of a plan: before, after, delta, per-resource lines, what is unpriced.
+
+Offline, prices come from a bundled, dated table (``prices_2026_10.json``, read on first use) for
+the common costly types. Anything billed by usage (S3 buckets, Lambda, on-demand DynamoDB, SQS,
+...) is listed as *unpriced* with that reason rather than counted as zero, and types that AWS does
+not charge for (VPCs, subnets, security groups, IAM, ...) are left out of the lines. A later
+adapter can answer the same :class:`Pricing` protocol from the AWS Price List API.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from typing import Any, Protocol
+
+from infra_mcp.domain.plan import Action, Change, CostEstimate, CostLine, Unpriced
+from infra_mcp.domain.refs import as_reference
+from infra_mcp.domain.sealed import digest_of
+from infra_mcp.domain.state import StateFile, StateResource
+
+PRICE_TABLE = "prices_2026_10.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The answer for one resource: a monthly price, no charge, or why it cannot be priced.
+
+    Attributes:
+        monthly: USD per month; None when unpriced.
+        unit_price: Human-readable unit price, e.g. ``0.0104 USD/hour (t3.micro)``.
+        source: Where the price comes from.
+        reason: Why it is unpriced (usage-based, not in the table, unknown until apply).
+        free: True for types AWS does not charge for.
+    """
+
+    monthly: float | None
+    unit_price: str = ""
+    source: str = ""
+    reason: str = ""
+    free: bool = False
+
+
+class Pricing(Protocol):
+    """Prices one resource's configuration.
+
+    Implementations: :class:`BundledPricing` (offline table). A Price List adapter would call
+    ``pricing get-products`` through the upstream (``aws pricing get-products --service-code
+    AmazonEC2 --filters ...``), cache answers per (type, region, key properties), and return the
+    same :class:`Quote` with ``source="AWS Price List API <date>"``. It must never answer 0 for a
+    usage-based type: it returns ``Quote(None, reason="usage-based: ...")``.
+    """
+
+    @property
+    def source(self) -> str: ...
+
+    def quote(self, type_name: str, properties: Mapping[str, Any], region: str) -> Quote: ...
+
+
+# Billed by use, not by existence: a monthly figure would be a guess, and zero would be a lie.
+USAGE_BASED: dict[str, str] = {
+    "AWS::S3::Bucket": "usage-based: priced per GB stored, per request and per GB transferred",
+    "AWS::Lambda::Function": "usage-based: priced per request and per GB-second of compute",
+    "AWS::SQS::Queue": "usage-based: priced per million requests",
+    "AWS::SNS::Topic": "usage-based: priced per million publishes and deliveries",
+    "AWS::ApiGateway::RestApi": "usage-based: priced per million API calls",
+    "AWS::ApiGatewayV2::Api": "usage-based: priced per million API calls or messages",
+    "AWS::Logs::LogGroup": "usage-based: priced per GB ingested and stored",
+    "AWS::CloudFront::Distribution": "usage-based: priced per GB transferred and per request",
+    "AWS::StepFunctions::StateMachine": "usage-based: priced per state transition",
+    "AWS::Events::Rule": "usage-based: priced per event (custom and partner events)",
+    "AWS::Events::EventBus": "usage-based: priced per event",
+    "AWS::EFS::FileSystem": "usage-based: priced per GB stored",
+    "AWS::ECR::Repository": "usage-based: priced per GB stored and transferred",
+    "AWS::RDS::DBCluster": "usage-based: Aurora storage and I/O are priced per GB and per request "
+    "(its instances are priced separately)",
+    "AWS::KinesisFirehose::DeliveryStream": "usage-based: priced per GB ingested",
+    "AWS::Athena::WorkGroup": "usage-based: priced per TB scanned",
+    "AWS::Glue::Job": "usage-based: priced per DPU-hour",
+    "AWS::CodeBuild::Project": "usage-based: priced per build minute",
+    "AWS::ECS::Service": "usage-based: priced by the tasks it runs (Fargate vCPU/GB-hours or EC2 instances)",
+    "AWS::Backup::BackupVault": "usage-based: priced per GB of backups stored",
+    "AWS::CloudWatch::Dashboard": "priced per dashboard beyond the free tier",
+}
+
+# Types AWS does not charge for by themselves (what runs in or through them may cost).
+NO_CHARGE: frozenset[str] = frozenset(
+    {
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::SecurityGroupIngress",
+        "AWS::EC2::SecurityGroupEgress",
+        "AWS::EC2::RouteTable",
+        "AWS::EC2::Route",
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::NetworkAcl",
+        "AWS::EC2::NetworkAclEntry",
+        "AWS::EC2::SubnetNetworkAclAssociation",
+        "AWS::EC2::DHCPOptions",
+        "AWS::EC2::LaunchTemplate",
+        "AWS::EC2::KeyPair",
+        "AWS::EC2::PlacementGroup",
+        "AWS::S3::BucketPolicy",
+        "AWS::KMS::Alias",
+        "AWS::Lambda::Permission",
+        "AWS::ElasticLoadBalancingV2::Listener",
+        "AWS::ElasticLoadBalancingV2::ListenerRule",
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        "AWS::ECS::Cluster",
+        "AWS::ECS::TaskDefinition",
+        "AWS::RDS::DBSubnetGroup",
+        "AWS::RDS::DBParameterGroup",
+        "AWS::RDS::DBClusterParameterGroup",
+        "AWS::ElastiCache::SubnetGroup",
+        "AWS::ElastiCache::ParameterGroup",
+        "AWS::Logs::MetricFilter",
+        "AWS::SNS::Subscription",
+        "AWS::SQS::QueuePolicy",
+        "AWS::Route53::RecordSet",
+    }
+)
+
+
+def _is_unknown(value: Any) -> bool:
+    return as_reference(value) is not None or digest_of(value) is not None
+
+
+class BundledPricing:
+    """Prices from the bundled table. Cheap per call: the table is read once, lookups are dicts."""
+
+    @cached_property
+    def table(self) -> dict[str, Any]:
+        text = resources.files("infra_mcp.domain").joinpath(PRICE_TABLE).read_text(encoding="utf-8")
+        loaded: dict[str, Any] = json.loads(text)
+        return loaded
+
+    @property
+    def source(self) -> str:
+        return f"bundled price table {self.table['date']}, {self.table['basis']}"
+
+    def _source(self, region: str) -> str:
+        date = self.table["date"]
+        if region == "us-east-1":
+            return f"bundled price table {date}, us-east-1 on-demand"
+        return (
+            f"bundled price table {date}, us-east-1 on-demand x {self._multiplier(region)} for {region} (approximate)"
+        )
+
+    def _multiplier(self, region: str) -> float | None:
+        value = self.table["region_multipliers"].get(region)
+        return float(value) if value is not None else None
+
+    def quote(self, type_name: str, properties: Mapping[str, Any], region: str) -> Quote:
+        if type_name in NO_CHARGE or type_name.startswith("AWS::IAM::"):
+            return Quote(0.0, free=True, source="no charge")
+        usage = USAGE_BASED.get(type_name)
+        if usage is not None:
+            return Quote(None, reason=usage)
+        pricer = _PRICERS.get(type_name)
+        if pricer is None:
+            return Quote(None, reason=f"not in the bundled price table ({self.table['date']})")
+        multiplier = self._multiplier(region)
+        if multiplier is None:
+            return Quote(None, reason=f"no bundled prices for region {region}")
+        try:
+            answer = pricer(self.table, properties)
+        except _Unknown as exc:
+            return Quote(None, reason=str(exc))
+        if isinstance(answer, str):
+            return Quote(None, reason=answer)
+        monthly, unit = answer
+        return Quote(round(monthly * multiplier, 4), unit_price=unit, source=self._source(region))
+
+
+class _Unknown(Exception):
+    """A property the price depends on is known only after apply."""
+
+
+def _get(properties: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    value = properties.get(key, default)
+    if _is_unknown(value):
+        raise _Unknown(f"{key} is known only after apply")
+    return value
+
+
+def _hours(table: Mapping[str, Any]) -> float:
+    return float(table["hours_per_month"])
+
+
+def _hourly(table: Mapping[str, Any], rate: float, what: str, count: float = 1) -> tuple[float, str]:
+    suffix = f" x {count:g}" if count != 1 else ""
+    return rate * _hours(table) * count, f"{rate:g} USD/hour ({what}){suffix}"
+
+
+def _ec2_instance(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    kind = _get(p, "InstanceType", "m1.small")
+    rate = table["ec2_instance_hourly"].get(kind)
+    if rate is None:
+        return f"instance type {kind} is not in the bundled price table"
+    return _hourly(table, rate, f"{kind}, instance hours only; EBS volumes priced separately")
+
+
+def _ebs_volume(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    kind = _get(p, "VolumeType", "gp2")
+    size = _get(p, "Size")
+    if size is None:
+        return "size comes from the snapshot; known only after apply"
+    per_gb = table["ebs_gb_month"].get(kind)
+    if per_gb is None:
+        return f"volume type {kind} is not in the bundled price table"
+    monthly = per_gb * float(size)
+    unit = f"{per_gb:g} USD/GB-month ({kind}) x {size} GB"
+    iops_rate = table["ebs_piops_month"].get(kind)
+    iops = _get(p, "Iops")
+    if iops_rate and iops:
+        monthly += iops_rate * float(iops)
+        unit += f" + {iops_rate:g} USD/IOPS-month x {iops}"
+    return monthly, unit
+
+
+def _rds_instance(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    engine = str(_get(p, "Engine", "") or "").lower()
+    klass = _get(p, "DBInstanceClass")
+    if engine.startswith("aurora"):
+        family = "aurora"
+    elif engine in ("mysql", "mariadb"):
+        family = "mysql"
+    elif engine == "postgres":
+        family = "postgres"
+    else:
+        return f"engine {engine or 'unspecified'} is priced with its licence model; not in the bundled table"
+    rate = table["rds_instance_hourly"][family].get(klass)
+    if rate is None:
+        return f"instance class {klass} ({family}) is not in the bundled price table"
+    multi_az = bool(_get(p, "MultiAZ", False)) and family != "aurora"
+    monthly, unit = _hourly(table, rate, f"{klass}, {family}{', Multi-AZ' if multi_az else ''}", 2 if multi_az else 1)
+    storage = _get(p, "AllocatedStorage")
+    if storage is not None and family != "aurora":
+        kind = _get(p, "StorageType", "gp2")
+        per_gb = table["rds_storage_gb_month"].get(kind, table["rds_storage_gb_month"]["gp2"])
+        copies = 2 if multi_az else 1
+        monthly += per_gb * float(storage) * copies
+        unit += f" + {per_gb:g} USD/GB-month storage x {storage} GB"
+    return monthly, unit
+
+
+def _per_node(table_key: str, class_key: str, count_key: str | None, default_count: int = 1) -> Any:
+    def price(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+        node = _get(p, class_key)
+        if isinstance(node, dict):  # OpenSearch: ClusterConfig.InstanceType
+            return f"{class_key} is not a plain value"
+        rate = table[table_key].get(node)
+        if rate is None:
+            return f"node type {node} is not in the bundled price table"
+        count = float(_get(p, count_key, default_count) or default_count) if count_key else 1
+        return _hourly(table, rate, f"{node} per node", count)
+
+    return price
+
+
+def _opensearch(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    config = _get(p, "ClusterConfig", {}) or {}
+    if not isinstance(config, dict):
+        return "ClusterConfig is known only after apply"
+    node = _get(config, "InstanceType", "r5.large.search")
+    count = float(_get(config, "InstanceCount", 1) or 1)
+    rate = table["opensearch_instance_hourly"].get(node)
+    if rate is None:
+        return f"instance type {node} is not in the bundled price table"
+    return _hourly(table, rate, f"{node} per node, storage priced separately", count)
+
+
+def _fixed_hourly(key: str, what: str) -> Any:
+    def price(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str]:
+        return _hourly(table, table["hourly"][key], what)
+
+    return price
+
+
+def _fixed_monthly(key: str, what: str) -> Any:
+    def price(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str]:
+        rate = float(table["monthly"][key])
+        return rate, f"{rate:g} USD/month ({what})"
+
+    return price
+
+
+def _load_balancer(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str]:
+    kind = str(_get(p, "Type", "application") or "application")
+    key = {"application": "alb", "network": "nlb", "gateway": "gwlb"}.get(kind, "alb")
+    return _hourly(table, table["hourly"][key], f"{kind} load balancer hours; LCU usage not included")
+
+
+def _vpc_endpoint(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str]:
+    kind = str(_get(p, "VpcEndpointType", "Gateway") or "Gateway")
+    if kind == "Gateway":
+        return 0.0, "no charge (gateway endpoint)"
+    subnets = _get(p, "SubnetIds", []) or []
+    count = len(subnets) if isinstance(subnets, list) and subnets else 1
+    rate = table["hourly"]["vpc_interface_endpoint_per_az"]
+    return _hourly(table, rate, f"{kind} endpoint per AZ; data processed not included", count)
+
+
+def _dynamodb(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    if _get(p, "BillingMode", "PROVISIONED") == "PAY_PER_REQUEST":
+        return "usage-based: on-demand tables are priced per read and write request and per GB stored"
+    throughput = _get(p, "ProvisionedThroughput", {}) or {}
+    reads = float(_get(throughput, "ReadCapacityUnits", 0) or 0)
+    writes = float(_get(throughput, "WriteCapacityUnits", 0) or 0)
+    rcu, wcu = table["hourly"]["dynamodb_rcu"], table["hourly"]["dynamodb_wcu"]
+    monthly = (reads * rcu + writes * wcu) * _hours(table)
+    return monthly, f"{rcu:g} USD/RCU-hour x {reads:g} + {wcu:g} USD/WCU-hour x {writes:g}; storage not included"
+
+
+def _kinesis(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    mode = _get(p, "StreamModeDetails", {}) or {}
+    if isinstance(mode, dict) and mode.get("StreamMode") == "ON_DEMAND":
+        return "usage-based: on-demand streams are priced per GB written and read"
+    shards = float(_get(p, "ShardCount", 1) or 1)
+    return _hourly(table, table["hourly"]["kinesis_shard"], "per shard; PUT payload units not included", shards)
+
+
+def _nat_gateway(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str]:
+    if _get(p, "ConnectivityType", "public") == "private":
+        rate = table["hourly"]["nat_gateway"]
+        return _hourly(table, rate, "private NAT gateway hours; data processed not included")
+    return _hourly(table, table["hourly"]["nat_gateway"], "NAT gateway hours; data processed not included")
+
+
+_PRICERS: dict[str, Any] = {
+    "AWS::EC2::Instance": _ec2_instance,
+    "AWS::EC2::Volume": _ebs_volume,
+    "AWS::RDS::DBInstance": _rds_instance,
+    "AWS::EC2::NatGateway": _nat_gateway,
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": _load_balancer,
+    "AWS::ElasticLoadBalancing::LoadBalancer": _fixed_hourly("clb", "classic load balancer hours"),
+    "AWS::EKS::Cluster": _fixed_hourly("eks_cluster", "EKS control plane"),
+    "AWS::ElastiCache::CacheCluster": _per_node("elasticache_node_hourly", "CacheNodeType", "NumCacheNodes"),
+    "AWS::ElastiCache::ReplicationGroup": _per_node(
+        "elasticache_node_hourly", "CacheNodeType", "NumCacheClusters", default_count=1
+    ),
+    "AWS::Redshift::Cluster": _per_node("redshift_node_hourly", "NodeType", "NumberOfNodes"),
+    "AWS::OpenSearchService::Domain": _opensearch,
+    "AWS::Elasticsearch::Domain": _opensearch,
+    "AWS::EC2::EIP": _fixed_hourly("public_ipv4", "public IPv4 address"),
+    "AWS::EC2::VPCEndpoint": _vpc_endpoint,
+    "AWS::EC2::TransitGatewayAttachment": _fixed_hourly("transit_gateway_attachment", "attachment; data not included"),
+    "AWS::EC2::TransitGatewayVpcAttachment": _fixed_hourly(
+        "transit_gateway_attachment", "attachment; data not included"
+    ),
+    "AWS::SecretsManager::Secret": _fixed_monthly("secretsmanager_secret", "per secret; API calls not included"),
+    "AWS::KMS::Key": _fixed_monthly("kms_key", "customer managed key; requests not included"),
+    "AWS::Route53::HostedZone": _fixed_monthly("route53_hosted_zone", "hosted zone; queries not included"),
+    "AWS::CloudWatch::Alarm": _fixed_monthly("cloudwatch_alarm", "standard-resolution alarm"),
+    "AWS::DynamoDB::Table": _dynamodb,
+    "AWS::Kinesis::Stream": _kinesis,
+}
+
+
+def priceable(type_name: str) -> bool:
+    """True if the bundled table can put a number on this type (its configuration permitting)."""
+    return type_name in _PRICERS
+
+
+def _state_view(resource: StateResource) -> Mapping[str, Any]:
+    # What AWS reports fills in defaults (StorageType, ...); what the user declared wins.
+    if not resource.declared:
+        return resource.properties
+    return {**resource.properties, **resource.declared}
+
+
+def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pricing) -> CostEstimate:
+    """Monthly cost of the current state, after the plan, and the per-resource lines that change.
+
+    ``monthly_before`` covers every priceable resource in the current state; ``monthly_after`` is
+    that minus what the plan deletes or changes plus what it creates or changes. Lines and
+    ``unpriced`` list only resources the plan touches, so the estimate stays readable.
+    """
+    existing = {r.name: r for r in current.resources} if current is not None else {}
+    before_total = 0.0
+    for resource in existing.values():
+        if resource.type in _PRICERS:
+            quoted = pricing.quote(resource.type, _state_view(resource), resource.region)
+            before_total += quoted.monthly or 0.0
+
+    lines: list[CostLine] = []
+    unpriced: list[Unpriced] = []
+    delta = 0.0
+    for change in changes:
+        if change.action is Action.NOOP:
+            continue
+        old = existing.get(change.name)
+        before = pricing.quote(old.type, _state_view(old), old.region) if old is not None else None
+        after = None
+        if change.action is not Action.DELETE and change.desired is not None:
+            after = pricing.quote(change.desired.type, change.desired.properties, change.desired.region)
+        quotes = [q for q in (before, after) if q is not None]
+        if all(q.free for q in quotes):
+            continue
+        missing = next((q for q in quotes if q.monthly is None), None)
+        if missing is not None:
+            unpriced.append(Unpriced(name=change.name, type=change.type, reason=missing.reason))
+            continue
+        monthly_before = (before.monthly or 0.0) if before is not None else 0.0
+        monthly_after = (after.monthly or 0.0) if after is not None else 0.0
+        main = after if after is not None and not after.free else before
+        assert main is not None  # at least one quote is priced and not free
+        lines.append(
+            CostLine(
+                name=change.name,
+                type=change.type,
+                monthly_before=round(monthly_before, 2),
+                monthly_after=round(monthly_after, 2),
+                unit_price=main.unit_price,
+                source=main.source,
+            )
+        )
+        delta += monthly_after - monthly_before
+    return CostEstimate(
+        monthly_before=round(before_total, 2),
+        monthly_after=round(before_total + delta, 2),
+        monthly_delta=round(delta, 2),
+        lines=lines,
+        unpriced=unpriced,
+        source=pricing.source,
+    )

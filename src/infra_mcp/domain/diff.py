@@ -1,0 +1,399 @@
+"""Desired state vs current state: which resources to create, update, replace, delete or leave.
+
+The baseline of a resource is what the user *declared* when it was last applied
+(``StateResource.declared``), not what AWS reports (``properties``): AWS fills defaults and
+read-only attributes, and comparing against those would show changes nobody asked for. Only a
+resource with no ``declared`` record (imported, or written by an older version) is compared with
+what AWS reports, and then only on the properties the desired state names.
+
+Write-only properties (secrets) are compared by digest and shown as ``(sensitive value)``.
+A value that refers to a resource being created or replaced is ``(known after apply)``; if it sits
+in a create-only property, the referring resource must be replaced too (the change cascades down
+the dependency graph, like Terraform's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra_mcp.catalog.registry import Catalog
+from infra_mcp.domain.graph import waves
+from infra_mcp.domain.naming import fixed_name_properties
+from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
+from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references
+from infra_mcp.domain.sealed import digest_of, secret_digest
+from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.typefacts import TypeFacts, type_facts
+from infra_mcp.errors import ValidationFailed
+
+_MISSING: Any = object()
+
+
+@dataclass(slots=True)
+class _Raw:
+    """A property difference before it is rendered for display."""
+
+    pointer: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+    requires_replacement: bool = False
+    forced_by: str | None = None  # name of the replaced/created resource whose new value flows in here
+
+
+@dataclass(slots=True)
+class _Work:
+    spec: ResourceSpec
+    existing: StateResource | None
+    facts: TypeFacts
+    action: Action
+    raws: list[_Raw] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def diff_states(
+    desired: list[ResourceSpec],
+    current: StateFile | None,
+    catalog: Catalog,
+    *,
+    full: bool,
+    graph: Mapping[str, set[str]] | None = None,
+) -> list[Change]:
+    """Compare a desired state with the current one.
+
+    Args:
+        desired: The resources wanted (parsed and validated).
+        current: The current state, or None for a project never applied.
+        catalog: Type knowledge (create-only and write-only properties, identifiers).
+        full: True if ``desired`` is the whole project: resources it lacks are deleted.
+            False for one-resource plans: only the named resources are compared.
+        graph: The dependency graph of ``desired`` if the caller has it (saves a walk).
+
+    Returns:
+        One :class:`Change` per desired resource (no-ops included), then one per deletion.
+    """
+    existing = {r.name: r for r in current.resources} if current is not None else {}
+    if graph is None:
+        graph = {s.name: _targets(s) for s in desired}
+    by_name = {s.name: s for s in desired}
+    order, blocked = waves({name: graph.get(name, set()) for name in by_name})
+    ordered = [name for wave in order for name in wave] + blocked
+
+    work: dict[str, _Work] = {}
+    changing: set[str] = set()  # names whose identifier changes: created or replaced
+    for name in ordered:
+        spec = by_name[name]
+        item = _compare(spec, existing.get(name), catalog)
+        deps = graph.get(name)
+        if deps and item.existing is not None and not changing.isdisjoint(deps):
+            _cascade(item, changing)
+        if item.action in (Action.CREATE, Action.REPLACE):
+            changing.add(name)
+        work[name] = item
+
+    changes = [_to_change(work[s.name], existing, changing) for s in desired]
+    if full:
+        wanted = by_name.keys()
+        for resource in existing.values():
+            if resource.name not in wanted:
+                changes.append(_deletion(resource, catalog))
+    return changes
+
+
+def _targets(spec: ResourceSpec) -> set[str]:
+    deps = {r.target for r in iter_references(spec.properties) if not r.malformed and not is_pseudo(r.target)}
+    deps.update(spec.depends_on)
+    deps.discard(spec.name)
+    return deps
+
+
+def _baseline(resource: StateResource, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    if resource.declared or not resource.properties:
+        return resource.declared
+    # No record of what was declared (imported resource): compare only what is asked for now,
+    # so AWS's defaults for everything else do not read as removals.
+    return {k: resource.properties[k] for k in wanted if k in resource.properties}
+
+
+def _compare(spec: ResourceSpec, resource: StateResource | None, catalog: Catalog) -> _Work:
+    facts = type_facts(catalog, spec.type, spec.region)
+    if resource is None:
+        item = _Work(spec, None, facts, Action.CREATE)
+        for key, value in spec.properties.items():
+            pointer = "/" + escape(key)
+            item.raws.append(_Raw(pointer, _MISSING, value, sensitive=_is_secret(facts, pointer, value)))
+        for key, value in spec.tags.items():
+            item.raws.append(_Raw("/Tags/" + escape(key), _MISSING, value))
+        return item
+
+    if resource.type != spec.type or resource.region != spec.region:
+        item = _Work(spec, resource, facts, Action.REPLACE)
+        if resource.type != spec.type:
+            item.reasons.append(f"type changes from {resource.type} to {spec.type} (a resource cannot change type)")
+        if resource.region != spec.region:
+            item.reasons.append(
+                f"region changes from {resource.region} to {spec.region} (a resource cannot move region)"
+            )
+        _diff_value(_baseline(resource, spec.properties), spec.properties, "", facts, item.raws)
+        _diff_tags(resource.tags, spec.tags, item.raws)
+        _mark_create_only(item)
+        return item
+
+    baseline = _baseline(resource, spec.properties)
+    item = _Work(spec, resource, facts, Action.NOOP)
+    # Fast path: most resources of a big state are unchanged, and dict equality runs in C.
+    if baseline == spec.properties and resource.tags == spec.tags:
+        return item
+    _diff_value(baseline, spec.properties, "", facts, item.raws)
+    _diff_tags(resource.tags, spec.tags, item.raws)
+    if item.raws:
+        item.action = Action.UPDATE
+        _mark_create_only(item)
+        _decide_replacement(item)
+    return item
+
+
+def _mark_create_only(item: _Work) -> None:
+    facts = item.facts
+    tag_property = facts.info.tag_property
+    tags_create_only = tag_property is not None and facts.is_create_only("/" + escape(tag_property))
+    for raw in item.raws:
+        if raw.pointer.startswith("/Tags/") and raw.pointer.count("/") == 2:
+            # Tags declared in ``tags`` live under the type's tag property, whatever it is called.
+            raw.requires_replacement = tags_create_only
+        else:
+            raw.requires_replacement = facts.is_create_only(raw.pointer)
+
+
+def _is_secret(facts: TypeFacts, pointer: str, value: Any) -> bool:
+    return digest_of(value) is not None or (bool(facts.write_only) and facts.covers_write_only(pointer))
+
+
+def _diff_tags(before: Mapping[str, str], after: Mapping[str, str], out: list[_Raw]) -> None:
+    if before == after:
+        return
+    for key in [*after, *(k for k in before if k not in after)]:
+        old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if old != new:
+            out.append(_Raw("/Tags/" + escape(key), old, new))
+
+
+def _is_leaf(value: Any) -> bool:
+    return not isinstance(value, dict | list) or as_reference(value) is not None or digest_of(value) is not None
+
+
+def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: list[_Raw]) -> None:
+    """Append the differences between two property trees (iteratively, for deep trees)."""
+    work: list[tuple[Any, Any, str]] = [(before, after, pointer)]
+    found: list[_Raw] = []
+    while work:
+        old, new, where = work.pop()
+        secret = bool(where) and _is_secret(facts, where, old if old is not _MISSING else new)
+        if not secret and new is not _MISSING and digest_of(new) is not None:
+            secret = True
+        if secret:
+            if _secret_key(old) != _secret_key(new):
+                found.append(_Raw(where, old, new, sensitive=True))
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) and not _is_leaf(old) and not _is_leaf(new):
+            for key in [*new, *(k for k in old if k not in new)]:
+                o, n = old.get(key, _MISSING), new.get(key, _MISSING)
+                if o is _MISSING or n is _MISSING or o != n:
+                    work.append((o, n, f"{where}/{escape(key)}"))
+        elif isinstance(old, list) and isinstance(new, list) and where:
+            for i in range(max(len(old), len(new))):
+                o = old[i] if i < len(old) else _MISSING
+                n = new[i] if i < len(new) else _MISSING
+                if o is _MISSING or n is _MISSING or o != n:
+                    work.append((o, n, f"{where}/{i}"))
+        elif old != new:
+            found.append(_Raw(where, old, new))
+    # The stack visits siblings in reverse; sort for a stable, readable order.
+    found.sort(key=lambda r: r.pointer)
+    out.extend(found)
+
+
+def _secret_key(value: Any) -> str | None:
+    if value is _MISSING or value is None:
+        return None
+    return digest_of(value) or secret_digest(value)
+
+
+def _decide_replacement(item: _Work) -> None:
+    forcing = [r for r in item.raws if r.requires_replacement]
+    if not forcing:
+        return
+    item.action = Action.REPLACE
+    seen: set[str] = set()
+    for raw in forcing:
+        label = raw.pointer.lstrip("/")
+        if label in seen:
+            continue
+        seen.add(label)
+        if raw.forced_by:
+            item.reasons.append(
+                f"{label} (create-only: changing it forces replacement; it refers to {raw.forced_by}, "
+                "which gets a new identifier)"
+            )
+        else:
+            item.reasons.append(f"{label} (create-only: changing it forces replacement)")
+
+
+def _cascade(item: _Work, changing: set[str]) -> None:
+    """Values referring to a created/replaced resource change too: mark them, maybe replace."""
+    covered = {r.pointer for r in item.raws}
+    added = False
+    for ref in iter_references(item.spec.properties):
+        if ref.malformed or ref.target not in changing:
+            continue
+        if any(ref.path == c or ref.path.startswith(c + "/") for c in covered):
+            continue
+        value = _value_at(item.spec.properties, ref.path)
+        raw = _Raw(ref.path, value, value, forced_by=ref.target)
+        raw.requires_replacement = item.facts.is_create_only(ref.path)
+        item.raws.append(raw)
+        covered.add(ref.path)
+        added = True
+    if not added:
+        return
+    item.raws.sort(key=lambda r: r.pointer)
+    if item.action is Action.NOOP:
+        item.action = Action.UPDATE
+    if item.action is Action.UPDATE:
+        _decide_replacement(item)
+    elif item.action is Action.REPLACE:
+        item.reasons.clear()
+        _decide_replacement(item)
+
+
+def _value_at(tree: Any, pointer: str) -> Any:
+    node = tree
+    for segment in pointer.lstrip("/").split("/"):
+        key = segment.replace("~1", "/").replace("~0", "~")
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    return node
+
+
+class _Display:
+    """Turns raw values into what a person should see: refs resolved when known, secrets hidden."""
+
+    def __init__(self, existing: Mapping[str, StateResource], changing: set[str]) -> None:
+        self.existing = existing
+        self.changing = changing
+
+    def show(self, value: Any) -> tuple[Any, bool]:
+        """(display value, whether something in it is known only after apply)."""
+        if value is _MISSING:
+            return None, False
+        ref = as_reference(value)
+        if ref is not None:
+            return self._resolve(ref.target, ref.attribute)
+        if isinstance(value, dict):
+            unknown = False
+            shown: dict[str, Any] = {}
+            for k, v in value.items():
+                shown[k], u = self.show(v)
+                unknown = unknown or u
+            return shown, unknown
+        if isinstance(value, list):
+            items = [self.show(v) for v in value]
+            return [v for v, _ in items], any(u for _, u in items)
+        return value, False
+
+    def _resolve(self, target: str, attribute: str | None) -> tuple[Any, bool]:
+        if is_pseudo(target) or target in self.changing:
+            return KNOWN_AFTER_APPLY, True
+        resource = self.existing.get(target)
+        if resource is None:
+            return KNOWN_AFTER_APPLY, True
+        if attribute is None:
+            return (resource.id, False) if resource.id else (KNOWN_AFTER_APPLY, True)
+        node: Any = resource.properties
+        for part in attribute.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return KNOWN_AFTER_APPLY, True
+            node = node[part]
+        return node, False
+
+
+def _to_change(item: _Work, existing: Mapping[str, StateResource], changing: set[str]) -> Change:
+    display = _Display(existing, changing)
+    property_changes: list[PropertyChange] = []
+    for raw in item.raws:
+        if raw.sensitive:
+            property_changes.append(
+                PropertyChange(
+                    path=raw.pointer,
+                    before=None if raw.before is _MISSING else SENSITIVE,
+                    after=None if raw.after is _MISSING else SENSITIVE,
+                    requires_replacement=raw.requires_replacement,
+                    sensitive=True,
+                )
+            )
+            continue
+        before, _ = display.show(raw.before)
+        if raw.forced_by is not None:
+            after, unknown = KNOWN_AFTER_APPLY, True
+        else:
+            after, unknown = display.show(raw.after)
+        property_changes.append(
+            PropertyChange(
+                path=raw.pointer,
+                before=before,
+                after=after,
+                requires_replacement=raw.requires_replacement,
+                known_after_apply=unknown,
+            )
+        )
+    strategy = None
+    if item.action is Action.REPLACE:
+        strategy = _strategy(item)
+    resource = item.existing
+    return Change(
+        name=item.spec.name,
+        type=item.spec.type,
+        action=item.action,
+        region=item.spec.region,
+        physical_id=resource.id if resource is not None else None,
+        property_changes=property_changes,
+        replacement_reasons=item.reasons,
+        replacement_strategy=strategy,
+        desired=item.spec,
+    )
+
+
+def _strategy(item: _Work) -> str:
+    """Create the new one first unless a fixed, user-given name would make the two collide."""
+    if item.existing is not None and item.existing.type != item.spec.type:
+        return "create_before_delete"  # a different type is a different namespace: no collision
+    changed = {r.pointer.lstrip("/").split("/")[0] for r in item.raws if not r.forced_by}
+    for prop in fixed_name_properties(item.facts.info):
+        if prop in item.spec.properties and prop not in changed:
+            return "delete_before_create"
+    return "create_before_delete"
+
+
+def _deletion(resource: StateResource, catalog: Catalog) -> Change:
+    facts: TypeFacts | None
+    try:
+        facts = type_facts(catalog, resource.type, resource.region)
+    except ValidationFailed:  # a type the catalog no longer knows can still be deleted
+        facts = None
+    changes: list[PropertyChange] = []
+    for key, value in resource.declared.items():
+        pointer = "/" + escape(key)
+        secret = digest_of(value) is not None or (facts is not None and facts.covers_write_only(pointer))
+        changes.append(
+            PropertyChange(path=pointer, before=SENSITIVE if secret else value, after=None, sensitive=secret)
+        )
+    return Change(
+        name=resource.name,
+        type=resource.type,
+        action=Action.DELETE,
+        region=resource.region,
+        physical_id=resource.id,
+        property_changes=changes,
+        depends_on=[],
+    )
