@@ -408,6 +408,8 @@ def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pric
             continue
         monthly_before = (before.monthly or 0.0) if before is not None else 0.0
         monthly_after = (after.monthly or 0.0) if after is not None else 0.0
+        if change.action is Action.UPDATE and monthly_before == monthly_after:
+            continue  # an update that does not move the price is not news
         main = after if after is not None and not after.free else before
         assert main is not None  # at least one quote is priced and not free
         lines.append(

@@ -60,6 +60,7 @@ def diff_states(
     *,
     full: bool,
     graph: Mapping[str, set[str]] | None = None,
+    include_noops: bool = True,
 ) -> list[Change]:
     """Compare a desired state with the current one.
 
@@ -70,6 +71,8 @@ def diff_states(
         full: True if ``desired`` is the whole project: resources it lacks are deleted.
             False for one-resource plans: only the named resources are compared.
         graph: The dependency graph of ``desired`` if the caller has it (saves a walk).
+        include_noops: False leaves unchanged resources out (a 100,000-resource plan would
+            otherwise carry 100,000 no-op entries).
 
     Returns:
         One :class:`Change` per desired resource (no-ops included), then one per deletion.
@@ -93,12 +96,15 @@ def diff_states(
             changing.add(name)
         work[name] = item
 
-    changes = [_to_change(work[s.name], existing, changing) for s in desired]
+    display = _Display(existing, changing)
+    changes = [
+        _to_change(work[s.name], display) for s in desired if include_noops or work[s.name].action is not Action.NOOP
+    ]
     if full:
         wanted = by_name.keys()
         for resource in existing.values():
             if resource.name not in wanted:
-                changes.append(_deletion(resource, catalog))
+                changes.append(_deletion(resource, catalog, display))
     return changes
 
 
@@ -283,27 +289,31 @@ class _Display:
         self.existing = existing
         self.changing = changing
 
-    def show(self, value: Any) -> tuple[Any, bool]:
-        """(display value, whether something in it is known only after apply)."""
+    def show(self, value: Any, *, current: bool = False) -> tuple[Any, bool]:
+        """(display value, whether something in it is known only after apply).
+
+        With ``current`` the value is shown as it is now (a "before"): references resolve to the
+        existing resources even if the plan replaces them.
+        """
         if value is _MISSING:
             return None, False
         ref = as_reference(value)
         if ref is not None:
-            return self._resolve(ref.target, ref.attribute)
+            return self._resolve(ref.target, ref.attribute, current=current)
         if isinstance(value, dict):
             unknown = False
             shown: dict[str, Any] = {}
             for k, v in value.items():
-                shown[k], u = self.show(v)
+                shown[k], u = self.show(v, current=current)
                 unknown = unknown or u
             return shown, unknown
         if isinstance(value, list):
-            items = [self.show(v) for v in value]
+            items = [self.show(v, current=current) for v in value]
             return [v for v, _ in items], any(u for _, u in items)
         return value, False
 
-    def _resolve(self, target: str, attribute: str | None) -> tuple[Any, bool]:
-        if is_pseudo(target) or target in self.changing:
+    def _resolve(self, target: str, attribute: str | None, *, current: bool) -> tuple[Any, bool]:
+        if is_pseudo(target) or (target in self.changing and not current):
             return KNOWN_AFTER_APPLY, True
         resource = self.existing.get(target)
         if resource is None:
@@ -318,8 +328,7 @@ class _Display:
         return node, False
 
 
-def _to_change(item: _Work, existing: Mapping[str, StateResource], changing: set[str]) -> Change:
-    display = _Display(existing, changing)
+def _to_change(item: _Work, display: _Display) -> Change:
     property_changes: list[PropertyChange] = []
     for raw in item.raws:
         if raw.sensitive:
@@ -333,7 +342,7 @@ def _to_change(item: _Work, existing: Mapping[str, StateResource], changing: set
                 )
             )
             continue
-        before, _ = display.show(raw.before)
+        before, _ = display.show(raw.before, current=True)
         if raw.forced_by is not None:
             after, unknown = KNOWN_AFTER_APPLY, True
         else:
@@ -375,7 +384,7 @@ def _strategy(item: _Work) -> str:
     return "create_before_delete"
 
 
-def _deletion(resource: StateResource, catalog: Catalog) -> Change:
+def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> Change:
     facts: TypeFacts | None
     try:
         facts = type_facts(catalog, resource.type, resource.region)
@@ -385,9 +394,8 @@ def _deletion(resource: StateResource, catalog: Catalog) -> Change:
     for key, value in resource.declared.items():
         pointer = "/" + escape(key)
         secret = digest_of(value) is not None or (facts is not None and facts.covers_write_only(pointer))
-        changes.append(
-            PropertyChange(path=pointer, before=SENSITIVE if secret else value, after=None, sensitive=secret)
-        )
+        before = SENSITIVE if secret else display.show(value, current=True)[0]
+        changes.append(PropertyChange(path=pointer, before=before, after=None, sensitive=secret))
     return Change(
         name=resource.name,
         type=resource.type,
