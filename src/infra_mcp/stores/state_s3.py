@@ -1,4 +1,4 @@
-"""The state store in S3, with conditional writes (DESIGN §3). The only module that imports boto3.
+"""The state store in S3, with conditional writes (DESIGN §3). The only module that talks to AWS (botocore).
 
 New keys are written with ``IfNoneMatch="*"`` and replacements with ``IfMatch=<etag read>``, so S3
 itself arbitrates races: a lost one is ``412 PreconditionFailed`` (or ``409
@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# No type stubs ship with boto3/botocore; the client is typed Any below.
-import boto3  # type: ignore[import-untyped]
+# No type stubs ship with botocore; the client is typed Any below.
 import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
+import botocore.loaders  # type: ignore[import-untyped]
+import botocore.session  # type: ignore[import-untyped]
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.errors import StateUnavailable
@@ -35,6 +36,9 @@ _DENIED = {
 }
 _WRONG_REGION = {"PermanentRedirect", "301", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
 _BATCH = 1000  # DeleteObjects takes at most 1,000 keys
+# Loading the S3 service model costs ~80 ms per botocore session; every store shares one loader
+# (models only: credentials are still resolved per store, from its own session).
+_MODELS = botocore.loaders.create_loader()
 
 
 class S3Blobs:
@@ -56,10 +60,12 @@ class S3Blobs:
         self.profile = profile
         self.endpoint_url = endpoint_url
         with self._errors("connect"):
-            session = boto3.Session(profile_name=profile, region_name=region)
-            # boto3 clients are thread-safe (sessions are not): one client serves every worker thread.
-            self._client: Any = session.client(
+            session = botocore.session.Session(profile=profile)
+            session.register_component("data_loader", _MODELS)
+            # Clients are thread-safe (sessions are not): one client serves every worker thread.
+            self._client: Any = session.create_client(
                 "s3",
+                region_name=region,
                 endpoint_url=endpoint_url,
                 config=botocore.config.Config(
                     connect_timeout=5,
@@ -201,7 +207,7 @@ class S3StateStore(VersionedStateStore):
         profile: AWS profile to use (default: the standard credential chain).
         endpoint_url: Custom S3 endpoint (moto, MinIO, LocalStack).
         clock: Current time, for lock leases (tests inject a fake clock).
-        max_attempts: boto3 attempts per call (retries with backoff on throttling and connection errors).
+        max_attempts: Attempts per S3 call (retries with backoff on throttling and connection errors).
 
     Raises:
         StateUnavailable: STATE_004 if the profile does not exist.
