@@ -9,7 +9,7 @@ import pytest
 from mcp_types import CallToolResult, TextContent
 
 from infra_mcp.domain.cloud import OperationStatus
-from infra_mcp.errors import AccessDenied, NotFound, UpstreamAWSError, UpstreamThrottled
+from infra_mcp.errors import AccessDenied, InfraError, NotFound, UpstreamAWSError, UpstreamThrottled
 from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.aws_errors import is_transient, map_aws_error, split_cli_error
 from infra_mcp.upstream.call_aws import CallAwsDialect
@@ -128,12 +128,12 @@ def test_malformed_answers_are_aws_mcp_002_malformed(result: CallToolResult) -> 
 )
 def test_aws_errors_map_to_our_codes_and_keep_aws_code_and_message(aws_code: str, status: int, expected: str) -> None:
     entry = aws_error_entry(CMD, aws_code, "what AWS said", status=status)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InfraError) as caught:
         DIALECT.decode(GET, structured(entry))
-    assert caught.value.code == expected  # type: ignore[attr-defined]
-    assert caught.value.details["aws_error_code"] == aws_code  # type: ignore[attr-defined]
-    assert caught.value.details["aws_message"] == "what AWS said"  # type: ignore[attr-defined]
-    assert caught.value.details["aws_status_code"] == status  # type: ignore[attr-defined]
+    assert caught.value.code == expected
+    assert caught.value.details["aws_error_code"] == aws_code
+    assert caught.value.details["aws_message"] == "what AWS said"
+    assert caught.value.details["aws_status_code"] == status
 
 
 def test_an_error_code_is_recovered_from_the_cli_text_when_error_code_is_missing() -> None:
