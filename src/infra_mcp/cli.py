@@ -1,0 +1,70 @@
+"""The ``infra-mcp`` command: serve, demo, sandbox, and the out-of-band ``plans`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from infra_mcp import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="infra-mcp",
+        description="MCP server for planned, human-approved, versioned AWS changes.",
+    )
+    parser.add_argument("--version", action="version", version=f"infra-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", help="run the MCP server on stdio (how agent hosts launch it)")
+    demo = sub.add_parser("demo", help="a visible end-to-end run against the sandbox")
+    demo.add_argument("--data-dir", help="keep the demo's data here (default: a fresh temporary folder)")
+    demo.add_argument("--fast", action="store_true", help="no pauses between steps")
+    sub.add_parser(
+        "sandbox", help="the sandbox upstream (simulated Cloud Control); see 'infra-mcp sandbox --help'", add_help=False
+    )
+    plans = sub.add_parser("plans", help="review and approve plans out of band, as a person in a terminal")
+    plans.add_argument("--user", help="approver identity (default: INFRA_MCP_USER or the OS user)")
+    psub = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
+    plist = psub.add_parser("list", help="plans of a project")
+    plist.add_argument("project_id")
+    plist.add_argument("--status", help="only plans with this status, e.g. pending")
+    pshow = psub.add_parser("show", help="a plan's diff, risk and cost")
+    pshow.add_argument("plan_id")
+    papprove = psub.add_parser("approve", help="approve a plan (after reading it)")
+    papprove.add_argument("plan_id")
+    papprove.add_argument("--comment", default="")
+    papprove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    preject = psub.add_parser("reject", help="reject a plan")
+    preject.add_argument("plan_id")
+    preject.add_argument("--reason", default="")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sandbox"]:
+        # The sandbox has its own flags; hand them over untouched.
+        from infra_mcp.sandbox.main import main as sandbox_main
+
+        return sandbox_main(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.command == "serve":
+        from infra_mcp.server.app import serve_stdio
+
+        serve_stdio()
+        return 0
+    if args.command == "demo":
+        from infra_mcp.demo import run_demo
+
+        return run_demo(data_dir=args.data_dir, fast=args.fast)
+    if args.command == "plans":
+        from infra_mcp.plans_cli import run_plans_command
+
+        return run_plans_command(args)
+    _parser().print_help(sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

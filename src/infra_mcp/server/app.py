@@ -1,0 +1,310 @@
+"""The MCP server: thin tools, resources and prompts over the services.
+
+Each tool validates its arguments by annotation, calls one service, and returns one model.
+The services are opened once per server, in the lifespan, from one frozen Settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts.base import Prompt
+from mcp_types import PromptArgument, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from infra_mcp import __version__
+from infra_mcp.container import App, open_app
+from infra_mcp.domain.state import ResourceStatus, StateFile
+from infra_mcp.errors import ValidationFailed
+from infra_mcp.logs import configure_logging
+from infra_mcp.server import models as m
+from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
+from infra_mcp.settings import Settings
+
+INSTRUCTIONS = """\
+infra-mcp manages AWS infrastructure per project, safely: desired state -> plan -> explicit human
+approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
+Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
+infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
+to do next.
+"""
+
+ProjectId = Annotated[
+    str, Field(description="Project id: lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
+]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+
+
+class Runtime:
+    """Holds the App opened by the lifespan (static resources get no Context to reach it through)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            raise RuntimeError("infra-mcp server used outside its lifespan")
+        return self._app
+
+    @property
+    def user(self) -> str:
+        return self.settings.user
+
+
+def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json(indent=2, by_alias=True)
+    return json.dumps(value, indent=2, default=str)
+
+
+def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] | None = None) -> MCPServer[Any]:
+    """Build the MCP server. Prompt files are parsed here, so a malformed one stops start-up.
+
+    Raises:
+        PromptFileError: naming the malformed prompt file.
+    """
+    settings = settings or Settings()
+    specs = prompts if prompts is not None else load_prompts(prompt_files())
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:
+        async with open_app(settings) as app:
+            runtime._app = app
+            try:
+                yield runtime
+            finally:
+                runtime._app = None
+
+    mcp: MCPServer[Any] = MCPServer(
+        name="infra-mcp",
+        title="infra-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+    )
+    _register_project_tools(mcp, runtime)
+    _register_state_tools(mcp, runtime)
+    _register_resources(mcp, runtime)
+    _register_prompts(mcp, specs)
+    return mcp
+
+
+# Tools: projects --------------------------------------------------------------------------------
+
+
+def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
+    def view(project: Any) -> m.ProjectView:
+        return m.ProjectView(project=project, your_role=project.role_of(rt.user))
+
+    @mcp.tool(name="create_project", title="Create project", annotations=WRITES)
+    @handle_tool_errors("create_project")
+    async def create_project(
+        project_id: ProjectId,
+        name: Annotated[str | None, Field(description="Human-readable name (default: the id).")] = None,
+        description: Annotated[str, Field(description="What this infrastructure is for.")] = "",
+        default_region: Annotated[str | None, Field(description="AWS region for its resources.")] = None,
+    ) -> m.ProjectView:
+        """Create a project; you become its owner. Touches nothing in AWS."""
+        settings = {"default_region": default_region} if default_region else None
+        project = await rt.app.projects.create_project(
+            project_id, name=name, description=description, user=rt.user, settings=settings
+        )
+        return view(project)
+
+    @mcp.tool(name="get_project", title="Get project", annotations=READ_ONLY)
+    @handle_tool_errors("get_project")
+    async def get_project(project_id: ProjectId) -> m.ProjectView:
+        """A project's details, members, settings and approval policy."""
+        return view(await rt.app.projects.get_project(project_id, rt.user))
+
+    @mcp.tool(name="list_projects", title="List projects", annotations=READ_ONLY)
+    @handle_tool_errors("list_projects")
+    async def list_projects() -> m.ProjectList:
+        """Projects you are a member of."""
+        projects = await rt.app.projects.list_projects(rt.user)
+        return m.ProjectList(user=rt.user, projects=[view(p) for p in projects])
+
+    @mcp.tool(name="update_project", title="Update project", annotations=WRITES)
+    @handle_tool_errors("update_project")
+    async def update_project(
+        project_id: ProjectId,
+        name: Annotated[str | None, Field(description="New name.")] = None,
+        description: Annotated[str | None, Field(description="New description.")] = None,
+        settings: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Settings to change (merged): state_location, default_region, approval "
+                "{require_human_confirmation, allow_self_approval, approval_ttl_minutes, auto_approval "
+                "{max_risk, max_cost_delta_usd, actions}}."
+            ),
+        ] = None,
+        members: Annotated[
+            list[dict[str, str]] | None,
+            Field(
+                description='The full member list, replacing the current one: [{"user": "alice", "role": '
+                '"owner|approver|editor|viewer"}]. The owner must stay an owner.'
+            ),
+        ] = None,
+    ) -> m.ProjectView:
+        """Change a project's name, description, settings or members (owners only)."""
+        project = await rt.app.projects.update_project(
+            project_id, user=rt.user, name=name, description=description, settings=settings, members=members
+        )
+        return view(project)
+
+    @mcp.tool(name="delete_project", title="Delete project", annotations=DESTRUCTIVE)
+    @handle_tool_errors("delete_project")
+    async def delete_project(project_id: ProjectId) -> m.DeletedProject:
+        """Delete a project, its plans and state history. Refused while its state still holds resources."""
+        await rt.app.projects.delete_project(project_id, user=rt.user)
+        return m.DeletedProject(project_id=project_id)
+
+
+# Tools: state ---------------------------------------------------------------------------------------
+
+
+def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
+    @mcp.tool(name="list_resources", title="List resources", annotations=READ_ONLY)
+    @handle_tool_errors("list_resources")
+    async def list_resources(
+        project_id: ProjectId,
+        type: Annotated[str | None, Field(description="Resource type, e.g. AWS::EC2::VPC or EC2::VPC.")] = None,
+        tag: Annotated[str | None, Field(description="'Key' or 'Key=Value'.")] = None,
+        status: Annotated[ResourceStatus | None, Field(description="active | failed | pending | deleting")] = None,
+    ) -> m.ResourceList:
+        """Resources recorded in the project's current state (no AWS call)."""
+        state, found = await rt.app.state.list_resources(project_id, rt.user, type_name=type, tag=tag, status=status)
+        return m.ResourceList(
+            project_id=project_id,
+            serial=state.serial,
+            total_in_state=len(state.resources),
+            count=len(found),
+            resources=found,
+        )
+
+    @mcp.tool(name="get_resource", title="Get resource", annotations=READ_ONLY)
+    @handle_tool_errors("get_resource")
+    async def get_resource(
+        project_id: ProjectId,
+        resource: Annotated[str, Field(description="Logical name, physical id (vpc-...) or ARN.")],
+    ) -> m.ResourceView:
+        """One resource from the project's current state."""
+        found = await rt.app.state.get_resource(project_id, rt.user, resource)
+        _, state = await rt.app.state.current(project_id, rt.user)
+        return m.ResourceView(project_id=project_id, serial=state.serial, resource=found)
+
+    @mcp.tool(name="get_state_history", title="Get state history", annotations=READ_ONLY)
+    @handle_tool_errors("get_state_history")
+    async def get_state_history(project_id: ProjectId) -> m.StateHistory:
+        """Every version of the project's state, newest first (who, when, which plan)."""
+        versions = await rt.app.state.history(project_id, rt.user)
+        return m.StateHistory(
+            project_id=project_id,
+            current_serial=max((v.serial for v in versions if v.valid), default=None),
+            versions=versions,
+        )
+
+    @mcp.tool(name="restore_state", title="Restore state version", annotations=WRITES)
+    @handle_tool_errors("restore_state")
+    async def restore_state(
+        project_id: ProjectId,
+        version: Annotated[int, Field(ge=1, description="History version (serial) to restore.")],
+    ) -> m.RestoredState:
+        """Make an older state version current again, as a new version (e.g. after STATE_001). Does not touch AWS."""
+        written = await rt.app.state.restore(project_id, rt.user, version)
+        return m.RestoredState(
+            project_id=project_id, restored_from=version, serial=written.serial, resource_count=len(written.resources)
+        )
+
+
+# Resources ----------------------------------------------------------------------------------------
+
+
+def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
+    @mcp.resource("infra://projects", name="projects", mime_type="application/json")
+    @handle_resource_errors("infra://projects")
+    async def projects_resource() -> str:
+        """Projects the acting user is a member of."""
+        projects = await rt.app.projects.list_projects(rt.user)
+        return _json([p.model_dump(mode="json") for p in projects])
+
+    @mcp.resource("infra://projects/{project_id}", name="project", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}")
+    async def project_resource(project_id: str) -> str:
+        """One project (members, settings, approval policy)."""
+        return _json(await rt.app.projects.get_project(project_id, rt.user))
+
+    @mcp.resource("infra://projects/{project_id}/state", name="state", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/state")
+    async def state_resource(project_id: str) -> str:
+        """The project's current state file (DESIGN §3 format)."""
+        _, state = await rt.app.state.current(project_id, rt.user)
+        return _json(state.to_document())
+
+    @mcp.resource("infra://projects/{project_id}/state/history", name="state-history", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/state/history")
+    async def history_resource(project_id: str) -> str:
+        """Every state version, newest first."""
+        versions = await rt.app.state.history(project_id, rt.user)
+        return _json([v.model_dump(mode="json") for v in versions])
+
+    @mcp.resource(
+        "infra://projects/{project_id}/state/history/{version}", name="state-version", mime_type="application/json"
+    )
+    @handle_resource_errors("infra://projects/{project_id}/state/history/{version}")
+    async def version_resource(project_id: str, version: str) -> str:
+        """One state version, as it was written."""
+        state: StateFile = await rt.app.state.version(project_id, rt.user, _version_number(version))
+        return _json(state.to_document())
+
+
+def _version_number(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationFailed(
+            f"State version must be a positive integer, got {raw!r}. See infra://projects/<id>/state/history.",
+            details={"version": raw},
+        )
+    return int(raw)
+
+
+# Prompts ------------------------------------------------------------------------------------------
+
+
+def _register_prompts(mcp: MCPServer[Any], specs: list[PromptSpec]) -> None:
+    def renderer(spec: PromptSpec) -> Any:
+        def render(**values: Any) -> str:
+            return spec.render(values)
+
+        return render
+
+    for spec in specs:
+        mcp.add_prompt(
+            Prompt(
+                name=spec.name,
+                title=spec.title,
+                description=spec.description,
+                arguments=[
+                    PromptArgument(name=a.name, description=a.description, required=a.required) for a in spec.arguments
+                ],
+                fn=renderer(spec),
+            )
+        )
+
+
+def serve_stdio(settings: Settings | None = None) -> None:
+    """Run the server on stdio (how agent hosts launch it). Logs go to stderr."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    build_server(settings).run("stdio")

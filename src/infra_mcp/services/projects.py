@@ -1,0 +1,182 @@
+"""Project use cases: create, read, list, update (settings and members), delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import utcnow, validate_project_id
+from infra_mcp.domain.project import Member, Permission, Project, ProjectSettings, Role
+from infra_mcp.errors import AlreadyExists, ValidationFailed
+from infra_mcp.ports import ProjectStore, StateStores
+
+log = structlog.get_logger(__name__)
+
+
+def validation_failed_from(exc: ValidationError, *, what: str) -> ValidationFailed:
+    """Turn pydantic's error into VALIDATION_001 listing every problem with its location."""
+    findings = [{"path": "/" + "/".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
+    listed = "; ".join(f"{f['path']}: {f['message']}" for f in findings[:5])
+    return ValidationFailed(f"Invalid {what}: {listed}", details={"findings": findings, "total": len(findings)})
+
+
+class ProjectService:
+    def __init__(self, projects: ProjectStore, states: StateStores) -> None:
+        self.projects = projects
+        self.states = states
+
+    async def _audit(self, project_id: str, actor: str, action: str, **details: Any) -> None:
+        await self.projects.append_audit(AuditEvent(project_id=project_id, actor=actor, action=action, details=details))
+
+    async def create_project(
+        self,
+        project_id: str,
+        *,
+        name: str | None,
+        description: str,
+        user: str,
+        settings: dict[str, Any] | None = None,
+    ) -> Project:
+        """Create a project owned by ``user``.
+
+        Raises:
+            ValidationFailed: bad id, name or settings (nothing stored).
+            AlreadyExists: CONFLICT_001 if the id is taken.
+        """
+        validate_project_id(project_id)
+        try:
+            project = Project(
+                id=project_id,
+                name=name or project_id,
+                description=description,
+                owner=user,
+                members=[Member(user=user, role=Role.OWNER)],
+                settings=ProjectSettings.model_validate(settings or {}),
+            )
+        except ValidationError as exc:
+            raise validation_failed_from(exc, what="project") from None
+        self.states.for_project(project)  # an unusable state location fails here, before anything is stored
+        created = await self.projects.create_project(project)
+        await self._audit(project_id, user, "project.create", name=project.name)
+        log.info("project_created", project_id=project_id, owner=user)
+        return created
+
+    async def get_project(self, project_id: str, user: str, permission: Permission = Permission.READ) -> Project:
+        """The project, if ``user`` holds ``permission`` in it (AUTH_001 otherwise)."""
+        validate_project_id(project_id)
+        project = await self.projects.get_project(project_id)
+        project.require(user, permission)
+        return project
+
+    async def list_projects(self, user: str) -> list[Project]:
+        return await self.projects.list_projects(member=user)
+
+    async def update_project(
+        self,
+        project_id: str,
+        *,
+        user: str,
+        name: str | None = None,
+        description: str | None = None,
+        settings: dict[str, Any] | None = None,
+        members: list[dict[str, Any]] | None = None,
+    ) -> Project:
+        """Change name, description, settings (merged: only the keys given change) or members (replaced).
+
+        Raises:
+            AccessDenied: AUTH_001 unless ``user`` is an owner.
+            ValidationFailed: an unknown role, the owner removed, bad settings (nothing stored).
+        """
+        current = await self.get_project(project_id, user, Permission.MANAGE)
+        update: dict[str, Any] = {"updated_at": utcnow()}
+        if name is not None:
+            update["name"] = name
+        if description is not None:
+            update["description"] = description
+        try:
+            if settings is not None:
+                merged = _deep_merge(current.settings.model_dump(mode="json"), settings)
+                update["settings"] = ProjectSettings.model_validate(merged)
+            if members is not None:
+                update["members"] = [Member.model_validate(m) for m in members]
+            candidate = Project.model_validate({**current.model_dump(), **update})
+        except ValidationError as exc:
+            raise validation_failed_from(exc, what="project update") from None
+        if candidate.settings.state_location != current.settings.state_location:
+            await self._refuse_moving_state_with_resources(current)
+            self.states.for_project(candidate)
+        saved = await self.projects.update_project(candidate, expected_updated_at=current.updated_at)
+        await self._audit_update(current, saved, user)
+        return saved
+
+    async def _refuse_moving_state_with_resources(self, project: Project) -> None:
+        state = await self.states.for_project(project).read(project.id)
+        if state is not None and state.resources:
+            raise AlreadyExists(
+                f"Project {project.id!r} has {len(state.resources)} resources recorded in its current state "
+                "location; changing state_location would orphan them. Delete them first (plan_changes with an "
+                "empty desired state), or copy the state yourself.",
+                details={"project_id": project.id, "resources": len(state.resources)},
+            )
+
+    async def _audit_update(self, before: Project, after: Project, user: str) -> None:
+        changes: dict[str, Any] = {}
+        for field in ("name", "description"):
+            if getattr(before, field) != getattr(after, field):
+                changes[field] = {"before": getattr(before, field), "after": getattr(after, field)}
+        if before.members != after.members:
+            changes["members"] = {
+                "before": [m.model_dump(mode="json") for m in before.members],
+                "after": [m.model_dump(mode="json") for m in after.members],
+            }
+        if before.settings != after.settings:
+            changes["settings"] = {
+                "before": before.settings.model_dump(mode="json"),
+                "after": after.settings.model_dump(mode="json"),
+            }
+        await self._audit(after.id, user, "project.update", **changes)
+        old, new = before.settings.approval, after.settings.approval
+        if old.require_human_confirmation != new.require_human_confirmation:
+            # Opting out of (or back into) human confirmation is a security decision: it gets its own entry.
+            action = "approval.human_confirmation_disabled"
+            if new.require_human_confirmation:
+                action = "approval.human_confirmation_enabled"
+            await self._audit(after.id, user, action)
+            log.warning("approval_policy_changed", project_id=after.id, action=action, user=user)
+
+    async def delete_project(self, project_id: str, *, user: str) -> Project:
+        """Delete the project, its plans and its state history.
+
+        Raises:
+            AccessDenied: AUTH_001 unless ``user`` is an owner.
+            AlreadyExists: CONFLICT_001 while the state still holds resources.
+        """
+        project = await self.get_project(project_id, user, Permission.DELETE)
+        store = self.states.for_project(project)
+        state = await store.read(project_id)
+        if state is not None and state.resources:
+            names = [r.name for r in state.resources[:10]]
+            raise AlreadyExists(
+                f"Project {project_id!r} still holds {len(state.resources)} resources ({', '.join(names)}"
+                f"{', ...' if len(state.resources) > 10 else ''}). Delete them first: plan_changes with "
+                '{"resources": []}, approve_plan, execute_plan; then delete the project.',
+                details={"project_id": project_id, "resource_count": len(state.resources), "resources": names},
+            )
+        await self.projects.delete_project(project_id)
+        await store.delete_project_data(project_id)
+        await self._audit(project_id, user, "project.delete")
+        log.info("project_deleted", project_id=project_id, user=user)
+        return project
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

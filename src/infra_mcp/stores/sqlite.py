@@ -1,0 +1,305 @@
+"""ProjectStore on SQLite (aiosqlite): projects, plans and the audit log.
+
+Rows keep a few indexed columns for queries and the whole model as JSON, so the schema
+changes rarely; when it does, a new entry in ``MIGRATIONS`` moves old databases forward
+(``PRAGMA user_version`` records how far a database has come).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import aiosqlite
+import anyio
+import structlog
+
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import isoformat
+from infra_mcp.domain.plan import Plan, PlanStatus
+from infra_mcp.domain.project import Project
+from infra_mcp.errors import AlreadyExists, NotFound, PlanStatusInvalid, StateUnavailable
+
+log = structlog.get_logger(__name__)
+
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
+
+
+def _serialised(
+    method: Callable[Concatenate[SqliteProjectStore, _P], Awaitable[_R]],
+) -> Callable[Concatenate[SqliteProjectStore, _P], Awaitable[_R]]:
+    """Run a writing method under the store's write lock (one transaction at a time)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: SqliteProjectStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with self._write_lock:
+            return await method(self, *args, **kwargs)
+
+    return wrapper
+
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: projects, members (for "projects I belong to" queries), plans, audit.
+    """
+    CREATE TABLE projects (
+        id          TEXT PRIMARY KEY,
+        doc         TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+    CREATE TABLE members (
+        project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        user        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        PRIMARY KEY (project_id, user)
+    );
+    CREATE INDEX members_by_user ON members(user);
+    CREATE TABLE plans (
+        id          TEXT PRIMARY KEY,
+        project_id  TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        status      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        doc         TEXT NOT NULL
+    );
+    CREATE INDEX plans_by_project ON plans(project_id, created_at);
+    CREATE TABLE audit (
+        id          TEXT PRIMARY KEY,
+        project_id  TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        doc         TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_project ON audit(project_id, at);
+    """,
+)
+
+
+class SqliteProjectStore:
+    """The ProjectStore port on one SQLite file. Use ``await store.open()`` / ``await store.close()``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        # One connection is shared by every task of the server; writes are serialised so two
+        # tasks never interleave statements inside one transaction.
+        self._write_lock = anyio.Lock()
+
+    async def open(self) -> SqliteProjectStore:
+        """Open (creating folders and the file if needed) and migrate.
+
+        Raises:
+            StateUnavailable: STATE_004 if the file cannot be opened or is not a database.
+        """
+        db: aiosqlite.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, timeout=30)
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=30000")
+            await self._migrate(db)
+        except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                await db.close()  # its worker thread would otherwise keep the process alive
+            raise StateUnavailable(
+                f"Cannot open the project database at {self.path}: {exc}. Check INFRA_MCP_DATA_DIR "
+                "points to a writable folder and the file is an infra-mcp database.",
+                details={"path": str(self.path)},
+            ) from exc
+        self._db = db
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> SqliteProjectStore:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection) -> None:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"database schema version {current} is newer than this infra-mcp knows ({len(MIGRATIONS)}); "
+                "upgrade infra-mcp"
+            )
+        for version in range(current, len(MIGRATIONS)):
+            # executescript commits first; each migration then runs in its own transaction.
+            await db.executescript(f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
+            log.info("database_migrated", to_version=version + 1)
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("SqliteProjectStore used before open()")
+        return self._db
+
+    @property
+    def schema_version(self) -> int:
+        return len(MIGRATIONS)
+
+    # Projects ---------------------------------------------------------------
+
+    @_serialised
+    async def create_project(self, project: Project) -> Project:
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            await self.db.execute(
+                "INSERT INTO projects (id, doc, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (project.id, project.model_dump_json(), isoformat(project.created_at), isoformat(project.updated_at)),
+            )
+            await self._write_members(project)
+            await self.db.commit()
+        except sqlite3.IntegrityError:
+            await self.db.rollback()
+            raise AlreadyExists(
+                f"A project with id {project.id!r} already exists. Choose another id, or use get_project to see it.",
+                details={"project_id": project.id},
+            ) from None
+        except BaseException:
+            await self.db.rollback()
+            raise
+        return project
+
+    async def _write_members(self, project: Project) -> None:
+        await self.db.execute("DELETE FROM members WHERE project_id = ?", (project.id,))
+        await self.db.executemany(
+            "INSERT INTO members (project_id, user, role) VALUES (?, ?, ?)",
+            [(project.id, m.user, m.role.value) for m in project.members],
+        )
+
+    async def get_project(self, project_id: str) -> Project:
+        async with self.db.execute("SELECT doc FROM projects WHERE id = ?", (project_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(
+                f"No project {project_id!r}. Use list_projects to see the projects you belong to.",
+                details={"project_id": project_id},
+            )
+        return Project.model_validate_json(row["doc"])
+
+    async def list_projects(self, member: str | None = None) -> list[Project]:
+        if member is None:
+            query, args = "SELECT doc FROM projects ORDER BY id", ()
+        else:
+            query = "SELECT p.doc FROM projects p JOIN members m ON m.project_id = p.id WHERE m.user = ? ORDER BY p.id"
+            args = (member,)
+        async with self.db.execute(query, args) as cursor:
+            rows = await cursor.fetchall()
+        return [Project.model_validate_json(r["doc"]) for r in rows]
+
+    @_serialised
+    async def update_project(self, project: Project, *, expected_updated_at: datetime) -> Project:
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            cursor = await self.db.execute(
+                "UPDATE projects SET doc = ?, updated_at = ? WHERE id = ? AND updated_at = ?",
+                (project.model_dump_json(), isoformat(project.updated_at), project.id, isoformat(expected_updated_at)),
+            )
+            if cursor.rowcount != 1:
+                await self.db.rollback()
+                await self.get_project(project.id)  # NotFound if it is gone
+                raise AlreadyExists(
+                    f"Project {project.id!r} was changed by someone else meanwhile. Read it again and retry.",
+                    details={"project_id": project.id},
+                )
+            await self._write_members(project)
+            await self.db.commit()
+        except BaseException:
+            if self.db.in_transaction:
+                await self.db.rollback()
+            raise
+        return project
+
+    @_serialised
+    async def delete_project(self, project_id: str) -> None:
+        cursor = await self.db.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+        await self.db.commit()
+        if cursor.rowcount != 1:
+            raise NotFound(f"No project {project_id!r}.", details={"project_id": project_id})
+
+    # Plans ------------------------------------------------------------------
+
+    @_serialised
+    async def save_plan(self, plan: Plan) -> Plan:
+        try:
+            await self.db.execute(
+                "INSERT INTO plans (id, project_id, status, created_at, doc) VALUES (?, ?, ?, ?, ?)",
+                (plan.id, plan.project_id, plan.status.value, isoformat(plan.created_at), plan.model_dump_json()),
+            )
+            await self.db.commit()
+        except sqlite3.IntegrityError as exc:
+            await self.db.rollback()
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound(f"No project {plan.project_id!r}.", details={"project_id": plan.project_id}) from None
+            raise AlreadyExists(f"Plan {plan.id!r} already exists.", details={"plan_id": plan.id}) from None
+        return plan
+
+    async def get_plan(self, plan_id: str) -> Plan:
+        async with self.db.execute("SELECT doc FROM plans WHERE id = ?", (plan_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(
+                f"No plan {plan_id!r}. Use list_plans to see a project's plans.", details={"plan_id": plan_id}
+            )
+        return Plan.model_validate_json(row["doc"])
+
+    async def list_plans(
+        self, project_id: str, *, statuses: Sequence[PlanStatus] | None = None, limit: int = 50
+    ) -> list[Plan]:
+        query = "SELECT doc FROM plans WHERE project_id = ?"
+        args: list[Any] = [project_id]
+        if statuses:
+            query += f" AND status IN ({','.join('?' * len(statuses))})"
+            args.extend(s.value for s in statuses)
+        query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        async with self.db.execute(query, args) as cursor:
+            rows = await cursor.fetchall()
+        return [Plan.model_validate_json(r["doc"]) for r in rows]
+
+    @_serialised
+    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus) -> Plan:
+        cursor = await self.db.execute(
+            "UPDATE plans SET doc = ?, status = ? WHERE id = ? AND status = ?",
+            (plan.model_dump_json(), plan.status.value, plan.id, expected_status.value),
+        )
+        await self.db.commit()
+        if cursor.rowcount != 1:
+            current = await self.get_plan(plan.id)
+            raise PlanStatusInvalid(
+                f"Plan {plan.id} is now {current.status.value}, not {expected_status.value}: someone else acted on "
+                "it first. Read it again with get_plan.",
+                details={"plan_id": plan.id, "status": current.status.value, "expected": expected_status.value},
+            )
+        return plan
+
+    # Audit ------------------------------------------------------------------
+
+    @_serialised
+    async def append_audit(self, event: AuditEvent) -> None:
+        await self.db.execute(
+            "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+            (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
+        )
+        await self.db.commit()
+
+    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
+        async with self.db.execute(
+            "SELECT doc FROM audit WHERE project_id = ? ORDER BY at DESC, rowid DESC LIMIT ?", (project_id, limit)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [AuditEvent.model_validate(json.loads(r["doc"])) for r in rows]
