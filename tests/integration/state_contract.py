@@ -235,7 +235,9 @@ class StateStoreContract:
         refused = await outcome(store.write(version(2, "lineage-b")))
 
         assert refused.code == "STATE_002"
-        assert (await store.read(PROJECT)).serial == 1  # type: ignore[union-attr]
+        current = await store.read(PROJECT)
+        assert current is not None
+        assert current.serial == 1
 
     async def test_a_wrong_checksum_is_refused_and_nothing_is_written(self, store: StateStore, raw: RawStorage) -> None:
         state = version(1, "l")
@@ -261,8 +263,8 @@ class StateStoreContract:
         base = await alice.write(version(1, "l"))
         for serial in range(2, 6):  # a few rounds, so the threads really do interleave
             results = await all_at_once(
-                lambda s=serial: alice.write(version(s, base.lineage, by="alice")),  # type: ignore[misc]
-                lambda s=serial: bob.write(version(s, base.lineage, by="bob")),  # type: ignore[misc]
+                lambda s=serial: alice.write(version(s, base.lineage, by="alice")),
+                lambda s=serial: bob.write(version(s, base.lineage, by="bob")),
             )
             winners = [r for r in results if isinstance(r, StateFile)]
             losers = [r for r in results if isinstance(r, InfraError)]
@@ -295,7 +297,7 @@ class StateStoreContract:
         base = await stores[0].write(version(1, "l"))
 
         results = await all_at_once(
-            *[lambda i=i, s=s: s.write(version(2, base.lineage, by=f"w{i}")) for i, s in enumerate(stores)]  # type: ignore[misc]
+            *[lambda i=i, s=s: s.write(version(2, base.lineage, by=f"w{i}")) for i, s in enumerate(stores)]
         )
 
         winners = [r for r in results if isinstance(r, StateFile)]
@@ -338,7 +340,9 @@ class StateStoreContract:
         assert [(e.serial, e.valid) for e in entries] == [(3, True), (2, False), (1, True)]
         assert damaged.code == "STATE_001"
         assert damaged.details["newest_valid_version"] == 3
-        assert (await store.read(PROJECT)).serial == 3  # type: ignore[union-attr]
+        current = await store.read(PROJECT)
+        assert current is not None
+        assert current.serial == 3
 
     # ----------------------------------------------------------------- corruption and recovery
 
@@ -537,6 +541,16 @@ class StateStoreContract:
 
         assert raw.get(f"{PROJECT}/state.lock") is None
 
+    async def test_a_copy_of_our_lock_from_before_a_renewal_still_releases_it(
+        self, store: StateStore, raw: RawStorage
+    ) -> None:
+        held = await store.acquire_lock(PROJECT, owner="alice", operation="op", lease_seconds=30)
+        await store.renew_lock(PROJECT, held, lease_seconds=30)  # the lock's etag moved on
+
+        await store.release_lock(PROJECT, held)
+
+        assert raw.get(f"{PROJECT}/state.lock") is None
+
     async def test_releasing_a_lock_already_gone_is_not_an_error(self, store: StateStore) -> None:
         held = await store.acquire_lock(PROJECT, owner="alice", operation="op", lease_seconds=30)
         await store.release_lock(PROJECT, held)
@@ -552,7 +566,7 @@ class StateStoreContract:
 
         results = await all_at_once(
             *[
-                lambda i=i, s=s: s.acquire_lock(PROJECT, owner=f"taker-{i}", operation="op", lease_seconds=30)  # type: ignore[misc]
+                lambda i=i, s=s: s.acquire_lock(PROJECT, owner=f"taker-{i}", operation="op", lease_seconds=30)
                 for i, s in enumerate(stores)
             ]
         )

@@ -11,7 +11,7 @@ from infra_mcp.errors import ValidationFailed
 from infra_mcp.settings import Settings
 from infra_mcp.stores.state_factory import S3Location, StateStoreRegistry, parse_location
 from infra_mcp.stores.state_local import LocalStateStore
-from infra_mcp.stores.state_s3 import S3StateStore
+from infra_mcp.stores.state_s3 import S3Blobs, S3StateStore
 
 
 def project(project_id: str = "web-app", state_location: str | None = None) -> Project:
@@ -88,7 +88,8 @@ def test_an_s3_location_gets_an_s3_store_with_the_settings_region(settings: Sett
     store = StateStoreRegistry(settings).for_project(project(state_location="s3://team-state/infra"))
     assert isinstance(store, S3StateStore)
     assert (store.bucket, store.prefix) == ("team-state", "infra")
-    assert store.backend.region == "eu-west-1"  # type: ignore[attr-defined]
+    assert isinstance(store.backend, S3Blobs)
+    assert store.backend.region == "eu-west-1"
 
 
 def test_the_default_location_can_be_s3(tmp_path: Path) -> None:

@@ -35,7 +35,14 @@ from pydantic import ValidationError
 
 from infra_mcp.domain.common import isoformat, utcnow, validate_project_id
 from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
-from infra_mcp.errors import NotFound, StateConflict, StateCorrupted, StateLocked, ValidationFailed
+from infra_mcp.errors import (
+    NotFound,
+    StateConflict,
+    StateCorrupted,
+    StateLocked,
+    StateUnavailable,
+    ValidationFailed,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -429,6 +436,9 @@ class VersionedStateStore:
             self._swap_pointer(keys, pointer, current)
         except PreconditionFailed:
             return
+        except StateUnavailable as exc:  # e.g. read-only credentials: reading must still work
+            log.info("state_roll_forward_not_saved", project_id=keys.project_id, error=exc.message)
+            return
         log.info("state_rolled_forward", project_id=keys.project_id, serial=current.serial)
 
     def _swap_pointer(self, keys: ProjectKeys, pointer: Blob | None, state: StateFile) -> None:
@@ -568,32 +578,39 @@ class VersionedStateStore:
         blob = self.backend.get(keys.lock)
         return _parse_lock(blob) if blob is not None else None
 
-    def _our_etag(self, keys: ProjectKeys, lock: LockInfo) -> str | None:
-        """The etag of our lock version: remembered from acquire/renew, else found by reading it back."""
-        if lock.etag is not None:
-            return lock.etag
-        held = self._current_lock(keys)
-        return held.etag if held is not None and held.lock_id == lock.lock_id else None
+    def _on_our_lock(self, keys: ProjectKeys, lock: LockInfo, action: Callable[[str], T]) -> tuple[bool, T | None]:
+        """Run a conditional ``action(etag)`` on our version of the lock.
+
+        Tries the etag remembered on ``lock`` first. If that version is gone but the lock still
+        carries our ``lock_id`` (a renewal through another copy of the LockInfo, or a LockInfo read
+        back without its etag), retries once with the current etag. Returns (False, None) when the
+        lock is not ours any more.
+        """
+        etag = lock.etag
+        for _ in range(2):
+            if etag is not None:
+                try:
+                    return True, action(etag)
+                except PreconditionFailed:
+                    pass
+            held = self._current_lock(keys)
+            if held is None or held.lock_id != lock.lock_id or held.etag == etag:
+                break
+            etag = held.etag
+        return False, None
 
     def _renew(self, keys: ProjectKeys, lock: LockInfo, lease_seconds: float) -> LockInfo:
         renewed = lock.model_copy(update={"expires_at": self._clock() + timedelta(seconds=lease_seconds)})
-        etag = self._our_etag(keys, lock)
-        try:
-            if etag is None:
-                raise PreconditionFailed
-            new_etag = self.backend.put(keys.lock, encode(renewed.model_dump(mode="json")), if_match=etag)
-        except PreconditionFailed:
-            raise locked(keys.project_id, self._current_lock(keys)) from None
+        data = encode(renewed.model_dump(mode="json"))
+        ours, new_etag = self._on_our_lock(keys, lock, lambda etag: self.backend.put(keys.lock, data, if_match=etag))
+        if not ours:
+            raise locked(keys.project_id, self._current_lock(keys))
         return renewed.model_copy(update={"etag": new_etag})
 
     def _release(self, keys: ProjectKeys, lock: LockInfo) -> None:
-        etag = self._our_etag(keys, lock)
-        if etag is None:
-            return
-        try:
-            self.backend.delete(keys.lock, if_match=etag)
-        except PreconditionFailed:
-            # Taken over after our lease expired: it is someone else's lock now, leave it be.
+        ours, _ = self._on_our_lock(keys, lock, lambda etag: self.backend.delete(keys.lock, if_match=etag))
+        if not ours:
+            # Already gone, or taken over after our lease expired: someone else's lock now, leave it be.
             log.info("state_lock_release_skipped", project_id=keys.project_id, lock_id=lock.lock_id)
 
     # ----------------------------------------------------------------- journal
