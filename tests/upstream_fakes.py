@@ -153,7 +153,10 @@ class FakeCloud:
 
     def _ListResources(self, p: dict[str, Any]) -> dict[str, Any]:
         keys = sorted(k for k in self.resources if k[0] == p["TypeName"])
-        start = int(p.get("NextToken") or 0)
+        token = p.get("NextToken") or "0"
+        if not token.isdigit():
+            raise FakeAwsError("InvalidRequestException", f"Invalid NextToken {token!r}")
+        start = int(token)
         page = keys[start : start + self.page_size]
         answer: dict[str, Any] = {
             "TypeName": p["TypeName"],
