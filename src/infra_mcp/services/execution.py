@@ -1,0 +1,361 @@
+"""Execute an approved plan (DESIGN §4): refuse precisely, lock, walk, record every result.
+
+Order of business in :meth:`ExecutionService.execute`:
+
+1. checks that need no lock: role, status, approval, expiry, fingerprint (each refusal audited);
+2. the project's state lock (a second execution is refused with STATE_003), renewed while running;
+3. anything an earlier, interrupted execution left in the journal is reconciled first;
+4. the plan must still be fresh against the state (else PLAN_001, and it is superseded);
+5. compare-and-set approved -> executing (of two racing executions exactly one gets here);
+6. the walk (``execution_walk``), checkpoints and journal (``execution_ledger``);
+7. the plan ends ``executed`` or ``failed`` with each change's outcome; plans made against the
+   old state are superseded; the audit log gets the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import anyio
+import structlog
+
+from infra_mcp.catalog.registry import Catalog
+from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.plan import (
+    ChangeOutcome,
+    ChangeOutcomeStatus,
+    ExecutionRecord,
+    Plan,
+    PlanStatus,
+)
+from infra_mcp.domain.project import Permission, Project
+from infra_mcp.domain.state import LockInfo, StateFile
+from infra_mcp.errors import ApprovalExpired, InfraError, PlanStale, PlanStatusInvalid, StateLocked
+from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
+from infra_mcp.services.execution_graph import Node, build_graph
+from infra_mcp.services.execution_ledger import Ledger
+from infra_mcp.services.execution_ops import Driver, Operations, PollPolicy, Sleep
+from infra_mcp.services.execution_walk import Walk
+from infra_mcp.services.reconcile import Reconciler, ReconcileReport, supersede_others
+from infra_mcp.services.secrets import SecretSealer
+
+log = structlog.get_logger(__name__)
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested single-member groups, or the group itself."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+        inner = inner.exceptions[0]
+    return inner
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ExecutionService:
+    """Runs approved plans against Cloud Control and keeps the state truthful.
+
+    Args:
+        projects: Plans, projects, audit log.
+        states: State store per project.
+        upstream: Cloud Control through the upstream AWS MCP server.
+        catalog: Resource type knowledge (identifiers, tags, create-only/write-only paths).
+        sealer: Opens sealed secrets right before they are sent.
+        parallelism: Most Cloud Control operations in flight at once.
+        lease_seconds: State lock lease; renewed every third of it while running.
+        checkpoint_interval: Seconds between state checkpoints at most (plus one per ``checkpoint_every``).
+        checkpoint_every: Results after which a checkpoint is written regardless of time.
+        poll: Polling and throttling policy.
+        clock: Current time (approval expiry, timestamps, checkpoint pacing).
+        sleep: Used for every wait on Cloud Control (injected so tests need no real sleeps).
+    """
+
+    def __init__(
+        self,
+        projects: ProjectStore,
+        states: StateStores,
+        upstream: Upstream,
+        catalog: Catalog,
+        sealer: SecretSealer,
+        *,
+        parallelism: int = 10,
+        lease_seconds: float = 60.0,
+        checkpoint_interval: float = 2.0,
+        checkpoint_every: int = 25,
+        poll: PollPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.projects = projects
+        self.states = states
+        self.upstream = upstream
+        self.catalog = catalog
+        self.sealer = sealer
+        self.parallelism = parallelism
+        self.lease_seconds = lease_seconds
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_every = checkpoint_every
+        self.poll = poll or PollPolicy()
+        self.clock = clock
+        self.sleep = sleep
+
+    def _driver(self) -> Driver:
+        return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
+
+    def _reconciler(self) -> Reconciler:
+        return Reconciler(self.projects, self._driver(), clock=self.clock)
+
+    # ---- public API -----------------------------------------------------------------------
+
+    async def execute(self, plan_id: str, user: str, progress: ProgressReporter | None = None) -> Plan:
+        """Execute an approved plan; return it ``executed`` or ``failed`` with every change's outcome.
+
+        Raises:
+            NotFound: RESOURCE_001, no such plan.
+            AccessDenied: AUTH_001, the user's role lacks ``execute``.
+            ApprovalRequired: APPROVAL_002, the plan is not approved yet.
+            PlanStatusInvalid: PLAN_003, rejected/expired/executed/failed/superseded/executing, or a lost race.
+            ApprovalExpired: APPROVAL_001, the approval ran out (the plan becomes ``expired``).
+            PlanTampered: PLAN_002, the plan changed after approval.
+            StateLocked: STATE_003, another execution (or restore) holds the project's state.
+            PlanStale: PLAN_001, the state moved since the plan was made (the plan becomes ``superseded``).
+        """
+        plan = await self.projects.get_plan(plan_id)
+        project = await self.projects.get_project(plan.project_id)
+        bound = log.bind(project_id=project.id, plan_id=plan.id, user=user)
+        await self._refusing(plan, user, self._precheck(plan, project, user))
+        store = self.states.for_project(project)
+        try:
+            lock = await store.acquire_lock(
+                project.id,
+                owner=f"{user}@{_holder()}",
+                operation=f"execute {plan.id}",
+                lease_seconds=self.lease_seconds,
+            )
+        except StateLocked as exc:
+            await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason="state locked")
+            raise
+        bound.info("execution_lock_acquired")
+        try:
+            async with anyio.create_task_group() as keeper:
+                keeper.start_soon(self._keep_lease, store, project.id, lock)
+                try:
+                    return await self._execute_locked(plan.id, project, store, user, progress)
+                finally:
+                    keeper.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The task groups are an implementation detail: callers catch InfraError, not groups.
+            raise _single(group) from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.release_lock(project.id, lock)
+            bound.info("execution_lock_released")
+
+    async def reconcile(self, project_id: str, *, user: str = "infra-mcp:reconcile") -> ReconcileReport:
+        """Resolve what an interrupted execution left in flight, under the project's state lock.
+
+        Raises:
+            StateLocked: STATE_003 while an execution holds the lock.
+        """
+        project = await self.projects.get_project(project_id)
+        store = self.states.for_project(project)
+        lock = await store.acquire_lock(
+            project_id, owner=f"{user}@{_holder()}", operation="reconcile", lease_seconds=self.lease_seconds
+        )
+        try:
+            return await self._reconciler().reconcile(project, store, user=user)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.release_lock(project_id, lock)
+
+    async def reconcile_all(self) -> list[ReconcileReport]:
+        """At server start: reconcile every project with journal entries or a plan stuck ``executing``.
+
+        A project whose lock is held (an execution elsewhere, or a lease not yet expired after a
+        crash) is skipped with a warning; its next execution reconciles it.
+        """
+        reports = []
+        for project in await self.projects.list_projects():
+            store = self.states.for_project(project)
+            if not await self._needs_reconcile(project, store):
+                continue
+            try:
+                reports.append(await self.reconcile(project.id))
+            except StateLocked:
+                log.warning("reconcile_skipped_locked", project_id=project.id)
+            except InfraError as exc:
+                log.error("reconcile_failed", project_id=project.id, code=exc.code)
+        return reports
+
+    # ---- refusals -------------------------------------------------------------------------
+
+    async def _precheck(self, plan: Plan, project: Project, user: str) -> None:
+        project.require(user, Permission.EXECUTE)
+        try:
+            rules.require_executable(plan, self.clock())
+        except ApprovalExpired:
+            with contextlib.suppress(PlanStatusInvalid):
+                await self.projects.update_plan(
+                    plan.model_copy(update={"status": PlanStatus.EXPIRED}), expected_status=PlanStatus.APPROVED
+                )
+            raise
+
+    async def _refusing(self, plan: Plan, user: str, check: Any) -> None:
+        try:
+            await check
+        except InfraError as exc:
+            await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason=exc.message)
+            log.info("execution_refused", project_id=plan.project_id, plan_id=plan.id, code=exc.code)
+            raise
+
+    async def _needs_reconcile(self, project: Project, store: StateStore) -> bool:
+        journal = await store.read_journal(project.id)
+        if journal.entries:
+            return True
+        return bool(await self.projects.list_plans(project.id, statuses=[PlanStatus.EXECUTING], limit=1))
+
+    # ---- the locked part ------------------------------------------------------------------
+
+    async def _keep_lease(self, store: StateStore, project_id: str, lock: LockInfo) -> None:
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            try:
+                lock = await store.renew_lock(project_id, lock, lease_seconds=self.lease_seconds)
+            except InfraError as exc:
+                log.error("lock_renewal_failed", project_id=project_id, code=exc.code)
+
+    async def _execute_locked(
+        self, plan_id: str, project: Project, store: StateStore, user: str, progress: ProgressReporter | None
+    ) -> Plan:
+        if await self._needs_reconcile(project, store):
+            # We hold the lock, so anything in flight or 'executing' was left by an interrupted run.
+            await self._reconciler().reconcile(project, store, user=user)
+        plan = await self.projects.get_plan(plan_id)
+        state = await store.read(project.id) or StateFile.empty(project.id)
+        await self._refusing(plan, user, self._fresh(plan, project, state, user))
+        nodes = build_graph(plan, state.resources)  # a cycle is refused here, before anything is sent
+        started = self.clock()
+        outcomes = {c.name: ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes}
+        record = ExecutionRecord(started_at=started, executed_by=user, outcomes=list(outcomes.values()))
+        try:
+            plan = await self.projects.update_plan(
+                plan.model_copy(update={"status": PlanStatus.EXECUTING, "execution": record}),
+                expected_status=PlanStatus.APPROVED,
+            )
+        except PlanStatusInvalid as exc:
+            await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason="lost race")
+            raise
+        await self._audit(plan, user, "plan.execute", "started", changes=len(outcomes))
+        log.info("execution_started", project_id=project.id, plan_id=plan.id, changes=len(outcomes))
+        return await self._run(plan, project, store, state, user, nodes, outcomes, progress)
+
+    async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
+        rules.require_executable(plan, self.clock())
+        try:
+            rules.require_fresh(plan, state.serial, state.lineage)
+        except PlanStale:
+            with contextlib.suppress(PlanStatusInvalid):
+                await self.projects.update_plan(
+                    plan.model_copy(update={"status": PlanStatus.SUPERSEDED}), expected_status=plan.status
+                )
+            raise
+
+    async def _run(
+        self,
+        plan: Plan,
+        project: Project,
+        store: StateStore,
+        state: StateFile,
+        user: str,
+        nodes: dict[str, Node],
+        outcomes: dict[str, ChangeOutcome],
+        progress: ProgressReporter | None,
+    ) -> Plan:
+        if state.serial == 0 and plan.base_lineage:
+            state = state.model_copy(update={"lineage": plan.base_lineage})
+
+        async def save_outcomes(_: StateFile) -> None:
+            snapshot = plan.model_copy(deep=True)
+            assert snapshot.execution is not None
+            snapshot.execution.outcomes = [o.model_copy() for o in outcomes.values()]
+            await self.projects.update_plan(snapshot, expected_status=PlanStatus.EXECUTING)
+
+        ledger = Ledger(
+            store,
+            state,
+            plan_id=plan.id,
+            user=user,
+            clock=self.clock,
+            interval=self.checkpoint_interval,
+            every=self.checkpoint_every,
+            after_write=save_outcomes,
+        )
+        await ledger.load_journal()
+        initial = {r.name: r for r in state.resources}
+        operations = Operations(plan, self._driver(), ledger, initial, self.clock)
+        walk = Walk(
+            nodes, operations, ledger, outcomes, parallelism=self.parallelism, clock=self.clock, progress=progress
+        )
+        await walk.run()
+        final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)
+        return await self._finish(plan, project, store, final, user, outcomes)
+
+    async def _finish(
+        self,
+        plan: Plan,
+        project: Project,
+        store: StateStore,
+        final: StateFile,
+        user: str,
+        outcomes: dict[str, ChangeOutcome],
+    ) -> Plan:
+        succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
+        status = PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED
+        assert plan.execution is not None
+        execution = plan.execution.model_copy(
+            update={"finished_at": self.clock(), "outcomes": list(outcomes.values()), "final_serial": final.serial}
+        )
+        done = await self.projects.update_plan(
+            plan.model_copy(update={"status": status, "execution": execution}), expected_status=PlanStatus.EXECUTING
+        )
+        if final.serial != plan.base_serial:
+            await supersede_others(self.projects, project.id, final, except_plan=plan.id)
+        counts = {s.value: sum(1 for o in outcomes.values() if o.status is s) for s in ChangeOutcomeStatus}
+        await self._audit(
+            plan,
+            user,
+            "plan.execute",
+            "ok" if succeeded else "failed",
+            final_serial=final.serial,
+            outcomes={k: v for k, v in counts.items() if v},
+            failed=[
+                {"name": o.name, "error_code": o.error_code}
+                for o in outcomes.values()
+                if o.status is ChangeOutcomeStatus.FAILED
+            ][:50],
+        )
+        log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=status.value, **counts)
+        return done
+
+    async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
+        await self.projects.append_audit(
+            AuditEvent(
+                project_id=plan.project_id,
+                at=self.clock(),
+                actor=actor,
+                action=action,
+                target=plan.id,
+                outcome=outcome,
+                details=details,
+            )
+        )

@@ -1,0 +1,200 @@
+"""The execution graph: one node per Cloud Control operation, edges from references both ways.
+
+A plan's changes become nodes: ``create``, ``update``, ``delete`` and ``import`` are one node named
+after the resource; a ``replace`` is two, ``<name>#create`` and ``<name>#delete``, ordered by its
+``replacement_strategy``. Edges:
+
+- a node that makes a resource exist (or changes it) waits for what its new properties reference;
+- a node that removes an old resource waits until nothing recorded in state still depends on it:
+  the dependents' deletes, replacements' old halves and updates that move them away.
+
+The second kind comes from *state* (what the old resources depended on), which is why deletes run in
+reverse dependency order. A replacement whose strategy is delete-before-create can make those edges
+circular (the dependent cannot let go before the new one exists); the softest edges are dropped to
+break such a cycle, and AWS's answer then says truthfully whether the deletion could proceed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from infra_mcp.domain.plan import Action, Change, Plan
+from infra_mcp.domain.state import StateResource
+from infra_mcp.errors import ValidationFailed
+from infra_mcp.services.execution_payload import dependencies_of
+
+Kind = Literal["create", "update", "delete", "import"]
+
+
+@dataclass
+class Node:
+    key: str
+    change: Change
+    kind: Kind
+    needs: set[str] = field(default_factory=set)
+    soft: set[str] = field(default_factory=set)  # may be dropped to break a cycle
+    dependents: set[str] = field(default_factory=set)
+    height: int = 0  # longest chain of nodes from here to the end: the critical path goes first
+
+    @property
+    def name(self) -> str:
+        return self.change.name
+
+    @property
+    def operation(self) -> str:
+        return self.kind.upper()
+
+
+def _nodes_of(change: Change) -> list[Node]:
+    if change.action is Action.REPLACE:
+        make = Node(f"{change.name}#create", change, "create")
+        drop = Node(f"{change.name}#delete", change, "delete")
+        if change.replacement_strategy == "delete_before_create":
+            make.needs.add(drop.key)
+        else:
+            drop.needs.add(make.key)
+        return [make, drop]
+    kind: Kind = {
+        Action.CREATE: "create",
+        Action.UPDATE: "update",
+        Action.DELETE: "delete",
+        Action.IMPORT: "import",
+    }[change.action]  # type: ignore[assignment]
+    return [Node(change.name, change, kind)]
+
+
+def build_graph(plan: Plan, state_resources: Iterable[StateResource]) -> dict[str, Node]:
+    """Nodes of every actionable change of ``plan``, with their edges, acyclic.
+
+    Raises:
+        ValidationFailed: VALIDATION_001 if the plan's changes depend on each other in a cycle
+            (nothing has been sent to AWS when this is raised).
+    """
+    nodes: dict[str, Node] = {}
+    ready: dict[str, str] = {}  # name -> node after which its new version exists
+    removal: dict[str, str] = {}  # name -> node that removes its old version
+    moves: dict[str, str] = {}  # name -> update node that may move it off old references
+    for change in plan.actionable_changes:
+        for node in _nodes_of(change):
+            nodes[node.key] = node
+            if node.kind == "delete":
+                removal[change.name] = node.key
+            else:
+                ready[change.name] = node.key
+                if node.kind == "update":
+                    moves[change.name] = node.key
+
+    for node in nodes.values():
+        if node.kind != "delete" and node.change.desired is not None:
+            spec = node.change.desired
+            for target in dependencies_of(spec.properties, [*spec.depends_on, *node.change.depends_on]):
+                if target in ready and ready[target] != node.key:
+                    node.needs.add(ready[target])
+
+    for node in list(nodes.values()):
+        dbc = node.change.action is Action.REPLACE and node.change.replacement_strategy == "delete_before_create"
+        if dbc and node.kind == "delete":
+            # Delete the old one only once the new one can be created right after: never leave a gap
+            # because something the new one needs failed.
+            make = nodes[f"{node.name}#create"]
+            node.needs |= make.needs - {node.key}
+
+    old_dependents: dict[str, set[str]] = {}
+    for resource in state_resources:
+        for target in dependencies_of(resource.declared, resource.depends_on):
+            old_dependents.setdefault(target, set()).add(resource.name)
+    for name, key in removal.items():
+        node = nodes[key]
+        for dependent in old_dependents.get(name, ()):
+            if dependent == name:
+                continue
+            dependent_change = plan.change(dependent)
+            if dependent in removal and dependent_change is not None and dependent_change.action is Action.DELETE:
+                node.needs.add(removal[dependent])
+            elif dependent in removal:
+                node.soft.add(removal[dependent])
+            elif dependent in moves:
+                node.soft.add(moves[dependent])
+
+    _break_cycles(nodes, plan.id)
+    for node in nodes.values():
+        for need in node.needs:
+            nodes[need].dependents.add(node.key)
+    _heights(nodes)
+    return nodes
+
+
+def _blocked(nodes: Mapping[str, Node]) -> set[str]:
+    """Nodes Kahn's algorithm cannot place (on or behind a cycle)."""
+    remaining = {k: len(n.needs | n.soft) for k, n in nodes.items()}
+    dependents: dict[str, list[str]] = {k: [] for k in nodes}
+    for key, node in nodes.items():
+        for need in node.needs | node.soft:
+            dependents[need].append(key)
+    queue = [k for k, count in remaining.items() if count == 0]
+    while queue:
+        key = queue.pop()
+        for dependent in dependents[key]:
+            remaining[dependent] -= 1
+            if remaining[dependent] == 0:
+                queue.append(dependent)
+    return {k for k, count in remaining.items() if count > 0}
+
+
+def _break_cycles(nodes: dict[str, Node], plan_id: str) -> None:
+    blocked = _blocked(nodes)
+    if not blocked:
+        for node in nodes.values():
+            node.needs |= node.soft
+        return
+    for key in blocked:
+        nodes[key].soft -= blocked
+    blocked = _blocked(nodes)
+    if blocked:
+        raise ValidationFailed(
+            f"Plan {plan_id} cannot be executed: its changes depend on each other in a cycle "
+            f"({', '.join(sorted(blocked)[:10])}). Nothing was changed. Make a new plan.",
+            details={"plan_id": plan_id, "cycle": sorted(blocked)[:50]},
+        )
+    for node in nodes.values():
+        node.needs |= node.soft
+
+
+def _heights(nodes: Mapping[str, Node]) -> None:
+    """Longest path (in nodes) from each node to a sink, computed in reverse topological order."""
+    indegree = {k: len(n.needs) for k, n in nodes.items()}
+    order: list[str] = []
+    frontier = [k for k, d in indegree.items() if d == 0]
+    while frontier:
+        key = frontier.pop()
+        order.append(key)
+        for dependent in nodes[key].dependents:
+            indegree[dependent] -= 1
+            if indegree[dependent] == 0:
+                frontier.append(dependent)
+    for key in reversed(order):
+        node = nodes[key]
+        node.height = 1 + max((nodes[d].height for d in node.dependents), default=0)
+
+
+class ReadyQueue:
+    """Ready nodes, highest first (longest remaining chain, then name for a stable order).
+
+    Starting the node with the longest chain behind it first is the classic critical-path list
+    scheduling rule: with a bounded number of slots it keeps the wall time near the critical path.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+
+    def push(self, node: Node) -> None:
+        heapq.heappush(self._heap, (-node.height, node.key))
+
+    def pop(self) -> str:
+        return heapq.heappop(self._heap)[1]
+
+    def __len__(self) -> int:
+        return len(self._heap)

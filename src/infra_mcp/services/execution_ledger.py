@@ -1,0 +1,168 @@
+"""The execution's record keeping: the working copy of state, checkpoints and the request journal.
+
+The invariant that makes a crash recoverable: a Cloud Control request is journaled *before* it is
+sent, and its journal entry is removed only *after* a state version holding its result was written.
+Whatever happens in between, the journal names every request whose result state may be missing, and
+``reconcile`` finishes the job from it alone.
+
+Checkpoints are rate-bounded: a state version is written when at least ``every`` results are waiting
+or ``interval`` seconds passed since the last write, plus always a final one. Each write is
+``current.next_version(...)``, so every version lands in history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import anyio
+import structlog
+
+from infra_mcp.domain.state import Journal, JournalEntry, StateFile, StateResource
+from infra_mcp.ports import StateStore
+
+log = structlog.get_logger(__name__)
+
+RETIRED_MARK = "~replaced~"
+
+
+def retired_name(name: str, physical_id: str | None) -> str:
+    """Name under which the old half of a replacement stays recorded until its deletion is confirmed.
+
+    ``~`` cannot appear in a declared name, so this never collides with one; the next plan sees a
+    resource that is not desired and proposes to delete it.
+    """
+    return f"{name}{RETIRED_MARK}{physical_id or 'unknown'}"
+
+
+class Ledger:
+    """Working resources by logical name, written to the state store at a bounded rate.
+
+    Args:
+        store: The project's state store.
+        current: The state to continue from (an empty serial-0 state if never written).
+        plan_id: Recorded as ``changePlanId`` in every version written.
+        user: Recorded as ``lastModifiedBy``.
+        clock: Current time.
+        interval: Seconds between checkpoints (at most one per interval, unless ``every`` is reached).
+        every: Results after which a checkpoint is written regardless of time.
+        after_write: Awaited after each state write, before the journal entries it covers are
+            dropped (execution saves the plan's outcomes there, so they are never behind the journal).
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        current: StateFile,
+        *,
+        plan_id: str | None,
+        user: str,
+        clock: Callable[[], datetime],
+        interval: float,
+        every: int,
+        after_write: Callable[[StateFile], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.current = current
+        self.plan_id = plan_id
+        self.user = user
+        self.clock = clock
+        self.interval = interval
+        self.every = every
+        self.after_write = after_write
+        self.resources: dict[str, StateResource] = {r.name: r for r in current.resources}
+        self.journal = Journal(project_id=current.project_id)
+        self.writes = 0
+        self._pending = 0
+        self._dirty = False
+        self._settled: set[str] = set()
+        self._last_write = clock()
+        self._state_lock = anyio.Lock()
+        self._journal_lock = anyio.Lock()
+
+    # ---- journal --------------------------------------------------------------------------
+
+    async def load_journal(self) -> Journal:
+        self.journal = await self.store.read_journal(self.current.project_id)
+        return self.journal
+
+    async def journal_add(self, entry: JournalEntry) -> None:
+        async with self._journal_lock:
+            self.journal.entries = [e for e in self.journal.entries if e.client_token != entry.client_token]
+            self.journal.entries.append(entry)
+            await self.store.write_journal(self.journal)
+
+    async def journal_update(self, client_token: str, *, request_token: str, physical_id: str | None) -> None:
+        async with self._journal_lock:
+            for entry in self.journal.entries:
+                if entry.client_token == client_token:
+                    entry.request_token = request_token
+                    entry.physical_id = physical_id or entry.physical_id
+            await self.store.write_journal(self.journal)
+
+    def settle(self, client_token: str) -> None:
+        """The request's result is in the working copy: drop its entry after the next state write."""
+        self._settled.add(client_token)
+
+    async def _drop_settled(self, tokens: set[str]) -> None:
+        if not tokens:
+            return
+        async with self._journal_lock:
+            self.journal.entries = [e for e in self.journal.entries if e.client_token not in tokens]
+            await self.store.write_journal(self.journal)
+
+    # ---- working copy ---------------------------------------------------------------------
+
+    def put(self, record: StateResource) -> None:
+        """Record ``record`` under its name; an old resource of that name with another id is retired."""
+        old = self.resources.get(record.name)
+        if old is not None and old.id != record.id:
+            retired = old.model_copy(update={"name": retired_name(old.name, old.id)})
+            self.resources[retired.name] = retired
+        self.resources[record.name] = record
+        self._dirty = True
+
+    def remove(self, type_name: str, physical_id: str | None, name: str) -> None:
+        """Forget the resource ``physical_id`` of ``type_name`` (it is confirmed gone)."""
+        for key, resource in list(self.resources.items()):
+            if (
+                resource.type == type_name
+                and resource.id == physical_id
+                and (key == name or key.startswith(name + RETIRED_MARK))
+            ):
+                del self.resources[key]
+                self._dirty = True
+                return
+
+    def touch(self) -> None:
+        self._dirty = True
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    async def result_recorded(self) -> None:
+        """Count one result; write a checkpoint if the batch or the interval is reached."""
+        self._pending += 1
+        elapsed = (self.clock() - self._last_write).total_seconds()
+        if self._pending >= self.every or elapsed >= self.interval:
+            await self.flush(description=f"Checkpoint of plan {self.plan_id}")
+
+    async def flush(self, *, description: str, final: bool = False) -> StateFile:
+        """Write the working copy as the next version (if anything changed, or always when ``final``)."""
+        async with self._state_lock:
+            tokens = set(self._settled)
+            if self._dirty or (final and self.writes > 0):
+                resources = [r.model_copy(deep=True) for r in self.resources.values()]
+                version = self.current.next_version(
+                    resources, user=self.user, description=description, plan_id=self.plan_id
+                )
+                self.current = await self.store.write(version)
+                self.writes += 1
+                self._dirty = False
+                log.info("state_checkpoint", serial=self.current.serial, final=final, resources=len(resources))
+            self._pending = 0
+            self._last_write = self.clock()
+            if self.after_write is not None:
+                await self.after_write(self.current)
+            self._settled -= tokens
+            await self._drop_settled(tokens)
+            return self.current

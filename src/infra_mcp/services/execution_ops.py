@@ -1,0 +1,416 @@
+"""One Cloud Control operation of an execution: journal it, send it, wait for it, record its result.
+
+:class:`Driver` is the conversation with the upstream (throttle retries, polling with backoff);
+:class:`Operations` turns one graph node into a journaled request and its result into the ledger.
+Reconciliation reuses both: :meth:`Operations.resume` picks up a journaled request token, and
+:meth:`Operations.perform` re-issues a request whose token was never learned (same ClientToken, so
+Cloud Control answers with the original request if there was one).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
+from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
+from infra_mcp.domain.desired import declared_properties
+from infra_mcp.domain.plan import Plan, ResourceSpec
+from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
+from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
+from infra_mcp.ports import Upstream
+from infra_mcp.services.execution_graph import Node
+from infra_mcp.services.execution_ledger import Ledger
+from infra_mcp.services.execution_payload import (
+    UnresolvedReference,
+    client_token,
+    dependencies_of,
+    resolve,
+    strip_write_only,
+    update_patch,
+    with_tags,
+)
+from infra_mcp.services.secrets import SecretSealer
+
+log = structlog.get_logger(__name__)
+
+GONE_CODES = frozenset({"NotFound", "ResourceNotFoundException", "RESOURCE_001"})
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How to wait on Cloud Control.
+
+    Attributes:
+        initial: First delay before polling a request token, seconds.
+        factor: Growth of the delay between polls.
+        maximum: Longest delay between polls, seconds.
+        timeout: Patience for one request, seconds (then its outcome is unknown and left to reconcile).
+        throttle_retries: Extra attempts when a ThrottlingException escapes the upstream client's own retries.
+        throttle_backoff: First backoff after such a throttle, doubled each time, seconds.
+    """
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 5.0
+    timeout: float = 3600.0
+    throttle_retries: int = 6
+    throttle_backoff: float = 1.0
+
+
+@dataclass
+class NodeResult:
+    ok: bool
+    physical_id: str | None = None
+    request_token: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def _failure(exc: InfraError) -> NodeResult:
+    code = exc.details.get("aws_error_code") or exc.code
+    message = exc.details.get("aws_message") or exc.message
+    return NodeResult(False, error_code=str(code), error_message=str(message))
+
+
+class Driver:
+    """Talks to Cloud Control for one execution: calls with throttle retries, polls with backoff."""
+
+    def __init__(
+        self, upstream: Upstream, catalog: Catalog, sealer: SecretSealer, policy: PollPolicy, sleep: Sleep
+    ) -> None:
+        self.upstream = upstream
+        self.catalog = catalog
+        self.sealer = sealer
+        self.policy = policy
+        self.sleep = sleep
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``, retried a bounded number of times if a ThrottlingException still escapes.
+
+        Every mutation carries a ClientToken, so repeating a throttled call cannot duplicate it.
+        """
+        delay = self.policy.throttle_backoff
+        for attempt in range(self.policy.throttle_retries + 1):
+            try:
+                return await fn()
+            except UpstreamThrottled:
+                if attempt == self.policy.throttle_retries:
+                    raise
+                log.warning("throttled_retrying", attempt=attempt + 1, delay=delay)
+                await self.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def wait(self, event: ProgressEvent, *, region: str) -> ProgressEvent:
+        """Poll the request until SUCCESS/FAILED.
+
+        Raises:
+            UpstreamUnavailable: AWS_MCP_001, still running after the policy's timeout (outcome unknown).
+        """
+        delay, waited = self.policy.initial, 0.0
+        while not event.operation_status.done:
+            if waited >= self.policy.timeout:
+                raise UpstreamUnavailable(
+                    f"Cloud Control request {event.request_token} did not finish in {self.policy.timeout:g}s.",
+                    details={"request_token": event.request_token},
+                )
+            await self.sleep(delay)
+            waited += delay
+            event = await self.call(
+                functools.partial(self.upstream.get_request_status, event.request_token, region=region)
+            )
+            delay = min(self.policy.maximum, delay * self.policy.factor)
+        return event
+
+    async def describe(self, type_name: str, identifier: str, *, region: str) -> dict[str, Any] | None:
+        """The resource's properties as AWS reports them (write-only removed), None if unavailable."""
+        try:
+            found = await self.call(lambda: self.upstream.get_resource(type_name, identifier, region=region))
+        except InfraError as exc:
+            log.warning("describe_failed", type=type_name, identifier=identifier, code=exc.code)
+            return None
+        return strip_write_only(found.properties, type_facts(self.catalog, type_name, region))
+
+    def infos(self, type_name: str, region: str) -> Any:
+        return self.catalog.get(type_name, region)
+
+
+def new_record(
+    spec: ResourceSpec,
+    physical_id: str,
+    properties: dict[str, Any] | None,
+    *,
+    catalog: Catalog,
+    now: datetime,
+    created_at: datetime | None = None,
+) -> StateResource:
+    """The state record of a resource that now exists as ``spec`` declared it."""
+    return StateResource(
+        id=physical_id,
+        name=spec.name,
+        type=spec.type,
+        region=spec.region,
+        arn=_arn(properties),
+        properties=properties or {},
+        declared=declared_properties(spec, catalog),
+        tags=dict(spec.tags),
+        depends_on=sorted(dependencies_of(spec.properties, spec.depends_on) - {spec.name}),
+        status=ResourceStatus.ACTIVE,
+        created_at=created_at or now,
+        updated_at=now,
+    )
+
+
+def _arn(properties: dict[str, Any] | None) -> str | None:
+    value = (properties or {}).get("Arn")
+    return value if isinstance(value, str) and value.startswith("arn:") else None
+
+
+def _failed_event(final: ProgressEvent, physical_id: str | None) -> NodeResult:
+    return NodeResult(
+        False, physical_id or final.identifier, final.request_token, final.error_code or "Failed", final.status_message
+    )
+
+
+class Operations:
+    """Performs one node against Cloud Control and records the result in the ledger.
+
+    Args:
+        plan: The plan being executed (ClientTokens derive from its id).
+        driver: The upstream conversation.
+        ledger: Working resources, journal and checkpoints.
+        initial: The resources as they were when the execution started: an update's old desired
+            properties are resolved against these (what was applied then, not what exists now).
+        clock: Current time for the records.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        driver: Driver,
+        ledger: Ledger,
+        initial: dict[str, StateResource],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.plan = plan
+        self.driver = driver
+        self.ledger = ledger
+        self.initial = initial
+        self.clock = clock
+
+    def _resolve(self, value: Any, resources: dict[str, StateResource], region: str) -> Any:
+        return resolve(value, resources, region=region, infos=self.driver.infos)
+
+    def _token(self, node: Node) -> str:
+        return client_token(self.plan.id, node.name, node.operation)
+
+    async def perform(self, node: Node) -> NodeResult:
+        """Run ``node`` from the start; never raises for an AWS-side failure (it is the result)."""
+        try:
+            if node.kind == "import":
+                return await self._import(node)
+            if node.kind == "create":
+                return await self._create(node)
+            if node.kind == "update":
+                return await self._update(node)
+            return await self._delete(node)
+        except UnresolvedReference as exc:
+            return NodeResult(False, error_code=UnresolvedReference.code, error_message=str(exc))
+        except InfraError as exc:
+            # Before anything was sent (e.g. a sealed secret that no longer opens): a plain failure.
+            return _failure(exc)
+
+    async def resume(self, node: Node, entry: JournalEntry) -> NodeResult | None:
+        """Finish a journaled request whose token is known; None if it is still not done (entry kept)."""
+        assert entry.request_token is not None
+        token = entry.request_token
+        try:
+            event = await self.driver.call(lambda: self.driver.upstream.get_request_status(token, region=entry.region))
+            final = await self.driver.wait(event, region=entry.region)
+        except InfraError as exc:
+            log.warning("reconcile_request_unresolved", node=node.key, code=exc.code)
+            return None
+        return self._conclude(node, final, entry.client_token, entry.physical_id)
+
+    async def _issue(
+        self, node: Node, physical_id: str | None, send: Callable[[str], Awaitable[ProgressEvent]]
+    ) -> ProgressEvent | NodeResult:
+        """Journal, send, journal the request token, wait; the final event, or why there is none.
+
+        A request whose fate is unknown (upstream unreachable, timed out) keeps its journal entry,
+        so reconciliation finds it; one AWS refused outright is settled at once.
+        """
+        change, token = node.change, self._token(node)
+        await self.ledger.journal_add(
+            JournalEntry(
+                plan_id=self.plan.id,
+                name=change.name,
+                type=change.type,
+                region=change.region,
+                operation=node.operation,
+                client_token=token,
+                physical_id=physical_id,
+                started_at=self.clock(),
+            )
+        )
+        try:
+            event = await self.driver.call(lambda: send(token))
+        except UpstreamUnavailable as exc:
+            return _failure(exc)
+        except InfraError as exc:
+            self.ledger.settle(token)
+            return _failure(exc)
+        await self.ledger.journal_update(token, request_token=event.request_token, physical_id=event.identifier)
+        try:
+            return await self.driver.wait(event, region=change.region)
+        except InfraError as exc:
+            result = _failure(exc)
+            result.request_token = event.request_token
+            return result
+
+    def _conclude(self, node: Node, final: ProgressEvent, token: str, physical_id: str | None) -> NodeResult:
+        """Record a finished request's result, then settle its journal entry (no await in between)."""
+        result = self._record(node, final, physical_id)
+        self.ledger.settle(token)
+        return result
+
+    def _record(self, node: Node, final: ProgressEvent, physical_id: str | None) -> NodeResult:
+        change = node.change
+        ok = final.operation_status is OperationStatus.SUCCESS
+        if node.kind == "delete":
+            if ok or final.error_code in GONE_CODES:
+                self.ledger.remove(change.type, physical_id or final.identifier, change.name)
+                return NodeResult(True, physical_id, final.request_token)
+            return _failed_event(final, physical_id)
+        spec = change.desired
+        assert spec is not None
+        if node.kind == "create":
+            if not ok or not final.identifier:
+                return _failed_event(final, None)  # a failed create is not invented into state
+            properties = final.resource_model
+            self.ledger.put(
+                new_record(spec, final.identifier, properties, catalog=self.driver.catalog, now=self.clock())
+            )
+            return NodeResult(True, final.identifier, final.request_token)
+        old = self.ledger.resources.get(change.name) or self.initial.get(change.name)
+        if not ok:
+            if old is not None:
+                self.ledger.put(old.model_copy(update={"status": ResourceStatus.FAILED, "updated_at": self.clock()}))
+            return _failed_event(final, physical_id)
+        created = old.created_at if old is not None else None
+        properties = final.resource_model if final.resource_model is not None else (old.properties if old else {})
+        identifier = physical_id or final.identifier or ""
+        self.ledger.put(
+            new_record(spec, identifier, properties, catalog=self.driver.catalog, now=self.clock(), created_at=created)
+        )
+        return NodeResult(True, identifier, final.request_token)
+
+    async def _described(self, final: ProgressEvent, type_name: str, region: str) -> ProgressEvent:
+        """``final`` carrying the properties AWS reports now (GetResource), write-only removed."""
+        if final.operation_status is not OperationStatus.SUCCESS or not final.identifier:
+            return final
+        properties = await self.driver.describe(type_name, final.identifier, region=region)
+        if properties is None:
+            model = final.resource_model
+            properties = strip_write_only(model, type_facts(self.driver.catalog, type_name, region)) if model else None
+        return final.model_copy(update={"resource_model": properties})
+
+    async def _create(self, node: Node) -> NodeResult:
+        spec = node.change.desired
+        assert spec is not None
+        info: ResourceTypeInfo = self.driver.infos(spec.type, spec.region)
+        document = self._resolve(with_tags(spec.properties, spec.tags, info), self.ledger.resources, spec.region)
+
+        async def send(token: str) -> ProgressEvent:
+            clear = self.driver.sealer.unseal_tree(document)
+            return await self.driver.upstream.create_resource(spec.type, clear, region=spec.region, client_token=token)
+
+        outcome = await self._issue(node, None, send)
+        if isinstance(outcome, NodeResult):
+            return outcome
+        final = await self._described(outcome, spec.type, spec.region)
+        return self._conclude(node, final, self._token(node), None)
+
+    async def _update(self, node: Node) -> NodeResult:
+        spec, change = node.change.desired, node.change
+        assert spec is not None
+        old = self.ledger.resources.get(change.name) or self.initial.get(change.name)
+        physical_id = change.physical_id or (old.id if old else None)
+        if old is None or not physical_id:
+            return NodeResult(False, physical_id, error_code="NotFound", error_message="not recorded in state")
+        info = self.driver.infos(spec.type, spec.region)
+        new_doc = self._resolve(with_tags(spec.properties, spec.tags, info), self.ledger.resources, spec.region)
+        baseline = self.initial.get(change.name, old)
+        try:
+            old_doc = self._resolve(with_tags(baseline.declared, baseline.tags, info), self.initial, spec.region)
+        except UnresolvedReference:
+            old_doc = with_tags(baseline.declared, baseline.tags, info)
+        facts = type_facts(self.driver.catalog, spec.type, spec.region)
+        patch = update_patch(old_doc, self.driver.sealer.unseal_tree(new_doc), facts)
+        if not patch:
+            # Nothing AWS needs to hear (e.g. only tags order or a secret re-sealed): record the declaration.
+            self.ledger.put(
+                new_record(
+                    spec,
+                    physical_id,
+                    old.properties,
+                    catalog=self.driver.catalog,
+                    now=self.clock(),
+                    created_at=old.created_at,
+                )
+            )
+            return NodeResult(True, physical_id)
+
+        async def send(token: str) -> ProgressEvent:
+            return await self.driver.upstream.update_resource(
+                spec.type, physical_id, patch, region=spec.region, client_token=token
+            )
+
+        outcome = await self._issue(node, physical_id, send)
+        if isinstance(outcome, NodeResult):
+            return outcome
+        final = await self._described(outcome.model_copy(update={"identifier": physical_id}), spec.type, spec.region)
+        return self._conclude(node, final, self._token(node), physical_id)
+
+    async def _delete(self, node: Node) -> NodeResult:
+        change = node.change
+        recorded = self.initial.get(change.name)
+        physical_id = change.physical_id or (recorded.id if recorded else None)
+        if not physical_id:
+            return NodeResult(False, error_code="NotFound", error_message="no physical id recorded")
+
+        async def send(token: str) -> ProgressEvent:
+            return await self.driver.upstream.delete_resource(
+                change.type, physical_id, region=change.region, client_token=token
+            )
+
+        outcome = await self._issue(node, physical_id, send)
+        if isinstance(outcome, NodeResult):
+            if outcome.error_code not in GONE_CODES:
+                return outcome
+            # AWS says it does not exist: the truthful record is its absence.
+            self.ledger.remove(change.type, physical_id, change.name)
+            self.ledger.settle(self._token(node))
+            return NodeResult(True, physical_id)
+        return self._conclude(node, outcome, self._token(node), physical_id)
+
+    async def _import(self, node: Node) -> NodeResult:
+        spec, change = node.change.desired, node.change
+        if spec is None or not change.physical_id:
+            return NodeResult(False, change.physical_id, error_code="InvalidRequest", error_message="nothing to import")
+        physical_id = change.physical_id
+        properties = await self.driver.describe(spec.type, physical_id, region=spec.region)
+        if properties is None:
+            return NodeResult(False, physical_id, error_code="NotFound", error_message="could not read the resource")
+        self.ledger.put(new_record(spec, physical_id, properties, catalog=self.driver.catalog, now=self.clock()))
+        return NodeResult(True, physical_id)

@@ -1,0 +1,169 @@
+"""What execution sends to Cloud Control: resolved references, tags in the type's format, patches.
+
+Pure functions over plain data (no I/O), kept apart from the walk so each rule is testable alone.
+Secrets stay sealed through everything here except :func:`update_patch`, which receives the
+already-unsealed new document and never returns a digest or a marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from infra_mcp.catalog.registry import ResourceTypeInfo
+from infra_mcp.domain.paths import pointer_segments
+from infra_mcp.domain.refs import as_reference, is_pseudo, reference_targets
+from infra_mcp.domain.sealed import digest_of, secret_digest
+from infra_mcp.domain.state import StateResource
+from infra_mcp.domain.typefacts import TypeFacts
+
+
+class UnresolvedReference(Exception):
+    """A ``Ref`` / ``Fn::GetAtt`` whose target does not exist (yet) or lacks the attribute."""
+
+    code = "UnresolvedReference"
+
+
+def client_token(plan_id: str, name: str, operation: str) -> str:
+    """Deterministic Cloud Control ClientToken: a retry after a crash repeats, never duplicates, a request."""
+    return hashlib.sha256(f"{plan_id}\0{name}\0{operation}".encode()).hexdigest()[:64]
+
+
+def dependencies_of(properties: Any, depends_on: list[str]) -> set[str]:
+    """Logical names a resource needs: its references plus its explicit ``depends_on``."""
+    return reference_targets(properties) | set(depends_on)
+
+
+def _attribute(resource: StateResource, attribute: str, info: ResourceTypeInfo | None) -> Any:
+    node: Any = resource.properties
+    for part in attribute.split("."):
+        if not isinstance(node, dict) or part not in node:
+            node = None
+            break
+        node = node[part]
+    if node is None and info is not None and info.primary_identifier == [attribute]:
+        return resource.id
+    return node
+
+
+def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, infos: Any = None) -> Any:
+    """Replace every ``Ref`` by the target's primary identifier and ``Fn::GetAtt`` by its property.
+
+    Args:
+        value: A property tree (sealed markers pass through untouched).
+        resources: Existing resources by logical name, as last recorded.
+        region: For the ``AWS::Region`` pseudo parameter.
+        infos: Optional ``callable(type, region) -> ResourceTypeInfo`` to fall back on the
+            primary identifier for ``Fn::GetAtt`` of it.
+
+    Raises:
+        UnresolvedReference: a target that does not exist or an attribute it lacks.
+    """
+    if isinstance(value, dict):
+        ref = as_reference(value)
+        if ref is not None and not ref.malformed:
+            if is_pseudo(ref.target):
+                if ref.target == "AWS::Region":
+                    return region
+                raise UnresolvedReference(f"pseudo parameter {ref.target} is not supported")
+            target = resources.get(ref.target)
+            if target is None or not target.id:
+                raise UnresolvedReference(f"{ref.target} does not exist")
+            if ref.attribute is None:
+                return target.id
+            info = infos(target.type, target.region) if infos is not None else None
+            found = _attribute(target, ref.attribute, info)
+            if found is None:
+                raise UnresolvedReference(f"{ref.target} has no attribute {ref.attribute}")
+            return found
+        return {k: resolve(v, resources, region=region, infos=infos) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, resources, region=region, infos=infos) for v in value]
+    return value
+
+
+def with_tags(properties: dict[str, Any], tags: Mapping[str, str], info: ResourceTypeInfo) -> dict[str, Any]:
+    """``properties`` with ``tags`` written into the type's tag property, in the type's format.
+
+    Tags given in the properties themselves are kept; the ``tags`` map wins on the same key.
+    A type that is not taggable gets no tags (the planner reports that as a finding).
+    """
+    prop = info.tag_property
+    if not tags or prop is None:
+        return properties
+    result = dict(properties)
+    existing = result.get(prop)
+    if info.tags_are_list:
+        merged = {t["Key"]: t.get("Value") for t in existing or [] if isinstance(t, dict) and "Key" in t}
+        merged.update(tags)
+        result[prop] = [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
+    else:
+        result[prop] = {**(existing if isinstance(existing, dict) else {}), **tags}
+    return result
+
+
+def _align_secrets(old: Any, new: Any) -> Any:
+    """``old`` with each secret digest replaced by the clear new value when the digests agree.
+
+    State keeps secrets as digests; the new document has them in clear. An unchanged secret must
+    not show up in the patch (and a changed one is replaced whole).
+    """
+    digest = digest_of(old)
+    if digest is not None:
+        return new if secret_digest(new) == digest else old
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {k: _align_secrets(v, new[k]) if k in new else v for k, v in old.items()}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [_align_secrets(a, b) for a, b in zip(old, new, strict=True)]
+    return old
+
+
+def _touches(facts: TypeFacts, pointer: str) -> bool:
+    segments = pointer_segments(pointer)
+    from infra_mcp.domain.paths import matches
+
+    return matches(facts.create_only, segments, prefix_ok=True) or matches(facts.read_only, segments, prefix_ok=True)
+
+
+def update_patch(old: dict[str, Any], new: dict[str, Any], facts: TypeFacts) -> list[dict[str, Any]]:
+    """The RFC 6902 patch from ``old`` to ``new`` desired properties, create-only and read-only paths left out.
+
+    Args:
+        old: What was last applied (references resolved as they were, secrets as digests).
+        new: What to apply now (references resolved, secrets already unsealed).
+        facts: The type's create-only / read-only paths.
+    """
+    patch = jsonpatch.make_patch(_align_secrets(old, new), new).patch
+    kept = []
+    for op in patch:
+        if _touches(facts, op["path"]) or ("from" in op and _touches(facts, op["from"])):
+            continue
+        kept.append(op)
+    return kept
+
+
+def strip_write_only(properties: dict[str, Any], facts: TypeFacts) -> dict[str, Any]:
+    """``properties`` without any write-only value (AWS should not return them; never store one)."""
+    if not facts.write_only:
+        return properties
+
+    def prune(node: Any, pattern: tuple[str, ...]) -> Any:
+        if not pattern:
+            return node
+        head, rest = pattern[0], pattern[1:]
+        if isinstance(node, dict):
+            if not rest:
+                return {k: v for k, v in node.items() if k != head}
+            if head in node:
+                return {**node, head: prune(node[head], rest)}
+        if isinstance(node, list) and head == "*":
+            return [prune(item, rest) for item in node]
+        return node
+
+    result: Any = properties
+    for pattern in facts.write_only:
+        result = prune(result, pattern)
+    return dict(result)

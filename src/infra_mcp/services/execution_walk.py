@@ -1,0 +1,158 @@
+"""Walking the execution graph: bounded parallelism, each node as soon as what it needs succeeded.
+
+Nodes start the moment their last prerequisite succeeds (no wave barriers), at most ``parallelism``
+at a time, the longest remaining chain first. A node that fails takes every node behind it out of
+the walk (``skipped``: never started); independent branches carry on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import anyio
+import anyio.abc
+import structlog
+
+from infra_mcp.domain.plan import ChangeOutcome, ChangeOutcomeStatus
+from infra_mcp.ports import ProgressReporter
+from infra_mcp.services.execution_graph import Node, ReadyQueue
+from infra_mcp.services.execution_ledger import Ledger
+from infra_mcp.services.execution_ops import NodeResult, Operations
+
+log = structlog.get_logger(__name__)
+
+
+class Walk:
+    """Runs the nodes of one execution and keeps each change's outcome."""
+
+    def __init__(
+        self,
+        nodes: dict[str, Node],
+        operations: Operations,
+        ledger: Ledger,
+        outcomes: dict[str, ChangeOutcome],
+        *,
+        parallelism: int,
+        clock: Callable[[], datetime],
+        progress: ProgressReporter | None,
+    ) -> None:
+        self.nodes = nodes
+        self.operations = operations
+        self.ledger = ledger
+        self.outcomes = outcomes
+        self.parallelism = max(1, parallelism)
+        self.clock = clock
+        self.progress = progress
+        self.total = len(outcomes)
+        self.done = 0
+        self._waiting = {k: len(n.needs) for k, n in nodes.items()}
+        self._left = dict.fromkeys(outcomes, 0)
+        for node in nodes.values():
+            self._left[node.name] += 1
+        self._failed_nodes: set[str] = set()
+        self._queue = ReadyQueue()
+        self._running = 0
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self) -> None:
+        await self._report(f"Executing {self.total} change(s)")
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            for key, count in self._waiting.items():
+                if count == 0:
+                    self._queue.push(self.nodes[key])
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        assert self._tg is not None
+        while self._running < self.parallelism and len(self._queue):
+            key = self._queue.pop()
+            self._running += 1
+            self._tg.start_soon(self._run_node, key, name=f"execute {key}")
+
+    async def _run_node(self, key: str) -> None:
+        node = self.nodes[key]
+        outcome = self.outcomes[node.name]
+        if outcome.status is ChangeOutcomeStatus.PENDING:
+            outcome.status = ChangeOutcomeStatus.RUNNING
+            outcome.started_at = self.clock()
+            await self._report(f"{node.change.action.value} {node.name} ({node.change.type}) started")
+        log.info("change_started", node=key, action=node.change.action.value, type=node.change.type)
+        try:
+            result = await self.operations.perform(node)
+        finally:
+            self._running -= 1
+        newly_ready: list[str] = []
+        if result.ok:
+            for dependent in self.nodes[key].dependents:
+                self._waiting[dependent] -= 1
+                if self._waiting[dependent] == 0 and dependent not in self._failed_nodes:
+                    newly_ready.append(dependent)
+        self._record(node, result)
+        skipped = [] if result.ok else self._skip_behind(key)
+        for ready in newly_ready:
+            self._queue.push(self.nodes[ready])
+        self._dispatch()
+        await self.ledger.result_recorded()
+        await self._finish_change(node.name, result)
+        for name in skipped:
+            await self._finish_change(name, None)
+
+    def _record(self, node: Node, result: NodeResult) -> None:
+        outcome = self.outcomes[node.name]
+        if result.physical_id and (node.kind != "delete" or outcome.physical_id is None):
+            outcome.physical_id = result.physical_id
+        if result.request_token:
+            outcome.request_token = result.request_token
+        if not result.ok:
+            self._failed_nodes.add(node.key)
+            outcome.status = ChangeOutcomeStatus.FAILED
+            outcome.error_code, outcome.error_message = result.error_code, result.error_message
+            log.warning("change_failed", node=node.key, error_code=result.error_code)
+        else:
+            log.info("change_succeeded", node=node.key, physical_id=result.physical_id)
+        self._left[node.name] -= 1
+
+    def _skip_behind(self, key: str) -> list[str]:
+        """Take every node behind ``key`` out of the walk; return the changes now finished by it."""
+        finished: list[str] = []
+        stack = list(self.nodes[key].dependents)
+        while stack:
+            dependent = stack.pop()
+            if dependent in self._failed_nodes:
+                continue
+            self._failed_nodes.add(dependent)
+            node = self.nodes[dependent]
+            outcome = self.outcomes[node.name]
+            self._left[node.name] -= 1
+            if outcome.status is ChangeOutcomeStatus.PENDING:
+                outcome.status = ChangeOutcomeStatus.SKIPPED
+                outcome.error_message = f"not started: {self.nodes[key].name} failed"
+            elif outcome.status is not ChangeOutcomeStatus.FAILED:
+                # Half of a replacement ran: the change as a whole did not complete.
+                outcome.status = ChangeOutcomeStatus.FAILED
+                outcome.error_code = "DependencyFailed"
+                outcome.error_message = f"{dependent} not started: {self.nodes[key].name} failed"
+            if self._left[node.name] == 0:
+                finished.append(node.name)
+            stack.extend(node.dependents)
+        return finished
+
+    async def _finish_change(self, name: str, result: NodeResult | None) -> None:
+        if self._left[name] != 0:
+            return
+        outcome = self.outcomes[name]
+        if outcome.status is ChangeOutcomeStatus.RUNNING:
+            outcome.status = ChangeOutcomeStatus.SUCCEEDED
+        outcome.finished_at = self.clock()
+        self.done += 1
+        self._left[name] = -1  # reported once
+        await self._report(f"{outcome.action.value} {name}: {outcome.status.value}")
+
+    async def _report(self, message: str) -> None:
+        if self.progress is not None:
+            try:
+                await self.progress(self.done, self.total, message)
+            except Exception as exc:  # a client gone away must not stop the execution
+                log.warning("progress_report_failed", error=type(exc).__name__)

@@ -1,0 +1,372 @@
+"""ExecutionService against the in-memory cloud: refusals, ordering, parallelism, failures, records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
+from infra_mcp.domain.state import ResourceStatus
+from infra_mcp.errors import InfraError
+from tests.fake_upstream import World, res, subnet, vpc
+
+
+async def refused(coro: object) -> InfraError:
+    with pytest.raises(InfraError) as caught:
+        await coro  # type: ignore[misc]
+    return caught.value
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+# ---- refusals -----------------------------------------------------------------------------------
+
+
+async def test_execute_refuses_a_pending_plan_saying_approve_first(world: World) -> None:
+    plan = await world.plan([vpc("net")])
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "APPROVAL_002"
+    assert error.details["reason"] == "not_approved"
+    assert world.cloud.calls == []
+    assert (world.projects.audit[-1].action, world.projects.audit[-1].outcome) == ("plan.execute", "refused")
+
+
+async def test_execute_refuses_a_viewer(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    assert (await refused(world.execution.execute(plan.id, "vic"))).code == "AUTH_001"
+
+
+async def test_execute_refuses_an_expired_approval_and_the_plan_becomes_expired(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    world.advance(minutes=61)
+    assert (await refused(world.execution.execute(plan.id, "ed"))).code == "APPROVAL_001"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.EXPIRED
+    assert world.cloud.calls == []
+
+
+async def test_execute_refuses_a_plan_edited_in_the_database_after_approval(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    stored = world.projects.plans[plan.id]
+    assert stored.changes[0].desired is not None
+    stored.changes[0].desired.properties["CidrBlock"] = "0.0.0.0/0"
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "PLAN_002"
+    assert error.details["reason"] == "changed_after_approval"
+    assert world.cloud.calls == []
+
+
+async def test_execute_refuses_a_plan_made_against_an_older_state_and_supersedes_it(world: World) -> None:
+    stale = await world.approved([vpc("a")])
+    await world.apply([vpc("b")])
+    assert (await world.projects.get_plan(stale.id)).status is PlanStatus.SUPERSEDED
+    assert (await refused(world.execution.execute(stale.id, "ed"))).code == "PLAN_003"
+
+
+async def test_execute_refuses_a_stale_plan_still_marked_approved_with_plan_001(world: World) -> None:
+    plan = await world.approved([vpc("a")])
+    state = await world.state()
+    await world.store.write(state.next_version([], user="x", description="moved by hand"))
+    assert (await refused(world.execution.execute(plan.id, "ed"))).code == "PLAN_001"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.SUPERSEDED
+
+
+@pytest.mark.parametrize("final", [PlanStatus.EXECUTED, PlanStatus.REJECTED])
+async def test_an_executed_or_rejected_plan_can_never_run_again(world: World, final: PlanStatus) -> None:
+    plan = await world.approved([vpc("net")])
+    if final is PlanStatus.EXECUTED:
+        await world.execution.execute(plan.id, "ed")
+    else:
+        await world.approvals.reject(plan.id, "alice", "no")
+    calls = len(world.cloud.calls)
+    assert (await refused(world.execution.execute(plan.id, "ed"))).code == "PLAN_003"
+    assert len(world.cloud.calls) == calls
+
+
+async def test_two_concurrent_executions_of_one_plan_run_it_exactly_once(world: World) -> None:
+    plan = await world.approved([vpc("net"), subnet("sub", "net")])
+    codes: list[str] = []
+    finished: list[PlanStatus] = []
+
+    async def attempt() -> None:
+        try:
+            finished.append((await world.execution.execute(plan.id, "ed")).status)
+        except InfraError as exc:
+            codes.append(exc.code)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(attempt)
+        tg.start_soon(attempt)
+    assert finished == [PlanStatus.EXECUTED]
+    assert codes in (["STATE_003"], ["PLAN_003"])
+    assert sum(1 for c in world.cloud.calls if c[0] == "create") == 2
+
+
+async def test_a_second_execution_on_a_locked_project_is_refused_with_state_003(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    await world.store.acquire_lock("web", owner="someone", operation="execute", lease_seconds=60)
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "STATE_003"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
+
+
+# ---- the walk -----------------------------------------------------------------------------------
+
+
+async def test_dependents_wait_for_their_dependencies_and_get_real_ids_through_ref_and_getatt(world: World) -> None:
+    sg = res(
+        "sg",
+        "AWS::EC2::SecurityGroup",
+        GroupDescription="web",
+        VpcId={"Fn::GetAtt": ["net", "VpcId"]},
+        depends_on=["sub"],
+    )
+    done = await world.apply([vpc("net"), subnet("sub", "net"), sg])
+    assert done.status is PlanStatus.EXECUTED
+    vpc_id = world.upstream.identifier_of("net")
+    assert world.upstream.properties_of("sub")["VpcId"] == vpc_id  # type: ignore[index]
+    assert world.upstream.properties_of("sg")["VpcId"] == vpc_id  # type: ignore[index]
+    order = [name for kind, name, _ in world.cloud.calls if kind == "create"]
+    assert order == ["AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::SecurityGroup"]
+
+
+async def test_tags_are_sent_in_the_types_list_format(world: World) -> None:
+    await world.apply([vpc("net")])
+    _, _, payload = world.cloud.payloads[0]
+    assert payload["Tags"] == [{"Key": "Name", "Value": "net"}]
+
+
+async def test_tags_are_sent_as_a_map_for_types_that_take_a_map(world: World) -> None:
+    await world.apply([res("p", "AWS::SSM::Parameter", Type="String", Value="v")])
+    _, _, payload = world.cloud.payloads[0]
+    assert payload["Tags"] == {"Name": "p"}
+
+
+async def test_parallelism_bound_is_respected(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=3, polls=3)
+    done = await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(12)])
+    assert done.status is PlanStatus.EXECUTED
+    assert world.cloud.max_in_flight == 3
+
+
+async def test_independent_changes_run_concurrently_up_to_the_bound(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=10, polls=3)
+    await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(6)])
+    assert world.cloud.max_in_flight == 6
+
+
+async def test_state_records_what_aws_reports_and_what_was_declared(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net")])
+    state = await world.state()
+    sub = state.resource("sub")
+    assert sub is not None
+    assert sub.id == world.upstream.identifier_of("sub")
+    assert sub.properties["SubnetId"] == sub.id
+    assert sub.declared["VpcId"] == {"Ref": "net"}
+    assert sub.depends_on == ["net"]
+    assert (sub.status, sub.tags, sub.created_at) == (ResourceStatus.ACTIVE, {"Name": "sub"}, world.now)
+
+
+async def test_the_final_state_version_names_the_plan_its_description_and_the_executor(world: World) -> None:
+    plan = await world.approved([vpc("net")], description="network")
+    done = await world.execution.execute(plan.id, "ed")
+    state = await world.state()
+    assert (state.metadata.change_plan_id, state.metadata.change_description, state.metadata.last_modified_by) == (
+        plan.id,
+        "network",
+        "ed",
+    )
+    assert done.execution is not None
+    assert done.execution.final_serial == state.serial
+
+
+async def test_other_waiting_plans_are_superseded_after_an_execution(world: World) -> None:
+    other = await world.plan([vpc("x")])
+    await world.apply([vpc("net")])
+    assert (await world.projects.get_plan(other.id)).status is PlanStatus.SUPERSEDED
+
+
+async def test_progress_is_reported_as_changes_start_and_finish(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net")])
+    assert world.progress[0][:2] == (0, 2)
+    assert world.progress[-1][:2] == (2, 2)
+    messages = [m for _, _, m in world.progress]
+    assert any("net" in m and "started" in m for m in messages)
+    assert any("sub" in m and "succeeded" in m for m in messages)
+
+
+async def test_an_update_sends_a_patch_of_only_the_changed_updatable_properties(world: World) -> None:
+    await world.apply([vpc("net", EnableDnsSupport=False)])
+    done = await world.apply([vpc("net", EnableDnsSupport=True)])
+    assert done.status is PlanStatus.EXECUTED
+    kind, _, patch = world.cloud.payloads[-1]
+    assert kind == "update"
+    assert patch == [{"op": "replace", "path": "/EnableDnsSupport", "value": True}]
+    assert world.upstream.properties_of("net")["EnableDnsSupport"] is True  # type: ignore[index]
+
+
+async def test_secrets_are_unsealed_only_in_the_call_and_stored_as_digests(world: World) -> None:
+    await world.apply([res("s", "AWS::SecretsManager::Secret", SecretString="hunter2")])
+    _, _, payload = world.cloud.payloads[0]
+    assert payload["SecretString"] == "hunter2"
+    state = await world.state()
+    record = state.resource("s")
+    assert record is not None
+    assert "hunter2" not in record.model_dump_json()
+    assert "SecretString" not in record.properties
+
+
+async def test_deletes_run_in_reverse_dependency_order(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net")])
+    done = await world.apply([])
+    assert done.status is PlanStatus.EXECUTED
+    deletes = [t for kind, t, _ in world.cloud.calls if kind == "delete"]
+    assert deletes == ["AWS::EC2::Subnet", "AWS::EC2::VPC"]
+    assert (await world.state()).resources == []
+    assert world.cloud.resources == {}
+
+
+async def test_a_replacement_creates_the_new_resource_before_deleting_the_old(world: World) -> None:
+    await world.apply([vpc("net", "10.0.0.0/16")])
+    old = world.upstream.identifier_of("net")
+    done = await world.apply([vpc("net", "10.9.0.0/16")])
+    assert done.changes[0].action is Action.REPLACE
+    assert done.status is PlanStatus.EXECUTED
+    mutations = [(kind, ident) for kind, _, ident in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations[-2:] == [("create", None), ("delete", old)]
+    state = await world.state()
+    assert [r.name for r in state.resources] == ["net"]
+    assert state.resources[0].id == world.upstream.identifier_of("net") != old
+
+
+async def test_a_replacement_with_a_fixed_name_deletes_first(world: World) -> None:
+    trust = {"Version": "2012-10-17", "Statement": []}
+    await world.apply([res("role", "AWS::IAM::Role", RoleName="app", Path="/a/", AssumeRolePolicyDocument=trust)])
+    done = await world.apply(
+        [res("role", "AWS::IAM::Role", RoleName="app", Path="/b/", AssumeRolePolicyDocument=trust)]
+    )
+    replace = done.changes[0]
+    assert (replace.action, replace.replacement_strategy) == (Action.REPLACE, "delete_before_create")
+    assert done.status is PlanStatus.EXECUTED
+    mutations = [kind for kind, _, _ in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations[-2:] == ["delete", "create"]
+    assert world.upstream.properties_of("role")["Path"] == "/b/"  # type: ignore[index]
+
+
+async def test_a_dependent_of_a_replaced_resource_is_recreated_against_the_new_id(world: World) -> None:
+    await world.apply([vpc("net", "10.0.0.0/16"), subnet("sub", "net", "10.0.1.0/24")])
+    done = await world.apply([vpc("net", "10.9.0.0/16"), subnet("sub", "net", "10.9.1.0/24")])
+    assert done.status is PlanStatus.EXECUTED
+    new_vpc = world.upstream.identifier_of("net")
+    assert world.upstream.properties_of("sub")["VpcId"] == new_vpc  # type: ignore[index]
+    state = await world.state()
+    assert sorted(r.name for r in state.resources) == ["net", "sub"]
+    assert len(world.cloud.resources) == 2
+
+
+# ---- failures -----------------------------------------------------------------------------------
+
+
+async def test_partial_failure_skips_dependents_finishes_independent_branches_and_records_the_truth(
+    world: World,
+) -> None:
+    world.upstream.fail("net", "CREATE", "InvalidRequest", "CIDR overlaps")
+    done = await world.apply([vpc("net"), subnet("sub", "net"), vpc("other", "10.1.0.0/16")])
+    assert done.status is PlanStatus.FAILED
+    assert done.execution is not None
+    outcomes = {o.name: o for o in done.execution.outcomes}
+    assert (outcomes["net"].status, outcomes["net"].error_code, outcomes["net"].error_message) == (
+        ChangeOutcomeStatus.FAILED,
+        "InvalidRequest",
+        "CIDR overlaps",
+    )
+    assert outcomes["sub"].status is ChangeOutcomeStatus.SKIPPED
+    assert outcomes["other"].status is ChangeOutcomeStatus.SUCCEEDED
+    assert [t for kind, t, _ in world.cloud.calls if kind == "create"].count("AWS::EC2::Subnet") == 0
+    state = await world.state()
+    assert [r.name for r in state.resources] == ["other"]
+    assert {r.id for r in state.resources} == {i for _, i in world.cloud.resources}
+    assert world.projects.audit[-1].outcome == "failed"
+
+
+async def test_an_aws_error_raised_by_the_call_itself_fails_the_change_with_its_code(world: World) -> None:
+    world.upstream.refuse("net", "CREATE", "ValidationException", "bad cidr")
+    done = await world.apply([vpc("net")])
+    assert done.execution is not None
+    outcome = done.execution.outcomes[0]
+    assert (outcome.status, outcome.error_code, outcome.error_message) == (
+        ChangeOutcomeStatus.FAILED,
+        "ValidationException",
+        "bad cidr",
+    )
+    assert (await world.store.read_journal("web")).entries == []
+
+
+async def test_a_failed_update_keeps_the_old_record_marked_failed(world: World) -> None:
+    await world.apply([vpc("net", EnableDnsSupport=False)])
+    before = (await world.state()).resource("net")
+    world.upstream.fail("net", "UPDATE", "NotStabilized", "timeout")
+    done = await world.apply([vpc("net", EnableDnsSupport=True)])
+    assert done.status is PlanStatus.FAILED
+    after = (await world.state()).resource("net")
+    assert after is not None
+    assert before is not None
+    assert (after.id, after.declared, after.status) == (before.id, before.declared, ResourceStatus.FAILED)
+
+
+async def test_a_failed_delete_keeps_the_resource_and_skips_deleting_what_it_depends_on(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net")])
+    world.upstream.fail("sub", "DELETE", "DependencyViolation", "in use")
+    done = await world.apply([])
+    assert done.execution is not None
+    outcomes = {o.name: o.status for o in done.execution.outcomes}
+    assert outcomes == {"sub": ChangeOutcomeStatus.FAILED, "net": ChangeOutcomeStatus.SKIPPED}
+    assert sorted(r.name for r in (await world.state()).resources) == ["net", "sub"]
+
+
+async def test_throttling_that_escapes_the_client_is_survived(world: World) -> None:
+    world.upstream.throttle("create", 2)
+    world.upstream.throttle("status", 3)
+    world.upstream.throttle("get", 1)
+    done = await world.apply([vpc("net"), subnet("sub", "net")])
+    assert done.status is PlanStatus.EXECUTED
+    assert len(world.cloud.resources) == 2
+    assert sum(1 for c in world.cloud.calls if c[0] == "create") == 4
+
+
+async def test_throttling_beyond_the_retry_bound_fails_the_change_cleanly(world: World) -> None:
+    world.upstream.throttle("create", 100)
+    done = await world.apply([vpc("net")])
+    assert done.status is PlanStatus.FAILED
+    assert done.execution is not None
+    assert done.execution.outcomes[0].error_code == "ThrottlingException"
+    assert (await world.state()).resources == []
+
+
+# ---- checkpoints and journal --------------------------------------------------------------------
+
+
+async def test_checkpoint_writes_are_bounded_per_batch_of_results(tmp_path: Path) -> None:
+    world = World(tmp_path, checkpoint_every=5)
+    await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(20)])
+    # 20 results in batches of at least 5: at most 4 checkpoints, plus the final version.
+    assert 2 <= world.store.writes <= 5
+    history = await world.store.history("web")
+    counts = [h.resource_count for h in reversed(history)]
+    assert counts == sorted(counts)
+    assert counts[-1] == 20
+
+
+async def test_without_time_passing_or_a_full_batch_only_the_final_version_is_written(world: World) -> None:
+    await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(10)])
+    assert world.store.writes == 1
+
+
+async def test_the_journal_is_empty_after_a_finished_execution(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net")])
+    assert (await world.store.read_journal("web")).entries == []
+    assert world.store.locks == {}
