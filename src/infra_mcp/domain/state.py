@@ -67,7 +67,9 @@ class StateFile(BaseModel):
     @classmethod
     def empty(cls, project_id: str) -> StateFile:
         """The state of a project that has never been written: serial 0, fresh lineage."""
-        return cls(project_id=project_id, serial=0, lineage=str(uuid.uuid4()))
+        state = cls(project_id=project_id, serial=0, lineage=str(uuid.uuid4()))
+        state.metadata.checksum = state.compute_checksum()
+        return state
 
     def compute_checksum(self) -> str:
         return resources_checksum(self.resources)

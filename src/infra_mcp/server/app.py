@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.prompts.base import Prompt
-from mcp_types import PromptArgument, ToolAnnotations
+from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from infra_mcp import __version__

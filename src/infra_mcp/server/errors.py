@@ -1,6 +1,6 @@
 """How errors reach an agent: a JSON object with code, message, request_id, timestamp, details.
 
-Tools raise ``ToolError`` (an ``isError`` result the model reads); resources raise
+Tools return an ``isError`` result whose text is that JSON (the model reads it); resources raise
 ``ResourceError`` (a protocol error). Anything that is not an ``InfraError`` is a bug: it is
 logged with its traceback on stderr and the agent sees ``INTERNAL_001`` with the request id to
 quote, never the traceback.
@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
+from mcp_types import CallToolResult, TextContent
 
 from infra_mcp.domain.common import isoformat, utcnow
 from infra_mcp.errors import InfraError, NotFound
@@ -53,6 +54,11 @@ def _context_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in ("project_id", "plan_id") if isinstance(kwargs.get(k), str)}
 
 
+def _error_result(payload: dict[str, Any]) -> Any:
+    """An ``isError`` result whose text is exactly the JSON payload (raising ToolError would prefix it)."""
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=True)
+
+
 def handle_tool_errors(name: str) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
     """Wrap a tool: bound log context, one log line per call, errors as JSON ``ToolError``s."""
 
@@ -66,13 +72,13 @@ def handle_tool_errors(name: str) -> Callable[[Callable[_P, Awaitable[_R]]], Cal
                     result = await fn(*args, **kwargs)
                 except InfraError as exc:
                     log.info("tool_call", outcome="error", code=exc.code, ms=_ms(started))
-                    raise ToolError(json.dumps(error_payload(exc, request_id))) from None
+                    return _error_result(error_payload(exc, request_id))
                 except (ToolError, MCPError):
                     log.info("tool_call", outcome="error", ms=_ms(started))
                     raise
                 except Exception:
                     log.exception("tool_call", outcome="internal_error", ms=_ms(started))
-                    raise ToolError(json.dumps(internal_payload(request_id))) from None
+                    return _error_result(internal_payload(request_id))
                 log.info("tool_call", outcome="ok", ms=_ms(started))
                 return result
 
