@@ -67,7 +67,8 @@ async def test_create_get_list_update_and_read_the_project_resources(connect: Cl
         assert [p["id"] for p in await read_json(client, "infra://projects")] == ["web"]
         assert (await read_json(client, "infra://projects/web"))["description"] == "new"
         state = await read_json(client, "infra://projects/web/state")
-        assert state["serial"] == 0 and state["resources"] == []
+        assert state["serial"] == 0
+        assert state["resources"] == []
         assert await read_json(client, "infra://projects/web/state/history") == []
 
 
@@ -142,7 +143,8 @@ async def test_resources_are_listed_filtered_and_found_by_name_or_physical_id(
         await call_ok(client, "create_project", {"project_id": "web"})
         await _seed_state(data_dir, "web")
         everything = await call_ok(client, "list_resources", {"project_id": "web"})
-        assert everything["count"] == 2 and everything["serial"] == 2
+        assert everything["count"] == 2
+        assert everything["serial"] == 2
         vpcs = await call_ok(client, "list_resources", {"project_id": "web", "type": "EC2::VPC"})
         assert [r["name"] for r in vpcs["resources"]] == ["net"]
         tagged = await call_ok(client, "list_resources", {"project_id": "web", "tag": "env=dev"})
@@ -169,11 +171,14 @@ async def test_history_resources_and_restore_make_an_old_version_current_again(
         assert [v["serial"] for v in history["versions"]] == [2, 1]
         assert [v["serial"] for v in await read_json(client, "infra://projects/web/state/history")] == [2, 1]
         v1 = await read_json(client, "infra://projects/web/state/history/1")
-        assert v1["serial"] == 1 and len(v1["resources"]) == 1
+        assert v1["serial"] == 1
+        assert len(v1["resources"]) == 1
         restored = await call_ok(client, "restore_state", {"project_id": "web", "version": 1})
-        assert restored["serial"] == 3 and restored["resource_count"] == 1
+        assert restored["serial"] == 3
+        assert restored["resource_count"] == 1
         current = await read_json(client, "infra://projects/web/state")
-        assert current["serial"] == 3 and current["metadata"]["changeDescription"] == "Restored state version 1"
+        assert current["serial"] == 3
+        assert current["metadata"]["changeDescription"] == "Restored state version 1"
         for bad in ("0", "x", "99"):
             with pytest.raises(MCPError):
                 await client.read_resource(f"infra://projects/web/state/history/{bad}")
