@@ -294,7 +294,7 @@ class SandboxCloud:
             and r["identifier"] == identifier
             and r["type_name"] == type_name
             and r["region"] == region
-            for r in txn.data["requests"].values()
+            for r in _pending(txn)
         )
 
     def _refuse_concurrent(self, txn: Transaction, region: str, type_name: str, identifier: str) -> None:
@@ -351,6 +351,7 @@ class SandboxCloud:
             "failure": list(failure) if failure else None,
         }
         txn.data["requests"][request["token"]] = request
+        txn.data["pending"].append(request["token"])
         txn.dirty = True
         return request
 
@@ -358,12 +359,13 @@ class SandboxCloud:
         """Finish every request whose latency has elapsed, oldest first, changing the world."""
         moment = now.timestamp()
         due = sorted(
-            (r for r in txn.data["requests"].values() if r["status"] == IN_PROGRESS and r["complete_at"] <= moment),
+            (r for r in _pending(txn) if r["complete_at"] <= moment),
             key=lambda r: (r["complete_at"], r["started"]),
         )
         for request in due:
             self._finish(txn, request)
         if due:
+            txn.data["pending"] = [r["token"] for r in _pending(txn) if r["status"] == IN_PROGRESS]
             txn.dirty = True
             self._prune(txn)
 
@@ -399,13 +401,14 @@ class SandboxCloud:
 
     def _prune(self, txn: Transaction) -> None:
         requests = txn.data["requests"]
-        if len(requests) <= self.config.max_finished_requests:
+        # Prune in batches (a tenth over the limit) so a busy world does not pay this on every call.
+        limit = self.config.max_finished_requests
+        if len(requests) <= limit + max(limit // 10, 1):
             return
-        finished = [r for r in requests.values() if r["status"] != IN_PROGRESS]
-        excess = len(finished) - self.config.max_finished_requests
-        if excess > 0:
-            for request in sorted(finished, key=lambda r: r["complete_at"])[:excess]:
-                del requests[request["token"]]
+        excess = len(requests) - limit
+        # Requests are kept in the order they were made (JSON objects keep their order on reload).
+        for token in [t for t, r in requests.items() if r["status"] != IN_PROGRESS][:excess]:
+            del requests[token]
 
     def _event(self, txn: Transaction, request: dict[str, Any]) -> dict[str, Any]:
         """The request as Cloud Control's ``ProgressEvent`` (only the members that have a value)."""
@@ -431,6 +434,12 @@ class SandboxCloud:
             event["ErrorCode"] = request["error_code"]
             event["StatusMessage"] = request["status_message"]
         return {key: value for key, value in event.items() if value is not None}
+
+
+def _pending(txn: Transaction) -> list[dict[str, Any]]:
+    """The requests still in progress (the world keeps their tokens so nobody scans finished ones)."""
+    requests = txn.data["requests"]
+    return [requests[token] for token in txn.data["pending"] if token in requests]
 
 
 def _apply_patch(info: ResourceTypeInfo, old: dict[str, Any], operations: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ _log = structlog.get_logger("infra_mcp.sandbox.world")
 
 def empty_world() -> dict[str, Any]:
     """A cloud with nothing in it."""
-    return {"format": WORLD_FORMAT, "sandbox": True, "resources": {}, "requests": {}}
+    return {"format": WORLD_FORMAT, "sandbox": True, "resources": {}, "requests": {}, "pending": []}
 
 
 class Transaction:
