@@ -239,7 +239,7 @@ class ExecutionService:
     ) -> Plan:
         if await self._needs_reconcile(project, store):
             # We hold the lock, so anything in flight or 'executing' was left by an interrupted run.
-            await self._reconciler().reconcile(project, store, user=user)
+            await self._reconciler().reconcile(project, store, user=user, spare_plan=plan_id)
         plan = await self.projects.get_plan(plan_id)
         state = await store.read(project.id) or StateFile.empty(project.id)
         await self._refusing(plan, user, self._fresh(plan, project, state, user))

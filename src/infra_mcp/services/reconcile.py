@@ -79,8 +79,13 @@ class Reconciler:
         self.driver = driver
         self.clock = clock
 
-    async def reconcile(self, project: Project, store: StateStore, *, user: str) -> ReconcileReport:
-        """Reconcile ``project``; the caller holds its state lock."""
+    async def reconcile(
+        self, project: Project, store: StateStore, *, user: str, spare_plan: str = ""
+    ) -> ReconcileReport:
+        """Reconcile ``project``; the caller holds its state lock.
+
+        ``spare_plan`` is not superseded here (an execution about to refuse it as stale says so itself).
+        """
         bound = log.bind(project_id=project.id)
         state = await store.read(project.id) or StateFile.empty(project.id)
         report = ReconcileReport(project_id=project.id, serial_before=state.serial, serial_after=state.serial)
@@ -122,7 +127,7 @@ class Reconciler:
             if finished is not None:
                 report.plans[plan.id] = finished
         if final.serial != state.serial:
-            await supersede_others(self.projects, project.id, final, except_plan="")
+            await supersede_others(self.projects, project.id, final, except_plan=spare_plan)
         await self.projects.append_audit(
             AuditEvent(
                 project_id=project.id,
