@@ -68,6 +68,11 @@ class McpUpstream:
     async def aclose(self) -> None:
         await self._transport.aclose()
 
+    @property
+    def connected(self) -> bool:
+        """Whether a live connection is held right now (no I/O; ``status()`` also checks health)."""
+        return self._transport.connected
+
     # ---- the port ---------------------------------------------------------------------------
 
     async def create_resource(

@@ -101,13 +101,11 @@ class McpConnection:
 
     @property
     def connected(self) -> bool:
-        return self._gen is not None and self._gen.usable
+        gen = self._gen
+        return gen is not None and gen.usable and gen.client is not None and not _known_closed(gen.client)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:  # noqa: ASYNC109 - a timed-out call is classified (may have run), not just cancelled
-        gen = await self._live()
-        client = gen.client
-        if client is None:  # dropped between _live() and here
-            raise ConnectFailed("The upstream connection closed before the call was sent.")
+        gen, client = await self._live_client()
         try:
             with anyio.fail_after(timeout):
                 return await client.call_tool(name, arguments)
@@ -138,6 +136,18 @@ class McpConnection:
         if not gen.drop.is_set():
             log.info("upstream_connection_dropped")
             gen.drop.set()
+
+    async def _live_client(self) -> tuple[_Generation, Client]:
+        # A connection already known to be closed (the upstream process died since the last call) is
+        # replaced *before* sending, so the call is never sent into a dead pipe and need not be
+        # reported as "may have executed".
+        for _ in range(2):
+            gen = await self._live()
+            client = gen.client
+            if client is not None and not _known_closed(client):
+                return gen, client
+            self._drop(gen)
+        raise ConnectFailed("The upstream connection closed again right after connecting.")
 
     async def _live(self) -> _Generation:
         seen = self._gen
@@ -188,6 +198,20 @@ class McpConnection:
             gen.client = None
             gen.finished = True
             gen.ready.set()
+
+
+def _known_closed(client: Client) -> bool:
+    """Whether the client's connection has already ended (EOF from the upstream).
+
+    The SDK has no public signal for this, so we peek at the session's dispatcher. If those private
+    names change, this answers False and a dead connection is detected by the call failing instead
+    (ConnectionLost), which is still correct, only less graceful for non-idempotent calls.
+    """
+    try:
+        dispatcher = getattr(client.session, "_dispatcher", None)
+    except RuntimeError:  # not entered, or already exited
+        return True
+    return bool(getattr(dispatcher, "_closed", False))
 
 
 def _describe(exc: BaseException | None) -> str:
