@@ -8,17 +8,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.ports import Upstream
+from infra_mcp.services.approvals import ApprovalService
+from infra_mcp.services.execution import ExecutionService
+from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
+from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.services.state import StateService
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import SqliteProjectStore
 from infra_mcp.stores.state_factory import StateStoreRegistry
+from infra_mcp.upstream.factory import make_upstream
 
 log = structlog.get_logger(__name__)
 
@@ -31,12 +36,21 @@ class App:
     catalog: Catalog
     projects: ProjectService
     state: StateService
-    services: dict[str, Any] = field(default_factory=dict)
+    planning: PlanningService
+    approvals: ApprovalService
+    execution: ExecutionService
+    upstream: Upstream
 
 
 @asynccontextmanager
-async def open_app(settings: Settings, *, with_upstream: bool = True) -> AsyncIterator[App]:
-    """Open the database, state stores and (optionally) the upstream connection; close them after."""
+async def open_app(
+    settings: Settings, *, upstream: Upstream | None = None, reconcile: bool = True
+) -> AsyncIterator[App]:
+    """Open the database, state stores and the upstream; close them after.
+
+    The upstream connects lazily (on its first call), so opening is cheap. With ``reconcile``,
+    executions interrupted by a crash are reconciled before the app is handed out.
+    """
     async with AsyncExitStack() as stack:
         store = SqliteProjectStore(settings.database_path)
         await store.open()
@@ -44,6 +58,10 @@ async def open_app(settings: Settings, *, with_upstream: bool = True) -> AsyncIt
         states = StateStoreRegistry(settings)
         catalog = default_catalog()
         projects = ProjectService(store, states)
+        sealer = SecretSealer(settings.data_dir / "secret.key")
+        if upstream is None:
+            upstream = make_upstream(settings)
+            stack.push_async_callback(upstream.aclose)
         app = App(
             settings=settings,
             store=store,
@@ -51,6 +69,15 @@ async def open_app(settings: Settings, *, with_upstream: bool = True) -> AsyncIt
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
+            planning=PlanningService(store, states, catalog, sealer),
+            approvals=ApprovalService(store, states),
+            execution=ExecutionService(
+                store, states, upstream, catalog, sealer, parallelism=settings.execution_parallelism
+            ),
+            upstream=upstream,
         )
+        if reconcile:
+            for report in await app.execution.reconcile_all():
+                log.warning("reconciled_interrupted_execution", report=report.model_dump(mode="json"))
         log.info("app_opened", data_dir=str(settings.data_dir), user=settings.user)
         yield app

@@ -13,16 +13,18 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from infra_mcp import __version__
 from infra_mcp.container import App, open_app
+from infra_mcp.domain.cloud import UpstreamStatus
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
+from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
 from infra_mcp.settings import Settings
 
@@ -37,10 +39,6 @@ to do next.
 ProjectId = Annotated[
     str, Field(description="Project id: lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
 ]
-
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 
 
 class Runtime:
@@ -97,6 +95,8 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
     _register_project_tools(mcp, runtime)
     _register_state_tools(mcp, runtime)
     _register_resources(mcp, runtime)
+    register_plan_tools(mcp, runtime)
+    _register_upstream_tools(mcp, runtime)
     _register_prompts(mcp, specs)
     return mcp
 
@@ -164,7 +164,7 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         )
         return view(project)
 
-    @mcp.tool(name="delete_project", title="Delete project", annotations=DESTRUCTIVE)
+    @mcp.tool(name="delete_project", title="Delete project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
         """Delete a project, its plans and state history. Refused while its state still holds resources."""
@@ -227,6 +227,17 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         return m.RestoredState(
             project_id=project_id, restored_from=version, serial=written.serial, resource_count=len(written.resources)
         )
+
+
+# Tools: upstream -------------------------------------------------------------------------------------
+
+
+def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
+    @mcp.tool(name="get_upstream_status", title="Upstream status", annotations=READ_ONLY)
+    @handle_tool_errors("get_upstream_status")
+    async def get_upstream_status() -> UpstreamStatus:
+        """Which upstream AWS MCP server is used (sandbox or AWS, dialect), who we are there, and its health."""
+        return await rt.app.upstream.status()
 
 
 # Resources ----------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ class StateService:
                 current = await store.read(project_id)
             except StateCorrupted as exc:
                 # The usual reason to restore: the current file is damaged. Continue from history's newest.
-                newest = max((h.serial for h in await store.history(project_id)), default=version)
+                newest = max((h.serial for h in await store.history(project_id) if h.valid), default=version)
                 current = await store.read_version(project_id, newest)
                 log.warning("restoring_over_corrupted_state", project_id=project_id, error=exc.message)
             if current is None:

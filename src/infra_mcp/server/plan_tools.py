@@ -1,0 +1,293 @@
+"""Tools and resources for plans, approval (with human confirmation by elicitation) and execution."""
+
+# No `from __future__ import annotations`: approve_plan's Resolve(ask_human) names a local function,
+# which the SDK could not evaluate from a string annotation.
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation
+from pydantic import BaseModel, Field
+
+from infra_mcp.domain.plan import ApprovalMethod, Plan, PlanStatus
+from infra_mcp.domain.render import render_plan
+from infra_mcp.errors import ElicitationUnsupported, InfraError, NotFound
+from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
+from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.plan_models import (
+    ApprovalResult,
+    PlanList,
+    PlanView,
+    next_step,
+    redacted,
+    summary_view,
+)
+
+if TYPE_CHECKING:
+    from infra_mcp.server.app import Runtime
+
+PlanId = Annotated[str, Field(description="Plan id, e.g. plan-1a2b3c4d5e6f.", max_length=100)]
+ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+NEVER_TOUCHES_AWS = "Makes a pending plan only; nothing touches AWS until approve_plan and execute_plan."
+
+
+class ApprovalAnswer(BaseModel):
+    """What the human answers in the confirmation prompt."""
+
+    approve: bool = Field(description="Approve this plan so it can be executed?")
+    comment: str = Field(default="", description="Optional note recorded with your decision.")
+
+
+class _Skip:
+    """A resolver outcome meaning: no human prompt (with the reason the tool body acts on)."""
+
+    def __init__(self, *, error: InfraError | None = None, confirmation_needed: bool = True) -> None:
+        self.error = error
+        self.confirmation_needed = confirmation_needed
+
+
+def approval_prompt(plan: Plan) -> str:
+    """The text the human sees: summary line, risk, cost delta, the riskiest changes."""
+    risky = sorted(plan.actionable_changes, key=lambda c: -c.risk.rank)[:5]
+    lines = [
+        f"Approve plan {plan.id} for project '{plan.project_id}'?",
+        f"{plan.description}" if plan.description else "",
+        plan.summary.text,
+        f"Risk: {plan.risk.value.upper()}" + (f" ({'; '.join(plan.risk_reasons[:3])})" if plan.risk_reasons else ""),
+        f"Monthly cost: {plan.cost.monthly_delta:+.2f} {plan.cost.currency} "
+        f"({plan.cost.monthly_before:.2f} → {plan.cost.monthly_after:.2f})"
+        + (f"; {len(plan.cost.unpriced)} usage-based or unpriced" if plan.cost.unpriced else ""),
+    ]
+    if risky:
+        lines.append("Riskiest changes:")
+        for change in risky:
+            why = f" — {change.risk_reasons[0]}" if change.risk_reasons else ""
+            lines.append(f"  [{change.risk.value}] {change.action.value} {change.name} ({change.type}){why}")
+    lines.append(f"Made by {plan.author}. Approving lets execute_plan apply exactly this plan to AWS.")
+    return "\n".join(line for line in lines if line)
+
+
+def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
+    def view(plan: Plan) -> PlanView:
+        shown = redacted(plan)
+        return PlanView(plan=shown, diff=render_plan(shown), next_step=next_step(plan))
+
+    async def made(plan: Plan) -> PlanView:
+        return view(await rt.app.approvals.apply_rules(plan))
+
+    @mcp.tool(name="plan_changes", title="Plan changes", annotations=WRITES)
+    @handle_tool_errors("plan_changes")
+    async def plan_changes(
+        project_id: ProjectId,
+        desired_state: Annotated[
+            dict[str, Any],
+            Field(
+                description='The full desired state: {"resources": [{"name", "type": "AWS::EC2::VPC", '
+                '"properties": {...}, "tags": {...}, "region"?, "depends_on"?}]}. References: {"Ref": name}, '
+                '{"Fn::GetAtt": [name, attr]}. Resources in state but absent here are deleted.'
+            ),
+        ],
+        description: Annotated[str, Field(description="Why this change is made (shown to approvers).")] = "",
+    ) -> PlanView:
+        """Diff a full desired state against the current state into a reviewable plan."""
+        return await made(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
+
+    plan_changes.__doc__ = (plan_changes.__doc__ or "") + NEVER_TOUCHES_AWS
+
+    @mcp.tool(name="create_resource", title="Plan a resource creation", annotations=WRITES)
+    @handle_tool_errors("create_resource")
+    async def create_resource(
+        project_id: ProjectId,
+        name: Annotated[str, Field(description="Logical name, unique in the project.")],
+        type: Annotated[str, Field(description="CloudFormation type, e.g. AWS::S3::Bucket (or S3::Bucket).")],
+        properties: Annotated[dict[str, Any] | None, Field(description="Resource properties.")] = None,
+        tags: Annotated[dict[str, str] | None, Field(description="Tags.")] = None,
+        region: Annotated[str | None, Field(description="Region (default: the project's).")] = None,
+        depends_on: Annotated[list[str] | None, Field(description="Names this must wait for.")] = None,
+        description: Annotated[str, Field(description="Why.")] = "",
+    ) -> PlanView:
+        """Plan creating one resource (a one-change plan). Never touches AWS itself."""
+        plan = await rt.app.planning.create_resource(
+            project_id,
+            name=name,
+            type=type,
+            properties=properties,
+            tags=tags,
+            region=region,
+            depends_on=depends_on,
+            description=description,
+            user=rt.user,
+        )
+        return await made(plan)
+
+    @mcp.tool(name="update_resource", title="Plan a resource update", annotations=WRITES)
+    @handle_tool_errors("update_resource")
+    async def update_resource(
+        project_id: ProjectId,
+        resource: Annotated[str, Field(description="Logical name or physical id.")],
+        properties: Annotated[
+            dict[str, Any] | None, Field(description="Properties to set (merged; null removes one).")
+        ] = None,
+        tags: Annotated[dict[str, str | None] | None, Field(description="Tags to set (null removes).")] = None,
+        description: Annotated[str, Field(description="Why.")] = "",
+    ) -> PlanView:
+        """Plan changing one resource (may be a replacement). Never touches AWS itself."""
+        plan = await rt.app.planning.update_resource(
+            project_id, resource=resource, properties=properties, tags=tags, description=description, user=rt.user
+        )
+        return await made(plan)
+
+    @mcp.tool(name="delete_resource", title="Plan a resource deletion", annotations=WRITES)
+    @handle_tool_errors("delete_resource")
+    async def delete_resource(
+        project_id: ProjectId,
+        resource: Annotated[str, Field(description="Logical name or physical id.")],
+        description: Annotated[str, Field(description="Why.")] = "",
+    ) -> PlanView:
+        """Plan deleting one resource. Never touches AWS itself."""
+        plan = await rt.app.planning.delete_resource(
+            project_id, resource=resource, description=description, user=rt.user
+        )
+        return await made(plan)
+
+    @mcp.tool(name="plan_rollback", title="Plan a rollback", annotations=WRITES)
+    @handle_tool_errors("plan_rollback")
+    async def plan_rollback(
+        project_id: ProjectId,
+        to_version: Annotated[int, Field(ge=1, description="State history version to return to.")],
+    ) -> PlanView:
+        """Plan returning AWS to an older state version's resources; approved and executed like any plan."""
+        return await made(await rt.app.planning.plan_rollback(project_id, to_version, rt.user))
+
+    @mcp.tool(name="get_plan", title="Get plan", annotations=READ_ONLY)
+    @handle_tool_errors("get_plan")
+    async def get_plan(plan_id: PlanId) -> PlanView:
+        """A plan with its changes, risk, cost, approval and execution outcomes."""
+        return view(await rt.app.planning.get_plan(plan_id, rt.user))
+
+    @mcp.tool(name="list_plans", title="List plans", annotations=READ_ONLY)
+    @handle_tool_errors("list_plans")
+    async def list_plans(
+        project_id: ProjectId,
+        status: Annotated[PlanStatus | None, Field(description="Only plans with this status.")] = None,
+    ) -> PlanList:
+        """A project's plans, newest first."""
+        plans = await rt.app.planning.list_plans(project_id, rt.user, status)
+        return PlanList(project_id=project_id, plans=[summary_view(p) for p in plans])
+
+    async def ask_human(plan_id: str, ctx: Context) -> Any:
+        """Decide whether a human must confirm; if so, ask through elicitation."""
+        try:
+            plan, project = await rt.app.approvals.check_approvable(plan_id, rt.user)
+        except InfraError as exc:
+            return _Skip(error=exc)
+        if not rt.app.approvals.requires_human(project):
+            return _Skip(confirmation_needed=False)
+        capabilities = ctx.client_capabilities
+        elicitation = capabilities.elicitation if capabilities is not None else None
+        if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+            return _Skip(
+                error=ElicitationUnsupported(
+                    "This project requires a human to confirm every plan, and this MCP client cannot show "
+                    "confirmation prompts (no elicitation support). Ask a person to run, in a terminal on this "
+                    f"machine: `infra-mcp plans show {plan.id}` then `infra-mcp plans approve {plan.id}` "
+                    f"(or `infra-mcp plans reject {plan.id}`). Then call execute_plan.",
+                    details={
+                        "plan_id": plan.id,
+                        "out_of_band": [f"infra-mcp plans show {plan.id}", f"infra-mcp plans approve {plan.id}"],
+                    },
+                )
+            )
+        return Elicit(approval_prompt(redacted(plan)), ApprovalAnswer)
+
+    @mcp.tool(name="approve_plan", title="Approve plan", annotations=WRITES)
+    @handle_tool_errors("approve_plan")
+    async def approve_plan(
+        plan_id: PlanId,
+        confirmation: Annotated[ElicitationResult[ApprovalAnswer], Resolve(ask_human)],
+        comment: Annotated[str, Field(description="Why it is fine to apply (recorded).")] = "",
+    ) -> ApprovalResult:
+        """Ask the human to approve a plan (a confirmation prompt). The only way a plan becomes approved."""
+        approvals = rt.app.approvals
+        if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, _Skip):
+            skip = confirmation.data
+            if skip.error is not None:
+                raise skip.error
+            plan = await approvals.approve(plan_id, rt.user, method=ApprovalMethod.NO_CONFIRMATION, comment=comment)
+            return _approved(plan)
+        if isinstance(confirmation, AcceptedElicitation) and confirmation.data.approve:
+            note = "; ".join(x for x in (comment, confirmation.data.comment) if x)
+            plan = await approvals.approve(plan_id, rt.user, method=ApprovalMethod.ELICITATION, comment=note)
+            return _approved(plan)
+        outcome = "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
+        said = confirmation.data.comment if isinstance(confirmation, AcceptedElicitation) else ""
+        plan = await approvals.record_declined(plan_id, rt.user, outcome, said or comment)
+        return ApprovalResult(
+            plan_id=plan.id,
+            outcome=outcome,
+            status=plan.status,
+            next_step="The human did not approve. Do not execute. Ask what to change, then make a new plan "
+            "or reject this one.",
+        )
+
+    @mcp.tool(name="reject_plan", title="Reject plan", annotations=WRITES)
+    @handle_tool_errors("reject_plan")
+    async def reject_plan(
+        plan_id: PlanId,
+        reason: Annotated[str, Field(description="Why it is rejected (recorded).")] = "",
+    ) -> PlanView:
+        """Reject a plan for good: it can never be approved or executed."""
+        return view(await rt.app.approvals.reject(plan_id, rt.user, reason))
+
+    @mcp.tool(name="execute_plan", title="Execute plan", annotations=DESTRUCTIVE)
+    @handle_tool_errors("execute_plan")
+    async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanView:
+        """Apply an approved plan to AWS through the upstream, reporting progress. Changes real infrastructure."""
+
+        async def progress(done: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(done, total, message)
+
+        return view(await rt.app.execution.execute(plan_id, rt.user, progress))
+
+    @mcp.resource("infra://projects/{project_id}/plans/{plan_id}", name="plan", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}")
+    async def plan_resource(project_id: str, plan_id: str) -> str:
+        """A plan as JSON."""
+        return redacted(await _plan_in(rt, project_id, plan_id)).model_dump_json(indent=2)
+
+    @mcp.resource("infra://projects/{project_id}/plans/{plan_id}/diff", name="plan-diff", mime_type="text/plain")
+    @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}/diff")
+    async def plan_diff_resource(project_id: str, plan_id: str) -> str:
+        """A plan as text, like `terraform plan`."""
+        return render_plan(redacted(await _plan_in(rt, project_id, plan_id)))
+
+    @mcp.resource("infra://projects/{project_id}/audit", name="audit", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/audit")
+    async def audit_resource(project_id: str) -> str:
+        """Every mutation, approval, rejection and execution of the project, newest first."""
+        await rt.app.projects.get_project(project_id, rt.user)
+        events = await rt.app.store.list_audit(project_id, limit=1000)
+        return "[" + ",\n".join(e.model_dump_json() for e in events) + "]"
+
+
+async def _plan_in(rt: "Runtime", project_id: str, plan_id: str) -> Plan:
+    plan = await rt.app.planning.get_plan(plan_id, rt.user)
+    if plan.project_id != project_id:
+        raise NotFound(f"Plan {plan_id} does not belong to project {project_id!r}.", details={"plan_id": plan_id})
+    return plan
+
+
+def _approved(plan: Plan) -> ApprovalResult:
+    approval = plan.approval
+    return ApprovalResult(
+        plan_id=plan.id,
+        outcome="approved",
+        status=plan.status,
+        approved_by=approval.approved_by if approval else None,
+        method=approval.method.value if approval else None,
+        expires_at=approval.expires_at if approval else None,
+        next_step="Call execute_plan to apply it." if plan.actionable_changes else "Nothing to execute.",
+    )
+
+
+__all__ = ["register_plan_tools"]
