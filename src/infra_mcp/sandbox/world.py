@@ -83,11 +83,11 @@ class FileWorldStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self._thread_lock, open(self.lock_path, "a+", encoding="utf-8") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        with self._thread_lock:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                lock_file.seek(0)
-                generation = lock_file.read().strip() or None
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                generation = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or None
                 if self._cache is None or generation != self._generation:
                     self._cache = self._load()
                     self._generation = generation
@@ -100,21 +100,22 @@ class FileWorldStore:
                     self._cache = None
                     raise
                 if txn.dirty:
-                    new_generation = uuid.uuid4().hex
-                    # Announce the new generation before replacing the file: a crash in between
-                    # only costs other processes one needless reload, never a stale world.
-                    lock_file.seek(0)
-                    lock_file.truncate()
-                    lock_file.write(new_generation)
-                    lock_file.flush()
-                    try:
-                        self._write(txn.data)
-                    except BaseException:
-                        self._cache = None
-                        raise
-                    self._generation = new_generation
+                    self._commit(fd, txn.data)
             finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+                os.close(fd)  # closing the descriptor releases the flock
+
+    def _commit(self, lock_fd: int, data: dict[str, Any]) -> None:
+        # Announce the new generation before replacing the file: a crash in between only costs
+        # other processes one needless reload, never a stale world. Generations all have the
+        # same length, so overwriting in place needs no truncate.
+        generation = uuid.uuid4().hex
+        os.pwrite(lock_fd, generation.encode("ascii"), 0)
+        try:
+            self._write(data)
+        except BaseException:
+            self._cache = None
+            raise
+        self._generation = generation
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -137,8 +138,10 @@ class FileWorldStore:
     def _write(self, data: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
         try:
+            # json.dumps, not json.dump: only the one-shot encoder is the fast C one.
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, separators=(",", ":"), ensure_ascii=False)
+                handle.write(text)
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
