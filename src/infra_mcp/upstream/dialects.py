@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from mcp_types import CallToolResult
+from mcp_types import CallToolResult, TextContent
 
 from infra_mcp.upstream.operations import AwsCall
 
@@ -47,4 +47,4 @@ class Dialect(Protocol):
 
 def text_of(result: CallToolResult) -> list[str]:
     """The text items of a tool result (other content kinds carry nothing we read)."""
-    return [item.text for item in result.content if getattr(item, "type", None) == "text"]
+    return [item.text for item in result.content if isinstance(item, TextContent)]
