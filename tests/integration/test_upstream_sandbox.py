@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import anyio
 import pytest
 import stamina.instrumentation
+import uvicorn
 
 from infra_mcp.domain.cloud import OperationStatus
 from infra_mcp.errors import NotFound, UpstreamAWSError, UpstreamThrottled
 from infra_mcp.settings import Settings
 from infra_mcp.upstream import RetryPolicy, make_upstream, wait_for_request
 from infra_mcp.upstream.client import McpUpstream
+from tests.upstream_fakes import FakeCloud, call_aws_server
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +136,25 @@ async def test_sandbox_throttling_is_retried_away(tmp_path: Path) -> None:
     assert retried, "the seed makes the sandbox throttle some of these calls"
     assert all(isinstance(exc, UpstreamThrottled) for exc in retried)
     assert sandbox_children() == [], "closing the upstream stops its process"
+
+
+async def test_an_http_upstream_is_reached_over_streamable_http(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = call_aws_server(FakeCloud()).streamable_http_app()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.02)
+        settings = Settings(data_dir=tmp_path, upstream_url=f"http://user:pw@127.0.0.1:{port}/mcp?key=s3cret")
+        async with make_upstream(settings, retry=RetryPolicy.immediate()) as up:
+            status = await up.status()
+            assert (status.kind, status.healthy) == ("aws", True)
+            assert "pw" not in status.target
+            assert "s3cret" not in status.target
+            created = await up.create_resource(VPC, {"CidrBlock": "10.0.0.0/16"}, region=REGION)
+            assert created.operation_status is OperationStatus.IN_PROGRESS
+        server.should_exit = True
