@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
 from infra_mcp.catalog.registry import Catalog
-from infra_mcp.domain.graph import find_cycles
+from infra_mcp.domain.graph import blocked_by_cycles, find_cycles
 from infra_mcp.domain.paths import transform_at
 from infra_mcp.domain.plan import Finding, ResourceSpec
-from infra_mcp.domain.refs import escape, is_pseudo, iter_references
+from infra_mcp.domain.refs import escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import DIGEST_KEY, digest_markers, is_sealed, is_secret_digest, secret_digest
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import ValidationFailed
@@ -29,6 +29,16 @@ MAX_FINDINGS_SHOWN = 200
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _ENTRY_KEYS = frozenset({"name", "type", "region", "properties", "tags", "depends_on"})
+
+
+class SpecList(list[ResourceSpec]):
+    """The parsed resources, carrying the dependency graph found while checking them.
+
+    A plain list to every caller; the planner reuses ``graph`` instead of walking 100,000
+    property trees a second time.
+    """
+
+    graph: dict[str, set[str]] | None = None
 
 
 def raise_findings(findings: list[Finding], what: str) -> NoReturn:
@@ -59,6 +69,7 @@ class _Parser:
         self.findings: list[Finding] = []
         self._types: dict[tuple[str, str], str | list[str]] = {}
         self._regions: set[str] | None = None
+        self._good_regions: set[str] = set()
 
     def error(self, message: str, *, path: str, resource: str | None = None, rule: str = "document") -> None:
         self.findings.append(Finding(severity="error", resource=resource, path=path, rule=rule, message=message))
@@ -175,15 +186,57 @@ class _Parser:
 
         if not ok or name is None or canonical is None:
             return None
-        # model_construct: every field was just checked by hand; pydantic validation would
-        # re-walk 100,000 property trees for nothing.
-        return ResourceSpec.model_construct(
+        return ResourceSpec(
             name=name,
             type=canonical,
             region=region,
             properties=properties,
             tags=tags,
             depends_on=list(dict.fromkeys(depends_on)),
+        )
+
+    def quick(self, entry: Any) -> ResourceSpec | None:
+        """The spec of a well-formed entry, cheaply; None sends it to :meth:`entry` for findings.
+
+        Nearly every entry of a large document is well formed, so this path does the fewest
+        checks that still prove it; anything unusual takes the thorough path.
+        """
+        if type(entry) is not dict or not entry.keys() <= _ENTRY_KEYS:
+            return None
+        name = entry.get("name")
+        if type(name) is not str or not NAME_PATTERN.fullmatch(name):
+            return None
+        region = entry.get("region", self.default_region)
+        if region not in self._good_regions:
+            if type(region) is not str or not REGION_PATTERN.fullmatch(region) or not self.known_region(region):
+                return None
+            self._good_regions.add(region)
+        canonical = self._types.get((entry.get("type"), region))
+        if type(canonical) is not str:
+            type_name = entry.get("type")
+            if type(type_name) is not str or not type_name.strip():
+                return None
+            canonical = self.normalize_type(type_name, region)
+            if type(canonical) is not str:
+                return None
+        properties = entry.get("properties") or {}
+        tags = entry.get("tags") or {}
+        depends_on = entry.get("depends_on") or []
+        if type(properties) is not dict or type(tags) is not dict or type(depends_on) is not list:
+            return None
+        for key, value in tags.items():
+            if type(value) is not str or not key or len(key) > 128 or len(value) > 256:
+                return None
+        for dep in depends_on:
+            if type(dep) is not str:
+                return None
+        return ResourceSpec(
+            name=name,
+            type=canonical,
+            region=region,
+            properties=properties,
+            tags=tags,
+            depends_on=list(dict.fromkeys(depends_on)) if depends_on else [],
         )
 
 
@@ -228,7 +281,7 @@ def parse_desired_state(
     specs: list[ResourceSpec] = []
     indexes: dict[str, int] = {}
     for index, entry in enumerate(resources):
-        spec = parser.entry(index, entry)
+        spec = parser.quick(entry) or parser.entry(index, entry)
         name = entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
             if name in indexes:
@@ -242,11 +295,13 @@ def parse_desired_state(
         if spec is not None:
             specs.append(spec)
 
-    check_references(specs, indexes, parser.findings, external_names=set(external_names))
+    graph = check_references(specs, indexes, parser.findings, external_names=set(external_names))
     if parser.findings:
         parser.findings.sort(key=_document_order)
         raise_findings(parser.findings, "desired state")
-    return specs
+    result = SpecList(specs)
+    result.graph = graph
+    return result
 
 
 def _document_order(finding: Finding) -> tuple[int, str]:
@@ -271,60 +326,68 @@ def check_references(
     graph: dict[str, set[str]] = {}
     declared = indexes.keys()
     for spec in specs:
-        base = f"/resources/{indexes.get(spec.name, -1)}"
-        deps: set[str] = set()
-        for ref in iter_references(spec.properties):
-            where = f"{base}/properties{ref.path}"
-            if ref.malformed:
-                findings.append(Finding(resource=spec.name, path=where, rule="ref", message=ref.malformed))
-            elif is_pseudo(ref.target):
-                continue
-            elif ref.target not in declared and ref.target not in external_names:
-                findings.append(
-                    Finding(
-                        resource=spec.name,
-                        path=where,
-                        rule="dangling-ref",
-                        message=f"References {ref.target!r}, which is not a resource in this desired state.",
-                    )
-                )
-            else:
-                deps.add(ref.target)
-        for i, target in enumerate(spec.depends_on):
-            if target not in declared and target not in external_names:
-                findings.append(
-                    Finding(
-                        resource=spec.name,
-                        path=f"{base}/depends_on/{i}",
-                        rule="dangling-ref",
-                        message=f"depends_on names {target!r}, which is not a resource in this desired state.",
-                    )
-                )
-            else:
-                deps.add(target)
+        deps, malformed = scan_targets(spec.properties)
+        deps.update(spec.depends_on)
+        if malformed or not (deps <= declared or deps <= (declared | external_names)):
+            _reference_findings(spec, f"/resources/{indexes.get(spec.name, -1)}", declared, external_names, findings)
+            deps = {d for d in deps if d in declared or d in external_names}
         graph[spec.name] = deps
-    for cycle in find_cycles(graph):
-        shown = cycle[:20]
-        findings.append(
-            Finding(
-                resource=cycle[0],
-                path=f"/resources/{indexes.get(cycle[0], -1)}",
-                rule="cycle",
-                message=f"Dependency cycle among {len(cycle)} resource(s): {', '.join(shown)}"
-                + (" ..." if len(cycle) > len(shown) else "")
-                + ". Remove a reference or depends_on between them.",
+    blocked = blocked_by_cycles(graph)
+    if blocked:
+        # Kahn's algorithm is cheap and finds *whether* there is a cycle; Tarjan's, run only on
+        # what it could not order, says which resources form it.
+        for cycle in find_cycles({name: graph[name] for name in blocked}):
+            shown = cycle[:20]
+            findings.append(
+                Finding(
+                    resource=cycle[0],
+                    path=f"/resources/{indexes.get(cycle[0], -1)}",
+                    rule="cycle",
+                    message=f"Dependency cycle among {len(cycle)} resource(s): {', '.join(shown)}"
+                    + (" ..." if len(cycle) > len(shown) else "")
+                    + ". Remove a reference or depends_on between them.",
+                )
             )
-        )
     return graph
+
+
+def _reference_findings(
+    spec: ResourceSpec, base: str, declared: Iterable[str], external_names: set[str], findings: list[Finding]
+) -> None:
+    for ref in iter_references(spec.properties):
+        where = f"{base}/properties{ref.path}"
+        if ref.malformed:
+            findings.append(Finding(resource=spec.name, path=where, rule="ref", message=ref.malformed))
+        elif not is_pseudo(ref.target) and ref.target not in declared and ref.target not in external_names:
+            findings.append(
+                Finding(
+                    resource=spec.name,
+                    path=where,
+                    rule="dangling-ref",
+                    message=f"References {ref.target!r}, which is not a resource in this desired state.",
+                )
+            )
+    for i, target in enumerate(spec.depends_on):
+        if target not in declared and target not in external_names:
+            findings.append(
+                Finding(
+                    resource=spec.name,
+                    path=f"{base}/depends_on/{i}",
+                    rule="dangling-ref",
+                    message=f"depends_on names {target!r}, which is not a resource in this desired state.",
+                )
+            )
 
 
 def dependency_graph(specs: Iterable[ResourceSpec]) -> dict[str, set[str]]:
     """Name -> names it depends on, from references and ``depends_on`` (pseudo parameters left out)."""
+    cached = getattr(specs, "graph", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     graph: dict[str, set[str]] = {}
     for spec in specs:
-        deps = {r.target for r in iter_references(spec.properties) if not r.malformed and not is_pseudo(r.target)}
+        deps, _ = scan_targets(spec.properties)
         deps.update(spec.depends_on)
-        deps.discard(spec.name)
         graph[spec.name] = deps
     return graph
 

@@ -14,15 +14,14 @@ the dependency graph, like Terraform's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from infra_mcp.catalog.registry import Catalog
-from infra_mcp.domain.graph import waves
 from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
-from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references
+from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import digest_of, secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.typefacts import TypeFacts, type_facts
@@ -61,6 +60,7 @@ def diff_states(
     full: bool,
     graph: Mapping[str, set[str]] | None = None,
     include_noops: bool = True,
+    delete: Sequence[str] = (),
 ) -> list[Change]:
     """Compare a desired state with the current one.
 
@@ -73,6 +73,7 @@ def diff_states(
         graph: The dependency graph of ``desired`` if the caller has it (saves a walk).
         include_noops: False leaves unchanged resources out (a 100,000-resource plan would
             otherwise carry 100,000 no-op entries).
+        delete: Names to delete even when ``full`` is False (one-resource delete plans).
 
     Returns:
         One :class:`Change` per desired resource (no-ops included), then one per deletion.
@@ -80,39 +81,75 @@ def diff_states(
     existing = {r.name: r for r in current.resources} if current is not None else {}
     if graph is None:
         graph = {s.name: _targets(s) for s in desired}
-    by_name = {s.name: s for s in desired}
-    order, blocked = waves({name: graph.get(name, set()) for name in by_name})
-    ordered = [name for wave in order for name in wave] + blocked
-
+    facts = _FactsCache(catalog)
     work: dict[str, _Work] = {}
     changing: set[str] = set()  # names whose identifier changes: created or replaced
-    for name in ordered:
-        spec = by_name[name]
-        item = _compare(spec, existing.get(name), catalog)
-        deps = graph.get(name)
-        if deps and item.existing is not None and not changing.isdisjoint(deps):
-            _cascade(item, changing)
+    for spec in desired:
+        item = _compare(spec, existing.get(spec.name), facts(spec.type, spec.region))
         if item.action in (Action.CREATE, Action.REPLACE):
-            changing.add(name)
-        work[name] = item
+            changing.add(spec.name)
+        work[spec.name] = item
+    if changing:
+        _propagate(work, graph, changing)
 
     display = _Display(existing, changing)
     changes = [
         _to_change(work[s.name], display) for s in desired if include_noops or work[s.name].action is not Action.NOOP
     ]
-    if full:
-        wanted = by_name.keys()
-        for resource in existing.values():
-            if resource.name not in wanted:
-                changes.append(_deletion(resource, catalog, display))
+    wanted = work.keys()
+    doomed = [r for r in existing.values() if r.name not in wanted] if full else []
+    doomed += [existing[n] for n in dict.fromkeys(delete) if n in existing and n not in wanted and not full]
+    changes.extend(_deletion(resource, catalog, display) for resource in doomed)
     return changes
 
 
 def _targets(spec: ResourceSpec) -> set[str]:
-    deps = {r.target for r in iter_references(spec.properties) if not r.malformed and not is_pseudo(r.target)}
+    deps, _ = scan_targets(spec.properties)
     deps.update(spec.depends_on)
     deps.discard(spec.name)
     return deps
+
+
+class _FactsCache:
+    """Type facts per (type, region) for one diff: one dict lookup per resource."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.cache: dict[tuple[str, str], TypeFacts] = {}
+
+    def __call__(self, type_name: str, region: str) -> TypeFacts:
+        key = (type_name, region)
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = type_facts(self.catalog, type_name, region)
+        return found
+
+
+def _propagate(work: dict[str, _Work], graph: Mapping[str, set[str]], changing: set[str]) -> None:
+    """Spread new identifiers down the graph: referrers get ``(known after apply)``, maybe replaced.
+
+    Breadth-first from the created/replaced resources over the reversed graph, so only the
+    resources downstream of a change are visited, not the whole state.
+    """
+    dependents: dict[str, list[str]] = {}
+    for name, deps in graph.items():
+        for dep in deps:
+            if dep in work:
+                dependents.setdefault(dep, []).append(name)
+    frontier = sorted(changing)
+    while frontier:
+        following: list[str] = []
+        for source in frontier:
+            for name in dependents.get(source, ()):
+                item = work.get(name)
+                if item is None or item.existing is None:
+                    continue
+                was_replacing = item.action is Action.REPLACE
+                _cascade(item, changing)
+                if item.action is Action.REPLACE and not was_replacing:
+                    changing.add(name)
+                    following.append(name)
+        frontier = sorted(set(following))
 
 
 def _baseline(resource: StateResource, wanted: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,8 +160,7 @@ def _baseline(resource: StateResource, wanted: Mapping[str, Any]) -> dict[str, A
     return {k: resource.properties[k] for k in wanted if k in resource.properties}
 
 
-def _compare(spec: ResourceSpec, resource: StateResource | None, catalog: Catalog) -> _Work:
-    facts = type_facts(catalog, spec.type, spec.region)
+def _compare(spec: ResourceSpec, resource: StateResource | None, facts: TypeFacts) -> _Work:
     if resource is None:
         item = _Work(spec, None, facts, Action.CREATE)
         for key, value in spec.properties.items():

@@ -23,14 +23,7 @@ def waves(graph: Graph) -> tuple[list[list[str]], list[str]]:
         ``(waves, blocked)``: the waves, and the nodes that could not be placed because they
         are on, or depend on, a cycle (empty when the graph is acyclic).
     """
-    deps: dict[str, set[str]] = {name: {d for d in ds if d in graph and d != name} for name, ds in graph.items()}
-    self_loops = {name for name, ds in graph.items() if name in ds}
-    dependents: dict[str, list[str]] = {name: [] for name in deps}
-    remaining: dict[str, int] = {}
-    for name, ds in deps.items():
-        remaining[name] = len(ds)
-        for d in ds:
-            dependents[d].append(name)
+    remaining, dependents, self_loops = _count(graph)
     current = sorted(n for n, count in remaining.items() if count == 0 and n not in self_loops)
     result: list[list[str]] = []
     placed = 0
@@ -39,13 +32,47 @@ def waves(graph: Graph) -> tuple[list[list[str]], list[str]]:
         placed += len(current)
         following: list[str] = []
         for name in current:
-            for dependent in dependents[name]:
+            for dependent in dependents.get(name, ()):
                 remaining[dependent] -= 1
                 if remaining[dependent] == 0 and dependent not in self_loops:
                     following.append(dependent)
         current = sorted(following)
-    blocked = [] if placed == len(deps) else sorted({n for n, c in remaining.items() if c > 0} | self_loops)
+    blocked = [] if placed == len(remaining) else sorted({n for n, c in remaining.items() if c > 0} | self_loops)
     return result, blocked
+
+
+def _count(graph: Graph) -> tuple[dict[str, int], dict[str, list[str]], set[str]]:
+    """In-degrees (within the graph), reversed edges and self-loops, in one pass."""
+    remaining: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    self_loops: set[str] = set()
+    for name, ds in graph.items():
+        count = 0
+        for d in set(ds):
+            if d == name:
+                self_loops.add(name)
+            elif d in graph:
+                count += 1
+                dependents.setdefault(d, []).append(name)
+        remaining[name] = count
+    return remaining, dependents, self_loops
+
+
+def blocked_by_cycles(graph: Graph) -> list[str]:
+    """The nodes on or behind a cycle (empty when acyclic); cheaper than :func:`waves`."""
+    remaining, dependents, self_loops = _count(graph)
+    ready = [n for n, count in remaining.items() if count == 0 and n not in self_loops]
+    placed = 0
+    while ready:
+        name = ready.pop()
+        placed += 1
+        for dependent in dependents.get(name, ()):
+            remaining[dependent] -= 1
+            if remaining[dependent] == 0 and dependent not in self_loops:
+                ready.append(dependent)
+    if placed == len(remaining):
+        return []
+    return sorted({n for n, c in remaining.items() if c > 0} | self_loops)
 
 
 def reverse(graph: Graph) -> dict[str, set[str]]:

@@ -37,6 +37,7 @@ def make_plan(
     full: bool,
     pricing: Pricing | None = None,
     lint: bool = True,
+    delete: Sequence[str] = (),
 ) -> Plan:
     """Plan the changes that take ``current`` to ``desired``.
 
@@ -52,6 +53,7 @@ def make_plan(
         full: True if resources missing from ``desired`` are to be deleted.
         pricing: Where prices come from; the bundled table by default.
         lint: Run cfn-lint on the changed resources (on by default; tests of other rules may skip it).
+        delete: Names of current resources to delete in a partial plan (``delete_resource``).
 
     Returns:
         A pending plan with its fingerprint. Unchanged resources are counted in the summary
@@ -62,7 +64,7 @@ def make_plan(
             of something still referred to); nothing is planned.
     """
     graph = dependency_graph(desired)
-    changes = diff_states(desired, current, catalog, full=full, graph=graph, include_noops=False)
+    changes = diff_states(desired, current, catalog, full=full, graph=graph, include_noops=False, delete=delete)
     existing = {r.name: r for r in current.resources} if current is not None else {}
 
     findings = _validate(changes, desired, existing, catalog, lint=lint)
@@ -112,7 +114,12 @@ def _validate(
     specs_by_name = {s.name: s for s in desired if s.name in wanted}
     context = {name: (s.type, s.region) for name, s in specs_by_name.items()}
     context.update({n: neighbours[n] for n in wanted if n in neighbours and n not in context})
-    return validate_specs(checked, catalog, neighbours=context, lint=lint)
+    tags_only = {
+        c.name
+        for c in changes
+        if c.action is Action.UPDATE and all(pc.path.startswith("/Tags/") for pc in c.property_changes)
+    }
+    return validate_specs(checked, catalog, neighbours=context, lint=lint, schema_only=tags_only)
 
 
 def _state_deps(resource: StateResource) -> set[str]:

@@ -85,3 +85,32 @@ def iter_references(value: Any, path: str = "") -> Iterator[Reference]:
 def reference_targets(value: Any) -> set[str]:
     """The names a property tree refers to (pseudo parameters and malformed references left out)."""
     return {r.target for r in iter_references(value) if not r.malformed and not is_pseudo(r.target)}
+
+
+def scan_targets(value: Any) -> tuple[set[str], bool]:
+    """Fast walk: the names a property tree refers to, and whether any reference is malformed.
+
+    The planner runs this on every resource of a desired state (100,000 of them), so it builds
+    no paths; :func:`iter_references` gives the locations when a finding needs them.
+    """
+    targets: set[str] = set()
+    malformed = False
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            if len(node) == 1 and ("Ref" in node or "Fn::GetAtt" in node):
+                ref = as_reference(node)
+                if ref is None or ref.malformed:
+                    malformed = True
+                elif not ref.target.startswith("AWS::"):
+                    targets.add(ref.target)
+                continue
+            for child in node.values():
+                if type(child) is dict or type(child) is list:
+                    stack.append(child)
+        elif type(node) is list:
+            for child in node:
+                if type(child) is dict or type(child) is list:
+                    stack.append(child)
+    return targets, malformed

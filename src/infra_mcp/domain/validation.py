@@ -12,6 +12,7 @@ All findings are returned at once; the planner blocks on errors and keeps warnin
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -229,7 +230,8 @@ def lint_findings(
     for spec in specs:
         by_region.setdefault(spec.region, []).append(spec)
     neighbours = neighbours or {}
-    for region, group in sorted(by_region.items()):
+    for region, everything in sorted(by_region.items()):
+        group, copies = _distinct(everything, neighbours)
         names = {s.name for s in group}
         ids: dict[str, str] = {}
         for i, spec in enumerate(group):
@@ -271,7 +273,41 @@ def lint_findings(
                     message=_trim(str(match.message)),
                 )
             )
+    if copies:
+        findings.extend(
+            f.model_copy(update={"resource": twin}) for f in list(findings) for twin in copies.get(f.resource or "", ())
+        )
     return findings
+
+
+def _distinct(
+    specs: Sequence[ResourceSpec], neighbours: Mapping[str, tuple[str, str]]
+) -> tuple[list[ResourceSpec], dict[str, list[str]]]:
+    """Resources with identical content are linted once; their findings are copied to the twins.
+
+    Content is the type and the properties, with references to stand-ins reduced to the
+    stand-in's type (what cfn-lint can know of them). Tags are left out of the comparison: the
+    schema check validates every resource's tags.
+    """
+    if len(specs) < 2:
+        return list(specs), {}
+    own = {s.name for s in specs}
+    seen: dict[str, str] = {}
+    kept: list[ResourceSpec] = []
+    copies: dict[str, list[str]] = {}
+    for spec in specs:
+        ids = {
+            r.target: (r.target if r.target in own else "@" + neighbours.get(r.target, ("?", ""))[0])
+            for r in _refs(spec.properties)
+        }
+        key = json.dumps([spec.type, _for_template(spec.properties, ids)], sort_keys=True, default=str)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = spec.name
+            kept.append(spec)
+        else:
+            copies.setdefault(first, []).append(spec.name)
+    return kept, copies
 
 
 def _refs(properties: Any) -> list[Reference]:
@@ -284,8 +320,13 @@ def validate_specs(
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
     lint: bool = True,
+    schema_only: frozenset[str] | set[str] = frozenset(),
 ) -> list[Finding]:
     """Every finding on ``specs``: registry schema, then cfn-lint (one finding per location).
+
+    ``schema_only`` names resources cfn-lint may skip: those whose properties are exactly what
+    was applied (and checked) before and whose tags alone change. The schema check still runs
+    on them, tags included.
 
     Where both report the same resource and path, cfn-lint's finding is kept: its rule id
     (e.g. E3012) can be looked up and its message is usually the more specific.
@@ -295,7 +336,8 @@ def validate_specs(
         schema.extend(schema_findings(spec, type_facts(catalog, spec.type, spec.region).info))
     if not lint or not specs:
         return schema
-    linted = lint_findings(specs, catalog, neighbours=neighbours)
+    to_lint = [s for s in specs if s.name not in schema_only]
+    linted = lint_findings(to_lint, catalog, neighbours=neighbours) if to_lint else []
     located = {(f.resource, f.path) for f in linted if f.severity == "error"}
     kept = [f for f in schema if (f.resource, f.path) not in located]
     return kept + linted

@@ -1,0 +1,445 @@
+"""Planning use cases: make, read and list change plans. Nothing here touches AWS.
+
+Every plan is computed from the project's current state by the pure planner, with write-only
+values sealed first (so neither the stored plan nor any error holds a secret in clear), and is
+stored as ``pending``. A plan that fails validation is not stored at all.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as random_ids
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import structlog
+
+from infra_mcp.catalog.registry import Catalog
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.common import validate_project_id
+from infra_mcp.domain.cost import BundledPricing, Pricing
+from infra_mcp.domain.desired import parse_desired_state, raise_findings
+from infra_mcp.domain.paths import transform_at
+from infra_mcp.domain.plan import Action, Finding, Plan, PlanStatus, ResourceSpec
+from infra_mcp.domain.planner import make_plan
+from infra_mcp.domain.project import Permission, Project
+from infra_mcp.domain.render import render_plan
+from infra_mcp.domain.sealed import is_sealed, is_secret_digest
+from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
+from infra_mcp.ports import ProjectStore, StateStores
+from infra_mcp.services.secrets import SecretSealer
+
+log = structlog.get_logger(__name__)
+
+_PLAN_ID = re.compile(r"plan-[0-9a-f]{12}")
+
+
+def new_plan_id() -> str:
+    return "plan-" + random_ids.token_hex(6)
+
+
+class PlanningService:
+    """Makes plans from desired states or single-resource requests.
+
+    Args:
+        projects: Projects and plans (SQLite).
+        states: The state store of each project.
+        catalog: Resource type knowledge.
+        sealer: Seals write-only values before a plan is stored.
+        pricing: Where prices come from (the bundled table by default).
+        lint: Run cfn-lint on changed resources (tests of unrelated rules may turn it off).
+    """
+
+    def __init__(
+        self,
+        projects: ProjectStore,
+        states: StateStores,
+        catalog: Catalog,
+        sealer: SecretSealer,
+        *,
+        pricing: Pricing | None = None,
+        lint: bool = True,
+    ) -> None:
+        self.projects = projects
+        self.states = states
+        self.catalog = catalog
+        self.sealer = sealer
+        self.pricing = pricing or BundledPricing()
+        self.lint = lint
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _project(self, project_id: str, user: str, permission: Permission) -> Project:
+        validate_project_id(project_id)
+        project = await self.projects.get_project(project_id)
+        project.require(user, permission)
+        return project
+
+    async def _state(self, project: Project) -> StateFile | None:
+        return await self.states.for_project(project).read(project.id)
+
+    def _seal(self, specs: list[ResourceSpec]) -> list[ResourceSpec]:
+        """Seal every write-only value; re-seal sealed ones (proves they are ours, fixes digests)."""
+        sealed: list[ResourceSpec] = []
+        for spec in specs:
+            facts = type_facts(self.catalog, spec.type, spec.region)
+            properties = spec.properties
+            if facts.write_only:
+                properties = transform_at(properties, facts.write_only, self._seal_value)
+            properties = self._reseal(properties)
+            sealed.append(spec if properties is spec.properties else spec.model_copy(update={"properties": properties}))
+        return sealed
+
+    def _seal_value(self, value: Any) -> Any:
+        if is_sealed(value) or is_secret_digest(value) or value is None:
+            return value
+        return self.sealer.seal(value)
+
+    def _reseal(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            if is_sealed(node):
+                return self.sealer.seal(self.sealer.unseal(node))
+            changed = {k: self._reseal(v) for k, v in node.items()}
+            return node if all(changed[k] is node[k] for k in node) else changed
+        if isinstance(node, list):
+            items = [self._reseal(v) for v in node]
+            return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+        return node
+
+    async def _make(
+        self,
+        project: Project,
+        *,
+        user: str,
+        description: str,
+        kind: Literal["full", "partial", "rollback"],
+        desired: list[ResourceSpec],
+        current: StateFile | None,
+        full: bool,
+        delete: tuple[str, ...] = (),
+        extra_findings: list[Finding] | None = None,
+    ) -> Plan:
+        plan = make_plan(
+            project_id=project.id,
+            plan_id=new_plan_id(),
+            author=user,
+            description=description,
+            kind=kind,
+            desired=self._seal(desired),
+            current=current,
+            catalog=self.catalog,
+            full=full,
+            pricing=self.pricing,
+            lint=self.lint,
+            delete=delete,
+        )
+        blocking = _secrets_needed(plan)
+        if extra_findings or blocking:
+            findings = [*(extra_findings or []), *blocking]
+            if any(f.severity == "error" for f in findings):
+                raise_findings(findings, "plan")
+            plan = plan.model_copy(update={"findings": [*plan.findings, *findings]})
+        saved = await self.projects.save_plan(plan)
+        await self.projects.append_audit(
+            AuditEvent(
+                project_id=project.id,
+                actor=user,
+                action="plan.create",
+                target=plan.id,
+                details={"kind": kind, "summary": plan.summary.text, "risk": plan.risk.value},
+            )
+        )
+        log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
+        return saved
+
+    # -- use cases -----------------------------------------------------------------------------
+
+    async def plan_changes(self, project_id: str, desired_state: Any, description: str, user: str) -> Plan:
+        """Plan the project towards a *full* desired state: what it lacks is deleted.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+            AccessDenied: AUTH_001 without the plan permission.
+        """
+        project = await self._project(project_id, user, Permission.PLAN)
+        specs = parse_desired_state(desired_state, self.catalog, default_region=project.settings.default_region)
+        current = await self._state(project)
+        return await self._make(
+            project, user=user, description=description, kind="full", desired=specs, current=current, full=True
+        )
+
+    async def create_resource(
+        self,
+        project_id: str,
+        *,
+        name: str,
+        type: str,
+        properties: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        region: str | None = None,
+        depends_on: list[str] | None = None,
+        description: str = "",
+        user: str,
+    ) -> Plan:
+        """A one-change plan creating a resource; references may name existing resources.
+
+        Raises:
+            AlreadyExists: CONFLICT_001 if the name is taken (use update_resource).
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+        """
+        project = await self._project(project_id, user, Permission.PLAN)
+        current = await self._state(project)
+        existing = {r.name for r in current.resources} if current is not None else set()
+        if name in existing:
+            raise AlreadyExists(
+                f"A resource named {name!r} already exists in {project_id!r}; use update_resource to change it.",
+                details={"project_id": project_id, "resource": name},
+            )
+        entry: dict[str, Any] = {"name": name, "type": type, "properties": properties or {}, "tags": tags or {}}
+        if region is not None:
+            entry["region"] = region
+        if depends_on:
+            entry["depends_on"] = depends_on
+        specs = parse_desired_state(
+            {"resources": [entry]},
+            self.catalog,
+            default_region=project.settings.default_region,
+            external_names=existing,
+        )
+        return await self._make(
+            project,
+            user=user,
+            description=description or f"Create {name}",
+            kind="partial",
+            desired=specs,
+            current=current,
+            full=False,
+        )
+
+    async def update_resource(
+        self,
+        project_id: str,
+        *,
+        resource: str,
+        properties: dict[str, Any] | None = None,
+        tags: dict[str, str | None] | None = None,
+        description: str = "",
+        user: str,
+    ) -> Plan:
+        """A one-change plan updating (or, for create-only properties, replacing) a resource.
+
+        ``properties`` and ``tags`` are merged over what was declared; a ``None`` value removes
+        that property or tag.
+
+        Raises:
+            NotFound: RESOURCE_001 if no resource has that name, physical id or ARN.
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+        """
+        project = await self._project(project_id, user, Permission.PLAN)
+        current = await self._state(project)
+        target = _find(current, resource, project_id)
+        if properties is not None and not isinstance(properties, dict):
+            raise ValidationFailed("'properties' must be an object.", details={"field": "properties"})
+        if tags is not None and not isinstance(tags, dict):
+            raise ValidationFailed("'tags' must be an object.", details={"field": "tags"})
+        merged = _merge(_declared_or_reported(target), properties or {})
+        merged_tags = _merge(target.tags, tags or {})
+        assert current is not None  # _find found the resource in it
+        entry = {
+            "name": target.name,
+            "type": target.type,
+            "region": target.region,
+            "properties": merged,
+            "tags": merged_tags,
+            "depends_on": list(target.depends_on),
+        }
+        specs = parse_desired_state(
+            {"resources": [entry]},
+            self.catalog,
+            default_region=target.region,
+            external_names={r.name for r in current.resources},
+        )
+        return await self._make(
+            project,
+            user=user,
+            description=description or f"Update {target.name}",
+            kind="partial",
+            desired=specs,
+            current=current,
+            full=False,
+        )
+
+    async def delete_resource(self, project_id: str, *, resource: str, description: str = "", user: str) -> Plan:
+        """A one-change plan deleting a resource (refused while another resource refers to it).
+
+        Raises:
+            NotFound: RESOURCE_001 if no resource has that name, physical id or ARN.
+            ValidationFailed: VALIDATION_001 if something still refers to it; nothing is stored.
+        """
+        project = await self._project(project_id, user, Permission.PLAN)
+        current = await self._state(project)
+        target = _find(current, resource, project_id)
+        return await self._make(
+            project,
+            user=user,
+            description=description or f"Delete {target.name}",
+            kind="partial",
+            desired=[],
+            current=current,
+            full=False,
+            delete=(target.name,),
+        )
+
+    async def plan_rollback(self, project_id: str, to_version: int, user: str, description: str = "") -> Plan:
+        """Plan AWS back to what history version ``to_version`` declared (kind ``rollback``).
+
+        Secrets are not kept in state, only their digests: a secret that differs from the
+        current one cannot be rolled back and keeps its current value (a warning says so); a
+        resource that must be re-created with a secret is refused (an error says which).
+
+        Raises:
+            NotFound: RESOURCE_001 if the version does not exist.
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+        """
+        project = await self._project(project_id, user, Permission.PLAN)
+        if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
+            raise ValidationFailed("to_version must be a state serial >= 1.", details={"field": "to_version"})
+        store = self.states.for_project(project)
+        version = await store.read_version(project_id, to_version)
+        current = await self._state(project)
+        now = {r.name: r for r in current.resources} if current is not None else {}
+        specs: list[ResourceSpec] = []
+        notes: list[Finding] = []
+        for old in version.resources:
+            properties = _keep_current_secrets(old, now.get(old.name), notes)
+            specs.append(
+                ResourceSpec(
+                    name=old.name,
+                    type=old.type,
+                    region=old.region,
+                    properties=properties,
+                    tags=dict(old.tags),
+                    depends_on=list(old.depends_on),
+                )
+            )
+        return await self._make(
+            project,
+            user=user,
+            description=description or f"Roll back to state version {to_version}",
+            kind="rollback",
+            desired=specs,
+            current=current,
+            full=True,
+            extra_findings=notes,
+        )
+
+    async def get_plan(self, plan_id: str, user: str) -> Plan:
+        """A plan, if ``user`` may read its project.
+
+        Raises:
+            NotFound: RESOURCE_001.
+        """
+        if not isinstance(plan_id, str) or not _PLAN_ID.fullmatch(plan_id):
+            raise NotFound(
+                f"No plan {str(plan_id)[:40]!r}: plan ids look like 'plan-0123456789ab'. Use list_plans.",
+                details={"plan_id": str(plan_id)[:40]},
+            )
+        plan = await self.projects.get_plan(plan_id)
+        await self._project(plan.project_id, user, Permission.READ)
+        return plan
+
+    async def list_plans(self, project_id: str, user: str, status: PlanStatus | str | None = None) -> list[Plan]:
+        """The project's plans, newest first, optionally of one status."""
+        await self._project(project_id, user, Permission.READ)
+        statuses = None
+        if status is not None:
+            try:
+                statuses = [PlanStatus(status)]
+            except ValueError:
+                raise ValidationFailed(
+                    f"Unknown plan status {str(status)[:30]!r}; use one of {[s.value for s in PlanStatus]}.",
+                    details={"field": "status"},
+                ) from None
+        return await self.projects.list_plans(project_id, statuses=statuses)
+
+    @staticmethod
+    def render(plan: Plan) -> str:
+        """The plan as terraform-plan-like text."""
+        return render_plan(plan)
+
+
+def _find(current: StateFile | None, resource: str, project_id: str) -> StateResource:
+    if current is not None:
+        for candidate in current.resources:
+            if resource in (candidate.name, candidate.id, candidate.arn):
+                return candidate
+    raise NotFound(
+        f"No resource {str(resource)[:80]!r} in project {project_id!r}; use list_resources to see what exists.",
+        details={"project_id": project_id, "resource": str(resource)[:80]},
+    )
+
+
+def _declared_or_reported(resource: StateResource) -> dict[str, Any]:
+    return dict(resource.declared) if resource.declared else {}
+
+
+def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_digest(node: Any) -> bool:
+    if is_secret_digest(node):
+        return True
+    if isinstance(node, dict):
+        return any(_has_digest(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_digest(v) for v in node)
+    return False
+
+
+def _secrets_needed(plan: Plan) -> list[Finding]:
+    """A resource created anew cannot be given a secret we only know the digest of."""
+    findings: list[Finding] = []
+    for change in plan.changes:
+        if change.action not in (Action.CREATE, Action.REPLACE) or change.desired is None:
+            continue
+        for key, value in change.desired.properties.items():
+            if _has_digest(value):
+                findings.append(
+                    Finding(
+                        resource=change.name,
+                        path=f"/properties/{key}",
+                        rule="secret-needed",
+                        message=f"{change.name} is {change.action.value}d and needs the value of secret {key}, which "
+                        "is not stored anywhere; pass it in properties.",
+                    )
+                )
+    return findings
+
+
+def _keep_current_secrets(old: StateResource, now: StateResource | None, notes: list[Finding]) -> dict[str, Any]:
+    properties = dict(old.declared)
+    for key, value in old.declared.items():
+        if not is_secret_digest(value):
+            continue
+        present = now.declared.get(key) if now is not None else None
+        if present is not None and present != value:
+            properties[key] = present
+            notes.append(
+                Finding(
+                    severity="warning",
+                    resource=old.name,
+                    path=f"/properties/{key}",
+                    rule="secret-not-rolled-back",
+                    message=f"{key} is a secret; only its digest is kept, so it keeps its current value.",
+                )
+            )
+    return properties
