@@ -56,10 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         from infra_mcp.demo import run_demo
+        from infra_mcp.logs import configure_logging
+
+        configure_logging("WARNING")
 
         return run_demo(data_dir=args.data_dir, fast=args.fast)
     if args.command == "plans":
+        from infra_mcp.logs import configure_logging
         from infra_mcp.plans_cli import run_plans_command
+
+        configure_logging("WARNING")  # the terminal is for the person; logs stay on stderr
 
         return run_plans_command(args)
     _parser().print_help(sys.stderr)
