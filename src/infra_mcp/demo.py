@@ -12,16 +12,20 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp_types import ElicitResult
 from rich.console import Console
 from rich.panel import Panel
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 console = Console(highlight=False)
 
@@ -75,17 +79,107 @@ class Demo:
         console.print(f"[bold]→ resources/read[/bold] [magenta]{uri}")
         result = await self.client.read_resource(uri)
         text = result.contents[0].text  # type: ignore[union-attr]
-        console.print(Syntax(text[:limit] + ("\n..." if len(text) > limit else ""), "json", theme="ansi_dark"))
+        if limit:
+            console.print(Syntax(text[:limit] + ("\n..." if len(text) > limit else ""), "json", theme="ansi_dark"))
         return json.loads(text)
 
 
 def _server_params(data_dir: Path) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if k.startswith(("INFRA_MCP_", "AWS_"))}
-    env.update({"INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_USER": env.get("INFRA_MCP_USER", "demo-user")})
+    env.update(
+        {
+            "INFRA_MCP_DATA_DIR": str(data_dir),
+            "INFRA_MCP_USER": env.get("INFRA_MCP_USER", "demo-user"),
+            "INFRA_MCP_LOG_LEVEL": env.get("INFRA_MCP_LOG_LEVEL", "WARNING"),
+            "INFRA_MCP_SANDBOX_LATENCY_MS": env.get("INFRA_MCP_SANDBOX_LATENCY_MS", "300"),
+        }
+    )
     env.pop("INFRA_MCP_UPSTREAM_COMMAND", None)  # the demo always runs against the sandbox
     env.pop("INFRA_MCP_UPSTREAM_URL", None)
     env.pop("INFRA_MCP_STATE_LOCATION", None)
     return StdioServerParameters(command=sys.executable, args=["-m", "infra_mcp", "serve"], env=env)
+
+
+def _stack(bucket: str) -> dict[str, Any]:
+    return {
+        "resources": [
+            {
+                "name": "web-vpc",
+                "type": "AWS::EC2::VPC",
+                "properties": {"CidrBlock": "10.0.0.0/16"},
+                "tags": {"Environment": "demo"},
+            },
+            {
+                "name": "web-subnet",
+                "type": "EC2::Subnet",
+                "properties": {"VpcId": {"Ref": "web-vpc"}, "CidrBlock": "10.0.1.0/24"},
+            },
+            {
+                "name": "web-sg",
+                "type": "AWS::EC2::SecurityGroup",
+                "properties": {"GroupDescription": "web servers", "VpcId": {"Fn::GetAtt": ["web-vpc", "VpcId"]}},
+            },
+            {
+                "name": "web-server",
+                "type": "AWS::EC2::Instance",
+                "properties": {
+                    "InstanceType": "t3.micro",
+                    "ImageId": "ami-0abcdef1234567890",
+                    "SubnetId": {"Ref": "web-subnet"},
+                    "SecurityGroupIds": [{"Ref": "web-sg"}],
+                },
+            },
+            {"name": "web-logs", "type": "AWS::S3::Bucket", "properties": {"BucketName": bucket}},
+        ]
+    }
+
+
+class HumanAtTheKeyboard:
+    """Answers the approval prompt as the demo's human would: shows it, then approves."""
+
+    def __init__(self) -> None:
+        self.prompts = 0
+
+    async def __call__(self, context: Any, params: Any) -> ElicitResult:
+        self.prompts += 1
+        console.print(Panel(params.message, title="[bold]Approval prompt shown to the human", border_style="yellow"))
+        console.print("[yellow]The human reads it and answers:[/yellow] approve = yes")
+        return ElicitResult(action="accept", content={"approve": True, "comment": "reviewed in the demo"})
+
+
+async def _approve_and_execute(demo: Demo, plan_id: str) -> dict[str, Any]:
+    approval = await demo.call("approve_plan", {"plan_id": plan_id, "comment": "demo"}, show=False)
+    console.print(
+        f"[green]✓ approved[/green] by {approval['approved_by']} via {approval['method']}, "
+        f"valid until {approval['expires_at']}"
+    )
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console
+    ) as bar:
+        task = bar.add_task("execute_plan", total=None)
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            bar.update(task, completed=done, total=total, description=message or "execute_plan")
+
+        result = await demo.call("execute_plan", {"plan_id": plan_id}, show=False, progress_callback=on_progress)
+    plan = result["plan"]
+    outcomes = Table("change", "action", "outcome", "physical id", "AWS error", title=f"{plan['id']}: {plan['status']}")
+    for outcome in plan["execution"]["outcomes"]:
+        outcomes.add_row(
+            outcome["name"],
+            outcome["action"],
+            outcome["status"],
+            outcome["physical_id"] or "",
+            outcome["error_code"] or "",
+        )
+    console.print(outcomes)
+    return plan
+
+
+def _show_plan(view: dict[str, Any]) -> None:
+    plan = view["plan"]
+    console.print(Panel(Text(view["diff"]), title=f"{plan['id']} — risk {plan['risk']}", border_style="blue"))
+    console.print(f"[dim]next step:[/dim] {view['next_step']}")
 
 
 async def _walk(demo: Demo, data_dir: Path) -> None:
@@ -97,8 +191,14 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
         ann = tool.annotations
         table.add_row(tool.name, str(bool(ann and ann.read_only_hint)), str(bool(ann and ann.destructive_hint)))
     console.print(table)
+    status = await demo.call("get_upstream_status", show=False)
+    console.print(
+        f"Upstream: [bold]{status['kind']}[/bold] ({status['dialect']}), account "
+        f"{status['caller']['account'] if status['caller'] else '?'} — {status['note']}"
+    )
 
-    project_id = "demo-web"
+    suffix = uuid.uuid4().hex[:6]
+    project_id = f"demo-web-{suffix}"
     demo.step("Create a project", "Projects live in SQLite; the caller becomes the owner.")
     await demo.call(
         "create_project",
@@ -123,12 +223,72 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     await demo.read(f"infra://projects/{project_id}/state")
     await demo.read(f"infra://projects/{project_id}/state/history")
 
+    demo.step("Plan a small stack", "A desired state becomes a plan: diff, risk, cost. Nothing touches AWS yet.")
+    view = await demo.call(
+        "plan_changes",
+        {
+            "project_id": project_id,
+            "desired_state": _stack(f"demo-logs-{suffix}"),
+            "description": "First version of the web stack",
+        },
+        show=False,
+    )
+    _show_plan(view)
+    first_plan = view["plan"]["id"]
+
+    demo.step("Execution needs approval first", "execute_plan refuses a plan nobody approved.")
+    await demo.call("execute_plan", {"plan_id": first_plan}, expect_error=True)
+
+    demo.step("Approve (a human confirms) and execute", "approve_plan asks the human through MCP elicitation.")
+    await _approve_and_execute(demo, first_plan)
+
+    demo.step("Resources and history", "The state now records what exists, with real ids from Cloud Control.")
+    resources = await demo.call("list_resources", {"project_id": project_id}, show=False)
+    table = Table("name", "type", "physical id", "status", title=f"state serial {resources['serial']}")
+    for resource in resources["resources"]:
+        table.add_row(resource["name"], resource["type"], resource["id"] or "", resource["status"])
+    console.print(table)
+    history = await demo.call("get_state_history", {"project_id": project_id}, show=False)
+    for version in history["versions"]:
+        console.print(
+            f"  v{version['serial']}: {version['resource_count']} resources — "
+            f"{version['change_description']} ({version['change_plan_id']}, by {version['last_modified_by']})"
+        )
+
+    demo.step("A change that forces replacement", "CidrBlock of a subnet is create-only: the plan says -/+.")
+    view = await demo.call(
+        "update_resource",
+        {
+            "project_id": project_id,
+            "resource": "web-subnet",
+            "properties": {"CidrBlock": "10.0.2.0/24"},
+            "description": "Move the subnet",
+        },
+        show=False,
+    )
+    _show_plan(view)
+    await _approve_and_execute(demo, view["plan"]["id"])
+
+    demo.step(
+        "Roll back (as a plan)", "plan_rollback makes a plan back to version 1; it needs approval like any other."
+    )
+    rollback = await demo.call("plan_rollback", {"project_id": project_id, "to_version": 1}, show=False)
+    _show_plan(rollback)
+
+    demo.step("Audit log", "Every mutation, approval and execution is recorded.")
+    audit = await demo.read(f"infra://projects/{project_id}/audit", limit=0)
+    for event in reversed(audit):
+        console.print(
+            f"  {event['at'][:19]} {event['actor']:<12} {event['action']:<34} {event['outcome']}"
+            f" {event.get('target') or ''}"
+        )
+
     console.print()
     console.print(Panel.fit(f"[bold green]Demo finished.[/bold green] Data kept in {data_dir}", border_style="green"))
 
 
 async def _run(data_dir: Path, fast: bool) -> None:
-    async with Client(_server_params(data_dir)) as client:
+    async with Client(_server_params(data_dir), elicitation_callback=HumanAtTheKeyboard()) as client:
         await _walk(Demo(client, fast=fast), data_dir)
 
 
