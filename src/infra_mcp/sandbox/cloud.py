@@ -68,7 +68,7 @@ def _parse_json_document(raw: Any, what: str) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise invalid_request(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
 
 
@@ -275,7 +275,8 @@ class SandboxCloud:
 
     @staticmethod
     def _bucket(txn: Transaction, region: str, type_name: str) -> dict[str, Any]:
-        return txn.data["resources"].setdefault(region, {}).setdefault(type_name, {})
+        bucket: dict[str, Any] = txn.data["resources"].setdefault(region, {}).setdefault(type_name, {})
+        return bucket
 
     @staticmethod
     def _exists(txn: Transaction, region: str, type_name: str, identifier: str) -> bool:
