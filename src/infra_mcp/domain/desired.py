@@ -219,9 +219,12 @@ class _Parser:
             canonical = self.normalize_type(type_name, region)
             if type(canonical) is not str:
                 return None
-        properties = entry.get("properties") or {}
-        tags = entry.get("tags") or {}
-        depends_on = entry.get("depends_on") or []
+        properties = entry.get("properties")
+        tags = entry.get("tags")
+        depends_on = entry.get("depends_on")
+        properties = {} if properties is None else properties
+        tags = {} if tags is None else tags
+        depends_on = [] if depends_on is None else depends_on
         if type(properties) is not dict or type(tags) is not dict or type(depends_on) is not list:
             return None
         for key, value in tags.items():

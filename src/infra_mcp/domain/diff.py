@@ -20,6 +20,7 @@ from typing import Any
 
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.naming import fixed_name_properties
+from infra_mcp.domain.paths import pointer_segments, transform_at
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
 from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import digest_of, secret_digest
@@ -165,7 +166,8 @@ def _compare(spec: ResourceSpec, resource: StateResource | None, facts: TypeFact
         item = _Work(spec, None, facts, Action.CREATE)
         for key, value in spec.properties.items():
             pointer = "/" + escape(key)
-            item.raws.append(_Raw(pointer, _MISSING, value, sensitive=_is_secret(facts, pointer, value)))
+            secret = _is_secret(facts, pointer, value)
+            item.raws.append(_Raw(pointer, _MISSING, value if secret else _masked(facts, key, value), sensitive=secret))
         for key, value in spec.tags.items():
             item.raws.append(_Raw("/Tags/" + escape(key), _MISSING, value))
         return item
@@ -210,7 +212,26 @@ def _mark_create_only(item: _Work) -> None:
 
 
 def _is_secret(facts: TypeFacts, pointer: str, value: Any) -> bool:
-    return digest_of(value) is not None or (bool(facts.write_only) and facts.covers_write_only(pointer))
+    """True if the value at ``pointer`` is itself a secret (a container merely holding one is not)."""
+    return digest_of(value) is not None or (bool(facts.write_only) and facts.is_write_only(pointer))
+
+
+def _masked(facts: TypeFacts, key: str, value: Any) -> Any:
+    """``value`` of top-level property ``key`` with write-only parts inside it hidden."""
+    return _masked_at(facts, "/" + escape(key), value)
+
+
+def _masked_at(facts: TypeFacts, pointer: str, value: Any) -> Any:
+    """``value`` found at ``pointer`` with the write-only parts inside it hidden."""
+    if value is _MISSING or not isinstance(value, dict | list) or not facts.covers_write_only(pointer):
+        return value
+    segments = pointer_segments(pointer)
+    inner = []
+    for pattern in facts.write_only:
+        head = pattern[: len(segments)]
+        if len(pattern) > len(segments) and all(p in (s, "*") for p, s in zip(head, segments, strict=True)):
+            inner.append(pattern[len(segments) :])
+    return transform_at({"v": value}, [("v", *p) for p in inner], lambda _: SENSITIVE)["v"] if inner else value
 
 
 def _diff_tags(before: Mapping[str, str], after: Mapping[str, str], out: list[_Raw]) -> None:
@@ -333,6 +354,8 @@ class _Display:
         """
         if value is _MISSING:
             return None, False
+        if digest_of(value) is not None:
+            return SENSITIVE, False
         ref = as_reference(value)
         if ref is not None:
             return self._resolve(ref.target, ref.attribute, current=current)
@@ -378,11 +401,11 @@ def _to_change(item: _Work, display: _Display) -> Change:
                 )
             )
             continue
-        before, _ = display.show(raw.before, current=True)
+        before, _ = display.show(_masked_at(item.facts, raw.pointer, raw.before), current=True)
         if raw.forced_by is not None:
             after, unknown = KNOWN_AFTER_APPLY, True
         else:
-            after, unknown = display.show(raw.after)
+            after, unknown = display.show(_masked_at(item.facts, raw.pointer, raw.after))
         property_changes.append(
             PropertyChange(
                 path=raw.pointer,
@@ -429,8 +452,9 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
     changes: list[PropertyChange] = []
     for key, value in resource.declared.items():
         pointer = "/" + escape(key)
-        secret = digest_of(value) is not None or (facts is not None and facts.covers_write_only(pointer))
-        before = SENSITIVE if secret else display.show(value, current=True)[0]
+        secret = digest_of(value) is not None or (facts is not None and facts.is_write_only(pointer))
+        shown = _masked(facts, key, value) if facts is not None else value
+        before = SENSITIVE if secret else display.show(shown, current=True)[0]
         changes.append(PropertyChange(path=pointer, before=before, after=None, sensitive=secret))
     return Change(
         name=resource.name,
