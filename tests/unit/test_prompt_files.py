@@ -1,0 +1,50 @@
+"""Prompt files: the shipped ones parse; a malformed one is refused with its name and the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra_mcp.server.prompts import PromptFileError, load_prompts, parse_prompt, prompt_files
+
+GOOD = '+++\nname = "x"\ntitle = "X"\ndescription = "d"\n[[arguments]]\nname = "goal"\n+++\nDo {goal}.'
+
+
+def test_every_shipped_prompt_parses_and_renders() -> None:
+    specs = load_prompts(prompt_files())
+    assert {"setup-project", "failed-execution"} <= {s.name for s in specs}
+    for spec in specs:
+        values = {a.name: "value" for a in spec.arguments}
+        assert spec.render(values)
+
+
+def test_arguments_are_substituted_and_required_ones_enforced() -> None:
+    spec = parse_prompt(GOOD, "x.md")
+    assert spec.render({"goal": "a VPC"}) == "Do a VPC."
+    with pytest.raises(ValueError, match="goal"):
+        spec.render({})
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("no front matter", "must start"),
+        ("+++\nname = 'x'\n", "not closed"),
+        ("+++\nname = \n+++\nbody", "not valid TOML"),
+        ('+++\nname = "Bad Name"\ntitle = "t"\ndescription = "d"\n+++\nbody', "'name'"),
+        ('+++\nname = "x"\ndescription = "d"\n+++\nbody', "'title'"),
+        ('+++\nname = "x"\ntitle = "t"\ndescription = "d"\n+++\n', "body is empty"),
+        ('+++\nname = "x"\ntitle = "t"\ndescription = "d"\n+++\nUse {undeclared}', "not declared"),
+        ('+++\nname = "x"\ntitle = "t"\ndescription = "d"\n+++\nUnbalanced {', "unbalanced"),
+        ('+++\nname = "x"\ntitle = "t"\ndescription = "d"\narguments = 3\n+++\nb', "array of tables"),
+    ],
+)
+def test_malformed_files_are_refused_naming_the_file(text: str, problem: str) -> None:
+    with pytest.raises(PromptFileError) as caught:
+        parse_prompt(text, "prompts/bad.md")
+    assert "prompts/bad.md" in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_two_files_with_one_name_are_refused() -> None:
+    with pytest.raises(PromptFileError, match="already used"):
+        load_prompts([("a.md", GOOD), ("b.md", GOOD)])
