@@ -1,0 +1,349 @@
+"""Approval and execution through a real MCP client: every way a plan gets (or does not get) to run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
+from tests.e2e.loop_helpers import (
+    Human,
+    age_approval,
+    approve,
+    audit,
+    edit_plan_doc,
+    events,
+    make_plan,
+    make_project,
+    plan_of,
+    sandbox_world,
+    state_resources,
+    vpc_stack,
+)
+
+
+async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_it(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    human = Human(comment="looks right")
+    async with connect("alice", elicitation_callback=human) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=1, buckets=1))
+        answer = await approve(client, plan_id)
+        assert answer["approved_by"] == "alice"
+        assert answer["method"] == "elicitation"
+        assert answer["status"] == "approved"
+        assert len(human.prompts) == 1
+        assert plan_id in human.prompts[0].message
+
+        approved = await plan_of(client, plan_id)
+        approval = approved["approval"]
+        assert approval["approved_by"] == "alice"
+        assert approval["method"] == "elicitation"
+        assert approval["fingerprint"] == approved["fingerprint"]
+        assert "looks right" in approval["comment"]
+
+        executed = await call_ok(client, "execute_plan", {"plan_id": plan_id})
+        assert executed["plan"]["status"] == "executed"
+        outcomes = executed["plan"]["execution"]["outcomes"]
+        assert {o["status"] for o in outcomes} == {"succeeded"}
+        assert len(outcomes) == 3
+
+        listed = await call_ok(client, "list_resources", {"project_id": "web"})
+        assert sorted(r["name"] for r in listed["resources"]) == ["net-bucket-0", "net-subnet-0", "net-vpc"]
+        ids = {r["name"]: r["id"] for r in listed["resources"]}
+        assert {o["name"]: o["physical_id"] for o in outcomes} == ids
+        subnet = await call_ok(client, "get_resource", {"project_id": "web", "resource": "net-subnet-0"})
+        assert subnet["resource"]["properties"]["VpcId"] == ids["net-vpc"]  # the reference was resolved
+
+        history = await call_ok(client, "get_state_history", {"project_id": "web"})
+        newest = history["versions"][0]
+        assert history["current_serial"] == executed["plan"]["execution"]["final_serial"]
+        assert newest["change_plan_id"] == plan_id
+        assert newest["last_modified_by"] == "alice"
+        assert newest["resource_count"] == 3
+
+        log = await audit(client)
+        assert [e["outcome"] for e in events(log, "plan.approve", plan_id)] == ["ok"]
+        assert events(log, "plan.approve", plan_id)[0]["details"]["method"] == "elicitation"
+        assert {e["outcome"] for e in events(log, "plan.execute", plan_id)} >= {"started", "ok"}
+        assert await state_resources(client) == sandbox_world(data_dir)
+
+
+@pytest.mark.parametrize("action", ["decline", "cancel"])
+async def test_a_declined_or_cancelled_prompt_leaves_the_plan_pending_and_unexecutable(
+    connect: ClientFactory, data_dir: Path, action: str
+) -> None:
+    async with connect("alice", elicitation_callback=Human(action)) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        answer = await call_ok(client, "approve_plan", {"plan_id": plan_id})
+        assert answer["outcome"] == {"decline": "declined", "cancel": "cancelled"}[action]
+        assert answer["status"] == "pending"
+        assert (await plan_of(client, plan_id))["approval"] is None
+
+        error = await call_error(client, "execute_plan", {"plan_id": plan_id})
+        assert error["code"] == "APPROVAL_002"
+        assert (await plan_of(client, plan_id))["status"] == "pending"
+        recorded = events(await audit(client), "plan.approve", plan_id)
+        assert [e["outcome"] for e in recorded] == ["declined" if action == "decline" else "cancelled"]
+    assert sandbox_world(data_dir) == set()
+
+
+async def test_a_human_who_answers_no_in_the_form_is_recorded_as_declining(connect: ClientFactory) -> None:
+    async with connect("alice", elicitation_callback=Human(approve=False, comment="too big")) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        answer = await call_ok(client, "approve_plan", {"plan_id": plan_id})
+        assert answer["outcome"] == "declined"
+        assert (await plan_of(client, plan_id))["status"] == "pending"
+        (event,) = events(await audit(client), "plan.approve", plan_id)
+        assert event["outcome"] == "declined"
+        assert event["details"]["comment"] == "too big"
+
+
+async def test_a_client_without_elicitation_is_told_to_approve_out_of_band(connect: ClientFactory) -> None:
+    async with connect("alice") as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        error = await call_error(client, "approve_plan", {"plan_id": plan_id})
+        assert error["code"] == "APPROVAL_003"
+        assert f"infra-mcp plans approve {plan_id}" in error["details"]["out_of_band"]
+        assert "infra-mcp plans approve" in error["message"]
+        assert (await plan_of(client, plan_id))["status"] == "pending"
+
+
+async def test_a_project_that_opted_out_approves_without_a_prompt_and_the_opt_out_is_audited(
+    connect: ClientFactory,
+) -> None:
+    async with connect("alice") as client:  # no elicitation support: none is needed
+        await make_project(client, require_human_confirmation=False)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        answer = await approve(client, plan_id)
+        assert answer["method"] == "no_confirmation"
+        assert (await plan_of(client, plan_id))["approval"]["method"] == "no_confirmation"
+        log = await audit(client)
+        assert len(events(log, "approval.human_confirmation_disabled")) == 1
+        assert events(log, "plan.approve", plan_id)[0]["details"]["method"] == "no_confirmation"
+
+
+async def test_self_approval_is_refused_where_forbidden_and_another_approver_can_approve(
+    connect: ClientFactory,
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as alice:
+        await make_project(alice, allow_self_approval=False)
+        await call_ok(
+            alice,
+            "update_project",
+            {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}]},
+        )
+        plan_id = await make_plan(alice, vpc_stack(subnets=0))
+        error = await call_error(alice, "approve_plan", {"plan_id": plan_id})
+        assert error["code"] == "APPROVAL_002"
+        assert (await plan_of(alice, plan_id))["status"] == "pending"
+    bobs_human = Human()
+    async with connect("bob", elicitation_callback=bobs_human) as bob:
+        answer = await approve(bob, plan_id)
+        assert answer["approved_by"] == "bob"
+        assert len(bobs_human.prompts) == 1
+        log = await audit(bob)
+    assert [(e["actor"], e["outcome"]) for e in reversed(events(log, "plan.approve", plan_id))] == [
+        ("alice", "refused"),
+        ("bob", "ok"),
+    ]
+
+
+async def test_a_plan_edited_in_the_database_after_approval_is_refused(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        await approve(client, plan_id)
+
+        def widen(doc: dict[str, Any]) -> None:
+            (change,) = doc["changes"]
+            change["desired"]["properties"]["CidrBlock"] = "0.0.0.0/0"
+
+        edit_plan_doc(data_dir, plan_id, widen)
+        error = await call_error(client, "execute_plan", {"plan_id": plan_id})
+        assert error["code"] == "PLAN_002"
+        assert (await call_ok(client, "list_resources", {"project_id": "web"}))["count"] == 0
+        assert events(await audit(client), "plan.execute", plan_id)[0]["outcome"] == "refused"
+    assert sandbox_world(data_dir) == set()
+
+
+async def test_a_plan_whose_fingerprint_and_approval_were_both_rewritten_is_still_refused(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    """An attacker who recomputes the plan's own fingerprint still cannot match the approved one."""
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        await approve(client, plan_id)
+
+        from infra_mcp.domain.plan import Plan
+
+        def rewrite(doc: dict[str, Any]) -> None:
+            doc["changes"][0]["desired"]["properties"]["CidrBlock"] = "10.9.0.0/16"
+            doc["fingerprint"] = Plan.model_validate(doc).compute_fingerprint()
+
+        edit_plan_doc(data_dir, plan_id, rewrite)
+        assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_002"
+    assert sandbox_world(data_dir) == set()
+
+
+async def test_executing_a_plan_made_against_an_older_state_is_refused(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        older = await make_plan(client, vpc_stack("a", subnets=0))
+        newer = await make_plan(client, vpc_stack("b", subnets=0))
+        await approve(client, older)
+        await approve(client, newer)
+        assert (await call_ok(client, "execute_plan", {"plan_id": newer}))["plan"]["status"] == "executed"
+
+        error = await call_error(client, "execute_plan", {"plan_id": older})
+        # Executing `newer` retires every plan made against the old serial (superseded): the refusal is
+        # either the status (PLAN_003, superseded) or staleness itself (PLAN_001) - never a run.
+        assert error["code"] in {"PLAN_001", "PLAN_003"}
+        assert (await plan_of(client, older))["status"] == "superseded"
+        assert [r["name"] for r in (await call_ok(client, "list_resources", {"project_id": "web"}))["resources"]] == [
+            "b-vpc"
+        ]
+        assert await state_resources(client) == sandbox_world(data_dir)
+
+
+async def test_an_approved_plan_is_refused_as_stale_when_the_state_moved_without_an_execution(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    """A state that moved underneath (a restore) makes an approved plan stale: PLAN_001 precisely."""
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        first = await make_plan(client, vpc_stack("a", subnets=0))
+        await approve(client, first)
+        await call_ok(client, "execute_plan", {"plan_id": first})
+        second = await make_plan(client, vpc_stack("a", subnets=0, buckets=1))
+        await approve(client, second)
+        await call_ok(client, "restore_state", {"project_id": "web", "version": 1})
+
+        error = await call_error(client, "execute_plan", {"plan_id": second})
+        assert error["code"] == "PLAN_001"
+        assert (await plan_of(client, second))["status"] == "superseded"
+        assert ("AWS::S3::Bucket", "a-b-0") not in sandbox_world(data_dir)
+
+
+async def test_an_expired_approval_is_refused_and_the_plan_expires(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client, approval_ttl_minutes=1)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        answer = await approve(client, plan_id)
+        assert answer["expires_at"] is not None
+        age_approval(data_dir, plan_id, minutes=2)  # two minutes pass (approval data is not fingerprinted)
+
+        error = await call_error(client, "execute_plan", {"plan_id": plan_id})
+        assert error["code"] == "APPROVAL_001"
+        assert (await plan_of(client, plan_id))["status"] == "expired"
+        assert (await call_error(client, "approve_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
+        assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
+    assert sandbox_world(data_dir) == set()
+
+
+async def test_a_rejected_plan_can_never_be_approved_or_executed(connect: ClientFactory) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        await approve(client, plan_id)
+        rejected = await call_ok(client, "reject_plan", {"plan_id": plan_id, "reason": "wrong account"})
+        assert rejected["plan"]["status"] == "rejected"
+        assert (await call_error(client, "approve_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
+        assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
+        assert events(await audit(client), "plan.reject", plan_id)[0]["details"]["reason"] == "wrong account"
+
+
+async def test_the_plan_resources_show_the_plan_its_diff_and_its_audit(connect: ClientFactory) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=0))
+        shown = await read_json(client, f"infra://projects/web/plans/{plan_id}")
+        assert shown["id"] == plan_id
+        diff = await client.read_resource(f"infra://projects/web/plans/{plan_id}/diff")
+        assert "net-vpc" in diff.contents[0].text  # type: ignore[union-attr]
+        listed = await call_ok(client, "list_plans", {"project_id": "web", "status": "pending"})
+        assert [p["id"] for p in listed["plans"]] == [plan_id]
+
+
+# ---- the out-of-band CLI: a person in a terminal, on the same database ---------------------------------
+
+
+def _plans_cli(data_dir: Path, *args: str, user: str = "bob") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    env.pop("INFRA_MCP_USER", None)
+    return subprocess.run(
+        [sys.executable, "-m", "infra_mcp", "plans", "--user", user, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice") as alice:  # an agent host without elicitation
+        await make_project(alice, allow_self_approval=False)
+        await call_ok(
+            alice,
+            "update_project",
+            {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}]},
+        )
+        plan_id = await make_plan(alice, vpc_stack(subnets=0))
+        assert (await call_error(alice, "approve_plan", {"plan_id": plan_id}))["code"] == "APPROVAL_002"
+
+        listed = _plans_cli(data_dir, "list", "web")
+        assert listed.returncode == 0, listed.stderr
+        assert plan_id in listed.stdout
+        approved = _plans_cli(data_dir, "approve", plan_id, "--yes", "--comment", "read it")
+        assert approved.returncode == 0, approved.stderr
+
+        plan = await plan_of(alice, plan_id)
+        assert plan["status"] == "approved"
+        assert plan["approval"]["method"] == "out_of_band"
+        assert plan["approval"]["approved_by"] == "bob"
+        assert plan["approval"]["fingerprint"] == plan["fingerprint"]
+        assert (await call_ok(alice, "execute_plan", {"plan_id": plan_id}))["plan"]["status"] == "executed"
+
+
+@pytest.mark.slow
+async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice", elicitation_callback=Human()) as alice:
+        await make_project(alice)
+        await call_ok(
+            alice,
+            "update_project",
+            {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}]},
+        )
+        plan_id = await make_plan(alice, vpc_stack(subnets=0))
+        await approve(alice, plan_id)
+        rejected = _plans_cli(data_dir, "reject", plan_id, "--reason", "not today")
+        assert rejected.returncode == 0, rejected.stderr
+        assert (await plan_of(alice, plan_id))["status"] == "rejected"
+        assert (await call_error(alice, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
+        refused = _plans_cli(data_dir, "approve", plan_id, "--yes")
+        assert refused.returncode != 0
+        assert "PLAN_003" in refused.stderr
+    assert sandbox_world(data_dir) == set()
+
+
+@pytest.mark.slow
+async def test_the_cli_refuses_to_approve_without_a_terminal_or_yes(connect: ClientFactory, data_dir: Path) -> None:
+    async with connect("alice") as alice:
+        await make_project(alice)
+        plan_id = await make_plan(alice, vpc_stack(subnets=0))
+    refused = _plans_cli(data_dir, "approve", plan_id, user="alice")
+    assert refused.returncode != 0
+    async with connect("alice") as alice:
+        assert (await plan_of(alice, plan_id))["status"] == "pending"
