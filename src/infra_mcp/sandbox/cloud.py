@@ -26,6 +26,7 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import jsonpatch
@@ -101,7 +102,12 @@ class SandboxCloud:
         self.catalog = catalog or default_catalog()
         self.clock = clock
         self._rng = random.Random(self.config.seed)
-        self._regions = set(Catalog.regions())
+
+    @cached_property
+    def _regions(self) -> frozenset[str]:
+        # Looked up on first use: it imports cfn-lint (about a second), which would otherwise
+        # delay the MCP handshake.
+        return frozenset(Catalog.regions())
 
     # ------------------------------------------------------------------ dispatch
 

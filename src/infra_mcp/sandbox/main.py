@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         cloud = build_cloud(settings, args)
+        if args.http:
+            from infra_mcp.sandbox.http import ensure_loopback  # stdio mode need not import starlette
+
+            ensure_loopback(args.http[0])
     except (ValidationError, ValueError) as exc:
         print(f"infra-mcp sandbox: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     _log.info(
         "sandbox_starting",
         mode="http" if args.http else "stdio",
+        endpoint=f"http://{args.http[0]}:{args.http[1]}" if args.http else None,
         world=str(settings.sandbox_world_path),
         account=SANDBOX_ACCOUNT_ID,
         latency_ms=cloud.config.latency_ms,
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.http:
-            from infra_mcp.sandbox.http import serve  # stdio mode need not import starlette
+            from infra_mcp.sandbox.http import serve
 
             host, port = args.http
             serve(cloud, host, port)
@@ -168,7 +173,4 @@ def main(argv: list[str] | None = None) -> int:
             anyio.run(build_server(cloud).run_stdio_async)
     except KeyboardInterrupt:
         pass
-    except ValueError as exc:  # a non-loopback --http address
-        print(f"infra-mcp sandbox: {exc}", file=sys.stderr)
-        return 2
     return 0
