@@ -78,27 +78,57 @@ class Ledger:
         self._settled: set[str] = set()
         self._last_write = clock()
         self._state_lock = anyio.Lock()
-        self._journal_lock = anyio.Lock()
+        self._edits = 0
+        self._committed = 0
+        self._committing: anyio.Event | None = None
+        self.journal_writes = 0
 
     # ---- journal --------------------------------------------------------------------------
+    #
+    # Journal writes are durable (fsync on disk, a PUT on S3) and every operation needs them, so
+    # they are group-committed: edits land in memory at once, and whoever finds no write in
+    # progress writes everything edited so far; the others wait for the write that covers them.
 
     async def load_journal(self) -> Journal:
         self.journal = await self.store.read_journal(self.current.project_id)
         return self.journal
 
-    async def journal_add(self, entry: JournalEntry) -> None:
-        async with self._journal_lock:
-            self.journal.entries = [e for e in self.journal.entries if e.client_token != entry.client_token]
-            self.journal.entries.append(entry)
-            await self.store.write_journal(self.journal)
+    def note(self, entry: JournalEntry) -> None:
+        """Add (or replace) ``entry`` in memory; :meth:`commit_journal` makes it durable."""
+        self.journal.entries = [e for e in self.journal.entries if e.client_token != entry.client_token]
+        self.journal.entries.append(entry)
+        self._edits += 1
 
-    async def journal_update(self, client_token: str, *, request_token: str, physical_id: str | None) -> None:
-        async with self._journal_lock:
-            for entry in self.journal.entries:
-                if entry.client_token == client_token:
-                    entry.request_token = request_token
-                    entry.physical_id = physical_id or entry.physical_id
-            await self.store.write_journal(self.journal)
+    def note_request(self, client_token: str, *, request_token: str, physical_id: str | None) -> None:
+        for entry in self.journal.entries:
+            if entry.client_token == client_token:
+                entry.request_token = request_token
+                entry.physical_id = physical_id or entry.physical_id
+        self._edits += 1
+
+    async def journal_add(self, entry: JournalEntry) -> None:
+        """Add ``entry`` and return once it is durable."""
+        self.note(entry)
+        await self.commit_journal()
+
+    async def commit_journal(self) -> None:
+        """Return once every edit made before this call is written."""
+        target = self._edits
+        while self._committed < target:
+            if self._committing is not None:
+                await self._committing.wait()
+                continue
+            done = self._committing = anyio.Event()
+            covered = self._edits
+            try:
+                # Entries are edited in place meanwhile: the store gets its own (shallow) copies.
+                entries = [e.model_copy() for e in self.journal.entries]
+                await self.store.write_journal(Journal(project_id=self.journal.project_id, entries=entries))
+                self._committed = max(self._committed, covered)
+                self.journal_writes += 1
+            finally:
+                self._committing = None
+                done.set()
 
     def settle(self, client_token: str) -> None:
         """The request's result is in the working copy: drop its entry after the next state write."""
@@ -107,9 +137,9 @@ class Ledger:
     async def _drop_settled(self, tokens: set[str]) -> None:
         if not tokens:
             return
-        async with self._journal_lock:
-            self.journal.entries = [e for e in self.journal.entries if e.client_token not in tokens]
-            await self.store.write_journal(self.journal)
+        self.journal.entries = [e for e in self.journal.entries if e.client_token not in tokens]
+        self._edits += 1
+        await self.commit_journal()
 
     # ---- working copy ---------------------------------------------------------------------
 
@@ -142,6 +172,8 @@ class Ledger:
     async def result_recorded(self) -> None:
         """Count one result; write a checkpoint if the batch or the interval is reached."""
         self._pending += 1
+        if self._state_lock.locked():
+            return  # a checkpoint is being written; the next one picks this result up
         elapsed = (self.clock() - self._last_write).total_seconds()
         if self._pending >= self.every or elapsed >= self.interval:
             await self.flush(description=f"Checkpoint of plan {self.plan_id}")
@@ -149,9 +181,11 @@ class Ledger:
     async def flush(self, *, description: str, final: bool = False) -> StateFile:
         """Write the working copy as the next version (if anything changed, or always when ``final``)."""
         async with self._state_lock:
+            self._pending = 0
             tokens = set(self._settled)
             if self._dirty or (final and self.writes > 0):
-                resources = [r.model_copy(deep=True) for r in self.resources.values()]
+                # Records are replaced, never mutated in place, so the version can share them.
+                resources = list(self.resources.values())
                 version = self.current.next_version(
                     resources, user=self.user, description=description, plan_id=self.plan_id
                 )
@@ -159,7 +193,6 @@ class Ledger:
                 self.writes += 1
                 self._dirty = False
                 log.info("state_checkpoint", serial=self.current.serial, final=final, resources=len(resources))
-            self._pending = 0
             self._last_write = self.clock()
             if self.after_write is not None:
                 await self.after_write(self.current)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import anyio
 import structlog
 
 from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
@@ -111,20 +112,46 @@ class Driver:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def wait(self, event: ProgressEvent, *, region: str) -> ProgressEvent:
+    async def wait(
+        self,
+        event: ProgressEvent,
+        *,
+        region: str,
+        meanwhile: Callable[[], Awaitable[None]] | None = None,
+    ) -> ProgressEvent:
         """Poll the request until SUCCESS/FAILED.
+
+        Args:
+            event: The event the mutation answered.
+            region: Where the request runs.
+            meanwhile: Awaited alongside the first delay and before the first poll (the journal
+                write of the request token: durable before we learn the outcome, at no extra latency).
 
         Raises:
             UpstreamUnavailable: AWS_MCP_001, still running after the policy's timeout (outcome unknown).
         """
         delay, waited = self.policy.initial, 0.0
-        while not event.operation_status.done:
+        if event.operation_status.done and meanwhile is not None:
+            await meanwhile()
+            return event
+        while not event.operation_status.done or meanwhile is not None:
             if waited >= self.policy.timeout:
                 raise UpstreamUnavailable(
                     f"Cloud Control request {event.request_token} did not finish in {self.policy.timeout:g}s.",
                     details={"request_token": event.request_token},
                 )
-            await self.sleep(delay)
+            if meanwhile is not None:
+                try:
+                    async with anyio.create_task_group() as both:
+                        both.start_soon(meanwhile)
+                        both.start_soon(self.sleep, delay)
+                except BaseExceptionGroup as group:
+                    raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+                meanwhile = None
+                if event.operation_status.done:
+                    break
+            else:
+                await self.sleep(delay)
             waited += delay
             event = await self.call(
                 functools.partial(self.upstream.get_request_status, event.request_token, region=region)
@@ -270,9 +297,9 @@ class Operations:
         except InfraError as exc:
             self.ledger.settle(token)
             return _failure(exc)
-        await self.ledger.journal_update(token, request_token=event.request_token, physical_id=event.identifier)
+        self.ledger.note_request(token, request_token=event.request_token, physical_id=event.identifier)
         try:
-            return await self.driver.wait(event, region=change.region)
+            return await self.driver.wait(event, region=change.region, meanwhile=self.ledger.commit_journal)
         except InfraError as exc:
             result = _failure(exc)
             result.request_token = event.request_token
