@@ -173,7 +173,7 @@ async def _approve_and_execute(demo: Demo, plan_id: str) -> dict[str, Any]:
             outcome["error_code"] or "",
         )
     console.print(outcomes)
-    return plan
+    return dict(plan)
 
 
 def _show_plan(view: dict[str, Any]) -> None:

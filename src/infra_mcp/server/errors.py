@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import structlog
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -54,7 +54,7 @@ def _context_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in ("project_id", "plan_id") if isinstance(kwargs.get(k), str)}
 
 
-def _error_result(payload: dict[str, Any]) -> Any:
+def _error_result(payload: dict[str, Any]) -> Any:  # returned in place of the tool's model
     """An ``isError`` result whose text is exactly the JSON payload (raising ToolError would prefix it)."""
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=True)
 
@@ -72,13 +72,13 @@ def handle_tool_errors(name: str) -> Callable[[Callable[_P, Awaitable[_R]]], Cal
                     result = await fn(*args, **kwargs)
                 except InfraError as exc:
                     log.info("tool_call", outcome="error", code=exc.code, ms=_ms(started))
-                    return _error_result(error_payload(exc, request_id))
+                    return cast(_R, _error_result(error_payload(exc, request_id)))
                 except (ToolError, MCPError):
                     log.info("tool_call", outcome="error", ms=_ms(started))
                     raise
                 except Exception:
                     log.exception("tool_call", outcome="internal_error", ms=_ms(started))
-                    return _error_result(internal_payload(request_id))
+                    return cast(_R, _error_result(internal_payload(request_id)))
                 log.info("tool_call", outcome="ok", ms=_ms(started))
                 return result
 

@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: approve_plan's Resolve(ask_human) names a local function,
 # which the SDK could not evaluate from a string annotation.
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation
@@ -219,7 +219,9 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             note = "; ".join(x for x in (comment, confirmation.data.comment) if x)
             plan = await approvals.approve(plan_id, rt.user, method=ApprovalMethod.ELICITATION, comment=note)
             return _approved(plan)
-        outcome = "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
+        outcome: Literal["declined", "cancelled"] = (
+            "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
+        )
         said = confirmation.data.comment if isinstance(confirmation, AcceptedElicitation) else ""
         plan = await approvals.record_declined(plan_id, rt.user, outcome, said or comment)
         return ApprovalResult(
@@ -244,8 +246,8 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanView:
         """Apply an approved plan to AWS through the upstream, reporting progress. Changes real infrastructure."""
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
+        async def progress(progress: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(progress, total, message)
 
         return view(await rt.app.execution.execute(plan_id, rt.user, progress))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -32,14 +32,14 @@ _P = ParamSpec("_P")
 
 
 def _serialised(
-    method: Callable[Concatenate[SqliteProjectStore, _P], Awaitable[_R]],
-) -> Callable[Concatenate[SqliteProjectStore, _P], Awaitable[_R]]:
+    method: Callable[Concatenate[SqliteProjectStore, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[SqliteProjectStore, _P], Coroutine[Any, Any, _R]]:
     """Run a writing method under the store's write lock (one transaction at a time)."""
 
     @functools.wraps(method)
-    async def wrapper(self: SqliteProjectStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        async with self._write_lock:
-            return await method(self, *args, **kwargs)
+    async def wrapper(store: SqliteProjectStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with store._write_lock:
+            return await method(store, *args, **kwargs)
 
     return wrapper
 
@@ -192,8 +192,9 @@ class SqliteProjectStore:
         return Project.model_validate_json(row["doc"])
 
     async def list_projects(self, member: str | None = None) -> list[Project]:
+        args: tuple[str, ...] = ()
         if member is None:
-            query, args = "SELECT doc FROM projects ORDER BY id", ()
+            query = "SELECT doc FROM projects ORDER BY id"
         else:
             query = "SELECT p.doc FROM projects p JOIN members m ON m.project_id = p.id WHERE m.user = ? ORDER BY p.id"
             args = (member,)
