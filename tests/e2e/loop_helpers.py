@@ -97,12 +97,12 @@ def database(data_dir: Path) -> sqlite3.Connection:
 
 
 def edit_plan_doc(data_dir: Path, plan_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
-    """Change a plan's stored JSON in place (nothing else: not its fingerprint, not its approval)."""
+    """Change a plan's stored JSON in place (and its indexed status column, if the edit changed it)."""
     with database(data_dir) as db:
         (raw,) = db.execute("SELECT doc FROM plans WHERE id = ?", (plan_id,)).fetchone()
         doc = json.loads(raw)
         edit(doc)
-        db.execute("UPDATE plans SET doc = ? WHERE id = ?", (json.dumps(doc), plan_id))
+        db.execute("UPDATE plans SET doc = ?, status = ? WHERE id = ?", (json.dumps(doc), doc["status"], plan_id))
     db.close()
 
 
@@ -115,6 +115,14 @@ def age_approval(data_dir: Path, plan_id: str, minutes: int) -> None:
             doc["approval"][key] = (when - timedelta(minutes=minutes)).isoformat()
 
     edit_plan_doc(data_dir, plan_id, shift)
+
+
+def stored_plan(data_dir: Path, plan_id: str) -> dict[str, Any]:
+    """A plan as the database holds it (readable while no server runs)."""
+    with database(data_dir) as db:
+        (raw,) = db.execute("SELECT doc FROM plans WHERE id = ?", (plan_id,)).fetchone()
+    db.close()
+    return dict(json.loads(raw))
 
 
 def expire_state_lock(data_dir: Path, project_id: str = "web") -> bool:
