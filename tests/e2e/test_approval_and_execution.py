@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -73,6 +74,28 @@ async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_
         assert events(log, "plan.approve", plan_id)[0]["details"]["method"] == "elicitation"
         assert {e["outcome"] for e in events(log, "plan.execute", plan_id)} >= {"started", "ok"}
         assert await state_resources(client) == sandbox_world(data_dir)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services/execution_walk.py Walk._report sends a progress notification for every change start with "
+    "the unchanged finished count (0, 0, 0, 1, ...), and the opening 'Executing N change(s)' sends 0 too; "
+    "MCP (2025-06-18 and 2026-07-28, basic/utilities/progress) says the progress value MUST increase with "
+    "each notification",
+)
+async def test_execution_progress_values_increase_with_every_notification(connect: ClientFactory) -> None:
+    seen: list[float] = []
+
+    async def on_progress(done: float, _total: float | None, _message: str | None) -> None:
+        seen.append(done)
+
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan_id = await make_plan(client, vpc_stack(subnets=1, buckets=1))
+        await approve(client, plan_id)
+        await call_ok(client, "execute_plan", {"plan_id": plan_id}, progress_callback=on_progress)
+    assert len(seen) >= 3
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen
 
 
 @pytest.mark.parametrize("action", ["decline", "cancel"])
