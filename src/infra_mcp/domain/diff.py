@@ -129,28 +129,24 @@ class _FactsCache:
 def _propagate(work: dict[str, _Work], graph: Mapping[str, set[str]], changing: set[str]) -> None:
     """Spread new identifiers down the graph: referrers get ``(known after apply)``, maybe replaced.
 
-    Breadth-first from the created/replaced resources over the reversed graph, so only the
-    resources downstream of a change are visited, not the whole state.
+    Level by level from the created/replaced resources: each level is one pass of C-speed set
+    tests over the graph, and there are as many levels as the replacements cascade (usually one).
     """
-    dependents: dict[str, list[str]] = {}
-    for name, deps in graph.items():
-        for dep in deps:
-            if dep in work:
-                dependents.setdefault(dep, []).append(name)
-    frontier = sorted(changing)
+    frontier = set(changing)
     while frontier:
-        following: list[str] = []
-        for source in frontier:
-            for name in dependents.get(source, ()):
-                item = work.get(name)
-                if item is None or item.existing is None:
-                    continue
-                was_replacing = item.action is Action.REPLACE
-                _cascade(item, changing)
-                if item.action is Action.REPLACE and not was_replacing:
-                    changing.add(name)
-                    following.append(name)
-        frontier = sorted(set(following))
+        following: set[str] = set()
+        for name, deps in graph.items():
+            if not deps or deps.isdisjoint(frontier):
+                continue
+            item = work.get(name)
+            if item is None or item.existing is None:
+                continue
+            was_replacing = item.action is Action.REPLACE
+            _cascade(item, changing)
+            if item.action is Action.REPLACE and not was_replacing:
+                following.add(name)
+        changing.update(following)
+        frontier = following
 
 
 def _baseline(resource: StateResource, wanted: Mapping[str, Any]) -> dict[str, Any]:
