@@ -211,9 +211,9 @@ class _Parser:
             if type(region) is not str or not REGION_PATTERN.fullmatch(region) or not self.known_region(region):
                 return None
             self._good_regions.add(region)
-        canonical = self._types.get((entry.get("type"), region))
+        type_name = entry.get("type")
+        canonical = self._types.get((type_name, region)) if type(type_name) is str else None
         if type(canonical) is not str:
-            type_name = entry.get("type")
             if type(type_name) is not str or not type_name.strip():
                 return None
             canonical = self.normalize_type(type_name, region)

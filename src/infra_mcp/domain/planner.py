@@ -184,10 +184,10 @@ def _order(
     updated = []
     for change in changes:
         if change.action in _FORWARD:
-            deps = sorted(forward_graph.get(change.name, set()))
+            waits = sorted(forward_graph.get(change.name, set()))
         else:
-            deps = sorted(dependents.get(change.name, set()))
-        updated.append(change.model_copy(update={"depends_on": deps}) if deps else change)
+            waits = sorted(dependents.get(change.name, set()))
+        updated.append(change.model_copy(update={"depends_on": waits}) if waits else change)
     return order, updated
 
 
