@@ -359,14 +359,3 @@ async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFac
         assert refused.returncode != 0
         assert "PLAN_003" in refused.stderr
     assert sandbox_world(data_dir) == set()
-
-
-@pytest.mark.slow
-async def test_the_cli_refuses_to_approve_without_a_terminal_or_yes(connect: ClientFactory, data_dir: Path) -> None:
-    async with connect("alice") as alice:
-        await make_project(alice)
-        plan_id = await make_plan(alice, vpc_stack(subnets=0))
-    refused = _plans_cli(data_dir, "approve", plan_id, user="alice")
-    assert refused.returncode != 0
-    async with connect("alice") as alice:
-        assert (await plan_of(alice, plan_id))["status"] == "pending"
