@@ -188,6 +188,20 @@ async def test_update_resource_keeps_an_untouched_secret_unchanged(
     assert [pc.path for pc in plan.changes[0].property_changes] == ["/DBInstanceClass"]
 
 
+async def test_update_resource_that_replaces_cascades_to_the_resources_referring_to_it(
+    service: PlanningService, states: FakeStateStores
+) -> None:
+    await _apply(states, [vpc(), subnet(), vpc("unrelated", "10.9.0.0/16")])
+    plan = await service.update_resource(
+        "web", resource="web-vpc", properties={"CidrBlock": "10.1.0.0/16"}, user="alice"
+    )
+    actions = {c.name: c.action for c in plan.changes}
+    # The subnet's VpcId (create-only) refers to the VPC, which gets a new id: it must be replaced too.
+    assert actions == {"web-vpc": Action.REPLACE, "web-subnet": Action.REPLACE}
+    assert plan.kind == "partial"
+    assert plan.summary.text == "Plan: 0 to add, 0 to change, 2 to replace, 0 to destroy."
+
+
 async def test_update_resource_of_an_unknown_resource_is_not_found(service: PlanningService) -> None:
     assert await _code(service.update_resource("web", resource="ghost", properties={}, user="alice")) == "RESOURCE_001"
 

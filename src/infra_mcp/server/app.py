@@ -7,6 +7,7 @@ The services are opened once per server, in the lifespan, from one frozen Settin
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from infra_mcp import __version__
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.cloud import UpstreamStatus
 from infra_mcp.domain.state import ResourceStatus, StateFile
+from infra_mcp.domain.validation import warm_up
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
@@ -77,6 +79,8 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:
+        # cfn-lint takes about a second to load; do it beside the handshake, not in the first plan.
+        threading.Thread(target=warm_up, name="cfn-lint-warm-up", daemon=True).start()
         async with open_app(settings) as app:
             runtime._app = app
             try:

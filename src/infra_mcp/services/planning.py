@@ -255,8 +255,12 @@ class PlanningService:
             "tags": merged_tags,
             "depends_on": list(target.depends_on),
         }
+        # Everything else is passed as it was declared, so a replacement here cascades to the
+        # resources that refer to it (a subnet's new id forces its instances to be replaced too);
+        # unchanged ones are no-ops and the plan stays partial (nothing absent is deleted).
+        others = [_entry_of(r) for r in current.resources if r.name != target.name and r.declared]
         specs = parse_desired_state(
-            {"resources": [entry]},
+            {"resources": [entry, *others]},
             self.catalog,
             default_region=target.region,
             external_names={r.name for r in current.resources},
@@ -379,6 +383,18 @@ def _find(current: StateFile | None, resource: str, project_id: str) -> StateRes
         f"No resource {str(resource)[:80]!r} in project {project_id!r}; use list_resources to see what exists.",
         details={"project_id": project_id, "resource": str(resource)[:80]},
     )
+
+
+def _entry_of(resource: StateResource) -> dict[str, Any]:
+    """A state resource as the desired-state entry that would leave it unchanged."""
+    return {
+        "name": resource.name,
+        "type": resource.type,
+        "region": resource.region,
+        "properties": dict(resource.declared),
+        "tags": dict(resource.tags),
+        "depends_on": list(resource.depends_on),
+    }
 
 
 def _declared_or_reported(resource: StateResource) -> dict[str, Any]:
