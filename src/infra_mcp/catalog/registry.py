@@ -9,16 +9,29 @@ hand-written per type.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import threading
-from functools import cached_property
-from importlib import resources
+from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
 
 from infra_mcp.errors import ValidationFailed
 
-_SCHEMA_PACKAGE = "cfnlint.data.schemas"
 DEFAULT_REGION = "us-east-1"
+
+
+@cache
+def _schema_root() -> Path:
+    """cfn-lint's bundled registry schemas, found without importing cfn-lint.
+
+    Importing the ``cfnlint`` package costs about a second (it loads its whole linter); the data
+    files are all the catalog needs, so only the package's location is looked up.
+    """
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("cfn-lint is not installed; it ships the resource schemas infra-mcp needs")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "schemas"
 
 
 def _strip(pointer: str) -> str:
@@ -158,7 +171,7 @@ class Catalog:
             return index
         with self._lock:
             if region not in self._indexes:
-                path = resources.files(_SCHEMA_PACKAGE).joinpath("providers", f"{region}.json")
+                path = _schema_root() / "providers" / f"{region}.json"
                 if not path.is_file():
                     regions = self.regions()
                     close = difflib.get_close_matches(region, regions, n=3)
@@ -174,7 +187,7 @@ class Catalog:
 
     @staticmethod
     def regions() -> list[str]:
-        folder = resources.files(_SCHEMA_PACKAGE).joinpath("providers")
+        folder = _schema_root() / "providers"
         return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
 
     def type_names(self, region: str | None = None) -> list[str]:
@@ -230,7 +243,7 @@ class Catalog:
         info = self._types.get(key)
         if info is None:
             digest = self._index(region)[canonical]
-            path = resources.files(_SCHEMA_PACKAGE).joinpath("resources", f"{digest}.json")
+            path = _schema_root() / "resources" / f"{digest}.json"
             schema = json.loads(path.read_text(encoding="utf-8"))
             info = ResourceTypeInfo(canonical, schema)
             with self._lock:

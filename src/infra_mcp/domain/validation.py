@@ -232,7 +232,10 @@ def lint_findings(
         neighbours: ``name -> (type, region)`` of resources the specs refer to that are not
             checked themselves; they become empty stand-ins in the template.
     """
-    from cfnlint.runner import run_template_by_data
+    with _lint_lock:
+        # cfn-lint's package has import cycles that break if two threads import it at once (the
+        # server warms it up in a thread at start-up), so every first import goes under the lock.
+        from cfnlint.runner import run_template_by_data
 
     findings: list[Finding] = []
     by_region: dict[str, list[ResourceSpec]] = {}
