@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from infra_mcp.domain.state import StateFile
 from infra_mcp.ports import StateStore
+from infra_mcp.stores import state_common
 from infra_mcp.stores.state_local import LocalStateStore
 from tests.integration.state_contract import PROJECT, FakeClock, StateStoreContract, outcome, version
 
@@ -59,3 +62,50 @@ async def test_a_root_that_is_not_a_folder_is_state_unavailable(tmp_path: Path) 
 
     assert refused.code == "STATE_004"
     assert refused.details["location"] == str(blocker)
+
+
+async def test_a_document_is_stored_as_sorted_indented_json_that_reads_back_the_same(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path / "state")
+    state = version(1, "l")
+    state.resources[0].properties = {"z": [1, 0.5, None, {"b": "é\n", "a": []}], "A": {}, "big": 10**30}
+
+    written = await store.write(state)
+
+    data = (tmp_path / "state" / PROJECT / "state.json").read_bytes()
+    document = json.loads(data)
+    assert data == (json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    assert written.metadata.checksum == state.compute_checksum()
+    assert await store.read(PROJECT) == written
+
+
+async def test_a_write_sees_a_version_another_process_wrote_since_its_own(tmp_path: Path) -> None:
+    ours, theirs = LocalStateStore(tmp_path / "state"), LocalStateStore(tmp_path / "state")
+    first = await ours.write(version(1, "l"))
+    await theirs.write(version(2, first.lineage, by="them"))
+
+    refused = await outcome(ours.write(version(2, first.lineage)))
+    assert refused.code == "STATE_002"
+    assert (await ours.write(version(3, first.lineage))).serial == 3
+
+
+async def test_a_write_after_our_own_does_not_parse_the_current_version_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStateStore(tmp_path / "state")
+    first = await store.write(version(1, "l"))
+    parsed: list[int | None] = []
+    original = state_common.parse_state
+
+    def counting(data: bytes, *, project_id: str, serial: int | None = None) -> StateFile:
+        parsed.append(serial)
+        return original(data, project_id=project_id, serial=serial)
+
+    monkeypatch.setattr(state_common, "parse_state", counting)
+    await store.write(version(2, first.lineage))
+    assert parsed == []
+    # A writer that died between history and state.json is still rolled forward over.
+    orphan = version(3, first.lineage, by="a writer that died")
+    orphan.metadata.checksum = orphan.compute_checksum()
+    (tmp_path / "state" / PROJECT / "history" / "3.json").write_bytes(state_common.encode(orphan.to_document()))
+    refused = await outcome(store.write(version(3, first.lineage)))
+    assert refused.code == "STATE_002"

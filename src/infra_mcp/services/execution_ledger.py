@@ -18,7 +18,8 @@ from datetime import datetime
 import anyio
 import structlog
 
-from infra_mcp.domain.state import Journal, JournalEntry, StateFile, StateResource
+from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.state import Journal, JournalEntry, StateFile, StateMetadata, StateResource
 from infra_mcp.ports import StateStore
 
 log = structlog.get_logger(__name__)
@@ -178,6 +179,23 @@ class Ledger:
         if self._pending >= self.every or elapsed >= self.interval:
             await self.flush(description=f"Checkpoint of plan {self.plan_id}")
 
+    def _next_version(self, resources: list[StateResource], description: str) -> StateFile:
+        """``current.next_version(...)`` with the checksum left to the store.
+
+        The store computes it over the very document it stores (one serialisation of the
+        resources); ``next_version`` would take it over a second one, on the event loop.
+        """
+        return StateFile(
+            project_id=self.current.project_id,
+            serial=self.current.serial + 1,
+            lineage=self.current.lineage,
+            timestamp=utcnow(),
+            metadata=StateMetadata(
+                last_modified_by=self.user, change_description=description, change_plan_id=self.plan_id
+            ),
+            resources=resources,
+        )
+
     async def flush(self, *, description: str, final: bool = False) -> StateFile:
         """Write the working copy as the next version (if anything changed, or always when ``final``)."""
         async with self._state_lock:
@@ -186,9 +204,7 @@ class Ledger:
             if self._dirty or (final and self.writes > 0):
                 # Records are replaced, never mutated in place, so the version can share them.
                 resources = list(self.resources.values())
-                version = self.current.next_version(
-                    resources, user=self.user, description=description, plan_id=self.plan_id
-                )
+                version = self._next_version(resources, description)
                 self.current = await self.store.write(version)
                 self.writes += 1
                 self._dirty = False
