@@ -26,6 +26,7 @@ from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.plan_models import redacted_resource, redacted_state
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
 from infra_mcp.settings import Settings
@@ -195,7 +196,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             serial=state.serial,
             total_in_state=len(state.resources),
             count=len(found),
-            resources=found,
+            resources=[redacted_resource(r) for r in found],
         )
 
     @mcp.tool(name="get_resource", title="Get resource", annotations=READ_ONLY)
@@ -207,7 +208,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         """One resource from the project's current state."""
         found = await rt.app.state.get_resource(project_id, rt.user, resource)
         _, state = await rt.app.state.current(project_id, rt.user)
-        return m.ResourceView(project_id=project_id, serial=state.serial, resource=found)
+        return m.ResourceView(project_id=project_id, serial=state.serial, resource=redacted_resource(found))
 
     @mcp.tool(name="get_state_history", title="Get state history", annotations=READ_ONLY)
     @handle_tool_errors("get_state_history")
@@ -266,7 +267,7 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def state_resource(project_id: str) -> str:
         """The project's current state file (DESIGN §3 format)."""
         _, state = await rt.app.state.current(project_id, rt.user)
-        return _json(state.to_document())
+        return _json(redacted_state(state).to_document())
 
     @mcp.resource("infra://projects/{project_id}/state/history", name="state-history", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/state/history")
@@ -282,7 +283,7 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def version_resource(project_id: str, version: str) -> str:
         """One state version, as it was written."""
         state: StateFile = await rt.app.state.version(project_id, rt.user, _version_number(version))
-        return _json(state.to_document())
+        return _json(redacted_state(state).to_document())
 
 
 def _version_number(raw: str) -> int:

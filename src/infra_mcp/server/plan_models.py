@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from infra_mcp.domain.plan import SENSITIVE, Plan, PlanStatus, RiskLevel
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
+from infra_mcp.domain.state import StateFile, StateResource
 
 
 def _redact(value: Any) -> Any:
@@ -19,6 +20,19 @@ def _redact(value: Any) -> Any:
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
+
+
+def redacted_resource(resource: StateResource) -> StateResource:
+    """A state resource as shown to agents: secret digests in ``declared`` become a marker.
+
+    The digest lets the planner notice a changed secret; shown to an agent it would only help
+    someone guess a weak password offline.
+    """
+    return resource.model_copy(update={"declared": _redact(resource.declared)})
+
+
+def redacted_state(state: StateFile) -> StateFile:
+    return state.model_copy(update={"resources": [redacted_resource(r) for r in state.resources]})
 
 
 def redacted(plan: Plan) -> Plan:
