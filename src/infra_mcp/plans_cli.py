@@ -53,6 +53,7 @@ async def _list(app: App, project_id: str, status: str | None) -> int:
     wanted = PlanStatus(status) if status else None
     plans = await app.planning.list_plans(project_id, app.settings.user, wanted)
     table = Table("plan", "status", "risk", "summary", "cost Δ/month", "author", "created", title=project_id)
+    table.columns[0].no_wrap = True  # ids are copied into `plans approve`: never cut them
     for plan in plans:
         table.add_row(
             plan.id,
