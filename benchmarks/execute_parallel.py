@@ -12,9 +12,11 @@ with ``INFRA_MCP_SANDBOX_LATENCY_MS=50``).
 
 The lower bound, honestly: no Cloud Control operation can finish faster than
 
-    t_op = latency + (create call) + (one status poll that sees it done) + (GetResource)
+    t_op = latency + (create call) + (one status poll that sees it done)
 
-where each call costs the measured round trip ``rtt`` of a cheap call over the same upstream. With
+where each call costs the measured round trip ``rtt`` of a cheap call over the same upstream (the
+SUCCESS event's ResourceModel carries the properties, so no GetResource is needed; the durable
+journal write before each request is not counted, its own line below shows what it adds). With
 ``P`` slots and ``N`` operations on dependency chains of ``D`` levels, any schedule takes at least
 ``max(D * t_op, ceil(N / P) * t_op)`` (the critical path, and the work spread over all slots); Graham's
 list-scheduling argument says a greedy schedule is within ``N * t_op / P + D * t_op`` of it. The
@@ -202,8 +204,8 @@ async def run(args: argparse.Namespace) -> None:
             await ApprovalService(store, states).approve(plan.id, "bench", method=ApprovalMethod.NO_CONFIRMATION)
             rtt = await measure_rtt(upstream)
             journal_write = await measure_journal_write(states.for_project(project), project.id)
-            # Poll first just after the sandbox's latency has passed (timers may wake a hair early),
-            # then back off gently.
+            # Without a RetryAfter, poll first just after the sandbox's latency has passed, then back
+            # off gently (the sandbox answers RetryAfter, which the executor follows instead).
             policy = PollPolicy(initial=latency * 1.1, factor=1.5, maximum=max(latency, 0.2), throttle_backoff=0.05)
             service = ExecutionService(
                 store,
@@ -222,7 +224,7 @@ async def run(args: argparse.Namespace) -> None:
             await upstream.aclose()
 
     n = len(plan.actionable_changes)
-    t_op = latency + 3 * rtt
+    t_op = latency + 2 * rtt
     critical = LEVELS * t_op
     work = math.ceil(n / args.parallelism) * t_op
     bound = max(critical, work)

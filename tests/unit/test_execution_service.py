@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
 import pytest
 
+from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError
+from infra_mcp.services.execution_ops import Driver, PollPolicy
 from tests.fake_upstream import World, res, subnet, vpc
 
 
@@ -370,3 +373,32 @@ async def test_the_journal_is_empty_after_a_finished_execution(world: World) -> 
     await world.apply([vpc("net"), subnet("sub", "net")])
     assert (await world.store.read_journal("web")).entries == []
     assert world.store.locks == {}
+
+
+def _polling_driver(**policy: float) -> Driver:
+    return Driver(None, None, None, PollPolicy(**policy), anyio.sleep)  # type: ignore[arg-type]
+
+
+def _in_progress(retry_after: datetime | None) -> ProgressEvent:
+    return ProgressEvent(
+        type_name="AWS::EC2::VPC",
+        request_token="t",
+        operation="CREATE",
+        operation_status=OperationStatus.IN_PROGRESS,
+        retry_after=retry_after,
+    )
+
+
+def test_the_first_poll_follows_retry_after_and_later_polls_never_come_sooner() -> None:
+    driver = _polling_driver(initial=0.5, maximum=5.0, retry_after_margin=0.0)
+    soon = datetime.now(UTC) + timedelta(seconds=0.05)
+    assert 0.0 < driver._delay(_in_progress(soon), 0.5, first=True) <= 0.05
+    assert driver._delay(_in_progress(soon), 0.75, first=False) == 0.75
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    assert 1.9 < driver._delay(_in_progress(later), 0.75, first=False) <= 2.0
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    assert driver._delay(_in_progress(past), 0.5, first=True) == 0.0
+    assert driver._delay(_in_progress(past), 0.75, first=False) == 0.75  # never spins
+    assert driver._delay(_in_progress(None), 0.5, first=True) == 0.5
+    skewed = datetime.now(UTC) + timedelta(hours=1)
+    assert driver._delay(_in_progress(skewed), 0.5, first=True) == 5.0  # capped at maximum

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -58,6 +58,12 @@ class PollPolicy:
         timeout: Patience for one request, seconds (then its outcome is unknown and left to reconcile).
         throttle_retries: Extra attempts when a ThrottlingException escapes the upstream client's own retries.
         throttle_backoff: First backoff after such a throttle, doubled each time, seconds.
+        retry_after_margin: Added to AWS's ``RetryAfter`` (its clock, ours and the timer are not one), seconds.
+
+    AWS's ``RetryAfter`` ("when to next request the status") sets the first poll when the mutation
+    answers one, in place of ``initial``; later polls follow the backoff, never sooner than a
+    ``RetryAfter`` (so a server that keeps answering one in the past cannot make us spin). No wait
+    is longer than ``maximum`` whatever ``RetryAfter`` says (a clock far off AWS's).
     """
 
     initial: float = 0.5
@@ -66,6 +72,7 @@ class PollPolicy:
     timeout: float = 3600.0
     throttle_retries: int = 6
     throttle_backoff: float = 1.0
+    retry_after_margin: float = 0.002
 
 
 @dataclass
@@ -130,11 +137,13 @@ class Driver:
         Raises:
             UpstreamUnavailable: AWS_MCP_001, still running after the policy's timeout (outcome unknown).
         """
-        delay, waited = self.policy.initial, 0.0
+        backoff, waited, first = self.policy.initial, 0.0, True
         if event.operation_status.done and meanwhile is not None:
             await meanwhile()
             return event
         while not event.operation_status.done or meanwhile is not None:
+            delay = self._delay(event, backoff, first=first)
+            first = False
             if waited >= self.policy.timeout:
                 raise UpstreamUnavailable(
                     f"Cloud Control request {event.request_token} did not finish in {self.policy.timeout:g}s.",
@@ -156,8 +165,18 @@ class Driver:
             event = await self.call(
                 functools.partial(self.upstream.get_request_status, event.request_token, region=region)
             )
-            delay = min(self.policy.maximum, delay * self.policy.factor)
+            backoff = min(self.policy.maximum, backoff * self.policy.factor)
         return event
+
+    def _delay(self, event: ProgressEvent, backoff: float, *, first: bool) -> float:
+        """Seconds to wait before the next poll (see :class:`PollPolicy`)."""
+        if event.retry_after is None:
+            return backoff
+        retry_after = event.retry_after if event.retry_after.tzinfo else event.retry_after.replace(tzinfo=UTC)
+        hint = (retry_after - datetime.now(UTC)).total_seconds() + self.policy.retry_after_margin
+        # Never longer than ``maximum``: a clock far off AWS's must not park the request.
+        cap = max(self.policy.maximum, backoff)
+        return min(max(hint, 0.0) if first else max(hint, backoff), cap)
 
     async def describe(self, type_name: str, identifier: str, *, region: str) -> dict[str, Any] | None:
         """The resource's properties as AWS reports them (write-only removed), None if unavailable."""
@@ -343,13 +362,20 @@ class Operations:
         return NodeResult(True, identifier, final.request_token)
 
     async def _described(self, final: ProgressEvent, type_name: str, region: str) -> ProgressEvent:
-        """``final`` carrying the properties AWS reports now (GetResource), write-only removed."""
+        """``final`` carrying the properties AWS reports, write-only removed.
+
+        A SUCCESS event's ``ResourceModel`` is the resource as it now is (Cloud Control: "each
+        resource property and its current value"; the handler contract has create and update
+        return what read returns), so it is used as is. Only an event without one costs a
+        GetResource: one round trip less per operation, on the critical path of every chain.
+        """
         if final.operation_status is not OperationStatus.SUCCESS or not final.identifier:
             return final
+        facts = type_facts(self.driver.catalog, type_name, region)
+        model = final.resource_model
+        if model:
+            return final.model_copy(update={"resource_model": strip_write_only(model, facts)})
         properties = await self.driver.describe(type_name, final.identifier, region=region)
-        if properties is None:
-            model = final.resource_model
-            properties = strip_write_only(model, type_facts(self.driver.catalog, type_name, region)) if model else None
         return final.model_copy(update={"resource_model": properties})
 
     async def _create(self, node: Node) -> NodeResult:
