@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from infra_mcp.sandbox import world
 from infra_mcp.sandbox.cloud import SandboxCloud
 from infra_mcp.sandbox.world import FileWorldStore
 
@@ -100,3 +101,64 @@ def test_a_thousand_operations_over_two_hundred_resources_stay_fast(tmp_path: Pa
     elapsed = time.perf_counter() - started
     # About 2 s on a laptop; the bound only catches an accidental quadratic rewrite.
     assert elapsed < 20, f"1,000 operations took {elapsed:.1f}s"
+
+
+def test_a_mutation_appends_to_the_log_instead_of_rewriting_the_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.json"
+    cloud = cloud_at(path)
+    first = create_vpc(cloud)  # the first change writes the snapshot
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    second = create_vpc(cloud)
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+    lines = (tmp_path / "cloud.json.log").read_bytes().splitlines()
+    assert len(lines) == 1
+    assert "pending" in json.loads(lines[0])
+    assert sorted(listed(cloud_at(path))) == sorted([first, second])
+
+
+def test_a_line_cut_off_by_a_crash_is_dropped_and_the_log_stays_usable(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.json"
+    kept = [create_vpc(cloud_at(path)) for _ in range(2)]
+    log = tmp_path / "cloud.json.log"
+    whole = log.read_bytes()
+    log.write_bytes(whole + b'{"requests":{"half-written')  # a writer killed mid-append
+    cloud = cloud_at(path)
+    assert sorted(listed(cloud)) == sorted(kept)
+    assert log.read_bytes() == whole
+    third = create_vpc(cloud)
+    assert sorted(listed(cloud_at(path))) == sorted([*kept, third])
+
+
+def test_the_log_is_compacted_into_the_snapshot_and_replaying_it_again_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(world, "_MIN_COMPACT_BYTES", 0)
+    path = tmp_path / "cloud.json"
+    cloud = cloud_at(path)
+    created = [create_vpc(cloud) for _ in range(30)]
+    log = tmp_path / "cloud.json.log"
+    assert log.stat().st_size < path.stat().st_size  # compacted at least once
+    assert sorted(listed(cloud_at(path))) == sorted(created)
+    # A crash between replacing the snapshot and emptying the log: the old lines are replayed
+    # over a snapshot that already holds them.
+    stale = log.read_bytes()
+    create_vpc(cloud)
+    for _ in range(40):
+        if log.stat().st_size == 0:
+            break
+        create_vpc(cloud)
+    assert log.stat().st_size == 0
+    log.write_bytes(stale)
+    everything = listed(cloud)
+    assert sorted(listed(cloud_at(path))) == sorted(everything)
+
+
+def test_a_store_catches_up_with_lines_another_store_appended(tmp_path: Path) -> None:
+    path = tmp_path / "cloud.json"
+    first, second = cloud_at(path), cloud_at(path)
+    identifiers = [create_vpc(first)]
+    assert listed(second) == identifiers
+    identifiers.append(create_vpc(second))
+    identifiers.append(create_vpc(first))
+    assert sorted(listed(second)) == sorted(identifiers)
+    assert sorted(listed(first)) == sorted(identifiers)

@@ -359,7 +359,8 @@ class SandboxCloud:
         }
         txn.data["requests"][request["token"]] = request
         txn.data["pending"].append(request["token"])
-        txn.dirty = True
+        txn.changed_request(request["token"])
+        txn.changed_pending()
         return request
 
     def _settle(self, txn: Transaction, now: datetime) -> None:
@@ -371,9 +372,10 @@ class SandboxCloud:
         )
         for request in due:
             self._finish(txn, request)
+            txn.changed_request(request["token"])
         if due:
             txn.data["pending"] = [r["token"] for r in _pending(txn) if r["status"] == IN_PROGRESS]
-            txn.dirty = True
+            txn.changed_pending()
             self._prune(txn)
 
     def _finish(self, txn: Transaction, request: dict[str, Any]) -> None:
@@ -392,6 +394,7 @@ class SandboxCloud:
                 f"Resource of type '{type_name}' with identifier '{identifier}' was not found.",
             ]
         if failure is None:
+            txn.changed_resource(region, type_name, identifier)
             if request["operation"] == "CREATE":
                 bucket[identifier] = {"properties": request["model"], "created": when, "updated": when}
             elif request["operation"] == "UPDATE":
@@ -416,6 +419,7 @@ class SandboxCloud:
         # Requests are kept in the order they were made (JSON objects keep their order on reload).
         for token in [t for t, r in requests.items() if r["status"] != IN_PROGRESS][:excess]:
             del requests[token]
+            txn.changed_request(token)
 
     def _event(self, txn: Transaction, request: dict[str, Any]) -> dict[str, Any]:
         """The request as Cloud Control's ``ProgressEvent`` (only the members that have a value)."""
