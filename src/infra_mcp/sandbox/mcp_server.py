@@ -103,7 +103,8 @@ def run_cli_command(cloud: SandboxCloud, cli_command: str) -> CommandResult | Co
         )
     else:
         response = AwsResponse(as_json=json.dumps(answer, default=_encode, ensure_ascii=False))
-    _log.info(
+    # Debug, not info: one line per call is noise at the rates an execution polls, and costs CPU.
+    _log.debug(
         "call_aws",
         operation=parsed.operation,
         region=parsed.region,
