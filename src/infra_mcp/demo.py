@@ -240,7 +240,8 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     await demo.call("execute_plan", {"plan_id": first_plan}, expect_error=True)
 
     demo.step("Approve (a human confirms) and execute", "approve_plan asks the human through MCP elicitation.")
-    await _approve_and_execute(demo, first_plan)
+    executed = await _approve_and_execute(demo, first_plan)
+    first_version = executed["execution"]["final_serial"]
 
     demo.step("Resources and history", "The state now records what exists, with real ids from Cloud Control.")
     resources = await demo.call("list_resources", {"project_id": project_id}, show=False)
@@ -270,9 +271,10 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     await _approve_and_execute(demo, view["plan"]["id"])
 
     demo.step(
-        "Roll back (as a plan)", "plan_rollback makes a plan back to version 1; it needs approval like any other."
+        "Roll back (as a plan)",
+        f"plan_rollback plans the way back to version {first_version}; it needs approval like any other plan.",
     )
-    rollback = await demo.call("plan_rollback", {"project_id": project_id, "to_version": 1}, show=False)
+    rollback = await demo.call("plan_rollback", {"project_id": project_id, "to_version": first_version}, show=False)
     _show_plan(rollback)
 
     demo.step("Audit log", "Every mutation, approval and execution is recorded.")
