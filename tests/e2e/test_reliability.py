@@ -280,13 +280,6 @@ def _interrupted(doc: dict[str, Any]) -> None:
         outcome["finished_at"] = None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/execution_walk.py Walk._run_node awaits ledger.result_recorded() (a checkpoint that "
-    "saves outcomes, then drops the journal entry) before _finish_change marks the outcome succeeded; "
-    "services/reconcile.py Reconciler._finish_plan then turns that 'running' outcome with no journal entry "
-    "into failed/'Interrupted' without looking at the state, which holds the resource",
-)
 async def test_a_change_whose_result_reached_the_state_before_a_crash_is_reported_succeeded(
     connect: ClientFactory, data_dir: Path
 ) -> None:

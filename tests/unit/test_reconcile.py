@@ -7,7 +7,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from infra_mcp.domain.plan import ChangeOutcomeStatus, PlanStatus
+from infra_mcp.domain.plan import Action, ChangeOutcome, ChangeOutcomeStatus, ExecutionRecord, PlanStatus
+from infra_mcp.domain.state import Journal
 from infra_mcp.errors import InfraError
 from tests.fake_upstream import SimulatedCrash, World, subnet, vpc
 
@@ -136,3 +137,110 @@ async def test_reconcile_refuses_while_an_execution_holds_the_lock(world: World)
     with pytest.raises(InfraError) as caught:
         await world.execution.reconcile("web")
     assert caught.value.code == "STATE_003"
+
+
+# ---- a change whose result reached the state before the crash ---------------------------------------
+
+
+def crash_when_the_journal_is_emptied(world: World) -> None:
+    """Die right after the checkpoint that drops the last journal entry (its state version is written)."""
+    write = world.store.write_journal
+
+    async def write_then_die(journal: Journal) -> None:
+        had_entries = bool((await world.store.read_journal(journal.project_id)).entries)
+        await write(journal)
+        if had_entries and not journal.entries:
+            raise SimulatedCrash("killed after the checkpoint")
+
+    world.store.write_journal = write_then_die  # type: ignore[method-assign]
+
+
+async def test_the_checkpoint_that_drops_a_journal_entry_saves_the_change_as_succeeded(tmp_path: Path) -> None:
+    world = World(tmp_path, checkpoint_every=1)  # every result is checkpointed at once
+    plan = await world.approved([vpc("net")])
+    crash_when_the_journal_is_emptied(world)
+    with pytest.raises(SimulatedCrash):
+        await world.execution.execute(plan.id, "ed")
+    assert (await world.store.read_journal("web")).entries == []
+    assert [r.name for r in (await world.state()).resources] == ["net"]
+    saved = await world.projects.get_plan(plan.id)
+    assert saved.status is PlanStatus.EXECUTING  # the final status write never happened
+    assert saved.execution is not None
+    (outcome,) = saved.execution.outcomes
+    assert outcome.status is ChangeOutcomeStatus.SUCCEEDED
+    assert outcome.physical_id == world.upstream.identifier_of("net")
+
+    world.store.write_journal = type(world.store).write_journal.__get__(world.store)  # type: ignore[method-assign]
+    report = await world.execution.reconcile("web")
+    assert report.plans == {plan.id: PlanStatus.EXECUTED}
+    await assert_state_matches_cloud(world)
+
+
+async def left_running(world: World, plan_id: str) -> None:
+    """The plan as a kill leaves it if the outcomes were saved 'running' and the journal is empty."""
+    plan = world.projects.plans[plan_id]
+    plan.status = PlanStatus.EXECUTING
+    if plan.execution is None:
+        plan.execution = ExecutionRecord(
+            started_at=world.now,
+            executed_by="ed",
+            outcomes=[ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes],
+        )
+    plan.execution.finished_at = None
+    plan.execution.final_serial = None
+    for outcome in plan.execution.outcomes:
+        outcome.status = ChangeOutcomeStatus.RUNNING
+        outcome.finished_at = None
+
+
+async def outcomes_after_reconcile(world: World, plan_id: str) -> dict[str, tuple[ChangeOutcomeStatus, str | None]]:
+    await world.execution.reconcile("web")
+    plan = await world.projects.get_plan(plan_id)
+    assert plan.execution is not None
+    return {o.name: (o.status, o.error_code) for o in plan.execution.outcomes}
+
+
+SUCCEEDED = (ChangeOutcomeStatus.SUCCEEDED, None)
+INTERRUPTED = (ChangeOutcomeStatus.FAILED, "Interrupted")
+
+
+async def test_reconcile_reports_succeeded_the_running_changes_the_state_shows_completed(world: World) -> None:
+    await world.apply([vpc("old"), vpc("gone", "10.9.0.0/16")])
+    world.advance(minutes=1)
+    plan = await world.apply([vpc("old", EnableDnsSupport=False), subnet("sub", "old")])  # update + create + delete
+    assert plan.status is PlanStatus.EXECUTED
+    assert {c.name: c.action for c in plan.actionable_changes} == {
+        "old": Action.UPDATE,
+        "sub": Action.CREATE,
+        "gone": Action.DELETE,
+    }
+    await left_running(world, plan.id)
+    assert await outcomes_after_reconcile(world, plan.id) == {"old": SUCCEEDED, "sub": SUCCEEDED, "gone": SUCCEEDED}
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.EXECUTED
+
+
+async def test_reconcile_never_reports_succeeded_a_running_change_the_state_does_not_show(world: World) -> None:
+    await world.apply([vpc("old"), vpc("gone", "10.9.0.0/16")])
+    world.advance(minutes=1)
+    plan = await world.approved([vpc("old", EnableDnsSupport=False), subnet("sub", "old")])
+    # Killed after the outcomes were saved 'running' but before any request was journaled or sent.
+    await left_running(world, plan.id)
+    assert await outcomes_after_reconcile(world, plan.id) == {
+        "old": INTERRUPTED,
+        "sub": INTERRUPTED,
+        "gone": INTERRUPTED,
+    }
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.FAILED
+    await assert_state_matches_cloud(world)
+
+
+async def test_a_half_done_replacement_left_running_is_not_reported_succeeded(world: World) -> None:
+    await world.apply([vpc("net")])
+    world.advance(minutes=1)
+    plan = await world.approved([vpc("net", "10.7.0.0/16")])  # CidrBlock is create-only: a replacement
+    assert [c.action for c in plan.actionable_changes] == [Action.REPLACE]
+    world.upstream.fail("net", "DELETE", "GeneralServiceException", "stuck")
+    done = await world.execution.execute(plan.id, "ed")  # the new VPC exists, the old one is kept (retired)
+    assert done.status is PlanStatus.FAILED
+    await left_running(world, plan.id)
+    assert await outcomes_after_reconcile(world, plan.id) == {"net": INTERRUPTED}

@@ -91,13 +91,16 @@ class Walk:
                     newly_ready.append(dependent)
         self._record(node, result)
         skipped = [] if result.ok else self._skip_behind(key)
+        # Settled in the ledger and concluded here in one synchronous step: a checkpoint that drops
+        # this request's journal entry always saves the outcome it led to (never a stale 'running').
+        finished = [name for name in dict.fromkeys((node.name, *skipped)) if self._conclude(name)]
         for ready in newly_ready:
             self._queue.push(self.nodes[ready])
         self._dispatch()
         await self.ledger.result_recorded()
-        await self._finish_change(node.name, result)
-        for name in skipped:
-            await self._finish_change(name, None)
+        for name in finished:
+            outcome = self.outcomes[name]
+            await self._report(f"{outcome.action.value} {name}: {outcome.status.value}")
 
     def _record(self, node: Node, result: NodeResult) -> None:
         outcome = self.outcomes[node.name]
@@ -139,16 +142,20 @@ class Walk:
             stack.extend(node.dependents)
         return finished
 
-    async def _finish_change(self, name: str, result: NodeResult | None) -> None:
+    def _conclude(self, name: str) -> bool:
+        """Mark the change finished once its last node is done (no await: see ``_run_node``).
+
+        Returns True the one time the change finishes.
+        """
         if self._left[name] != 0:
-            return
+            return False
         outcome = self.outcomes[name]
         if outcome.status is ChangeOutcomeStatus.RUNNING:
             outcome.status = ChangeOutcomeStatus.SUCCEEDED
         outcome.finished_at = self.clock()
         self.done += 1
-        self._left[name] = -1  # reported once
-        await self._report(f"{outcome.action.value} {name}: {outcome.status.value}")
+        self._left[name] = -1  # concluded once
+        return True
 
     async def _report(self, message: str) -> None:
         if self.progress is not None:

@@ -18,21 +18,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
 from pydantic import BaseModel, Field
 
+from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.approval_rules import is_stale
 from infra_mcp.domain.audit import AuditEvent
-from infra_mcp.domain.plan import Action, ChangeOutcome, ChangeOutcomeStatus, ExecutionRecord, Plan, PlanStatus
+from infra_mcp.domain.desired import declared_properties
+from infra_mcp.domain.plan import (
+    Action,
+    Change,
+    ChangeOutcome,
+    ChangeOutcomeStatus,
+    ExecutionRecord,
+    Plan,
+    PlanStatus,
+)
 from infra_mcp.domain.project import Project
-from infra_mcp.domain.state import JournalEntry, StateFile
+from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateFile
 from infra_mcp.errors import NotFound, PlanStatusInvalid
 from infra_mcp.ports import ProjectStore, StateStore
 from infra_mcp.services.execution_graph import Node
-from infra_mcp.services.execution_ledger import Ledger
+from infra_mcp.services.execution_ledger import RETIRED_MARK, Ledger
 from infra_mcp.services.execution_ops import Driver, NodeResult, Operations
 
 log = structlog.get_logger(__name__)
@@ -198,6 +208,12 @@ class Reconciler:
                 if outcome.status is ChangeOutcomeStatus.PENDING:
                     outcome.status = ChangeOutcomeStatus.SKIPPED
                     outcome.error_message = "not started: the execution was interrupted"
+                elif outcome.status is ChangeOutcomeStatus.RUNNING and self._applied(plan, outcome, final, execution):
+                    # Its journal entry is gone because a state version holds its result (the crash
+                    # came before the outcome was saved): the state says it happened.
+                    outcome.status = ChangeOutcomeStatus.SUCCEEDED
+                    outcome.finished_at = self.clock()
+                    log.info("reconcile_outcome_from_state", plan_id=plan.id, name=outcome.name)
                 elif outcome.status is ChangeOutcomeStatus.RUNNING:
                     outcome.status = ChangeOutcomeStatus.FAILED
                     outcome.error_code = "Interrupted"
@@ -231,6 +247,62 @@ class Reconciler:
             )
             return status
         return None
+
+    def _applied(self, plan: Plan, outcome: ChangeOutcome, final: StateFile, execution: ExecutionRecord) -> bool:
+        change = plan.change(outcome.name)
+        if change is None:
+            return False
+        return applied_in_state(change, outcome, final, since=execution.started_at, catalog=self.driver.catalog)
+
+
+def applied_in_state(
+    change: Change, outcome: ChangeOutcome, state: StateFile, *, since: datetime, catalog: Catalog
+) -> bool:
+    """Whether ``state`` shows ``change`` completed by the execution that started at ``since``.
+
+    Only for a change left ``running`` with no journal entry: its request was either never sent
+    (the crash came before it was journaled) or its result reached a state version. Conservative:
+    anything short of the exact record the execution writes on success is "not applied".
+
+    - create/update/import/replace: a record under the change's name, of its type, ``active``,
+      declaring exactly the plan's properties and tags, written since the execution started;
+      with the physical id the outcome recorded (the existing one for update/import, a new one
+      for replace, whose old resource must be gone, retired record included).
+    - delete: no record of the resource's physical id under its name (retired or not).
+    """
+    name = change.name
+    if change.action is Action.DELETE:
+        gone = change.physical_id or outcome.physical_id
+        if not gone:
+            return False
+        return not any(
+            r.type == change.type and r.id == gone and (r.name == name or r.name.startswith(name + RETIRED_MARK))
+            for r in state.resources
+        )
+    spec = change.desired
+    record = state.resource(name)
+    if spec is None or record is None or record.type != change.type or not record.id:
+        return False
+    if (
+        record.status is not ResourceStatus.ACTIVE
+        or record.updated_at is None
+        or _aware(record.updated_at) < _aware(since)
+    ):
+        return False
+    if record.declared != declared_properties(spec, catalog) or record.tags != dict(spec.tags):
+        return False
+    if change.action is Action.CREATE:
+        return record.id == outcome.physical_id
+    if change.action in (Action.UPDATE, Action.IMPORT):
+        return record.id == (change.physical_id or outcome.physical_id)
+    if change.action is Action.REPLACE:
+        retired = any(r.name.startswith(name + RETIRED_MARK) for r in state.resources)
+        return record.id == outcome.physical_id and record.id != change.physical_id and not retired
+    return False
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def supersede_others(projects: ProjectStore, project_id: str, state: StateFile, *, except_plan: str) -> None:
