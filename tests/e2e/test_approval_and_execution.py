@@ -76,13 +76,6 @@ async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_
         assert await state_resources(client) == sandbox_world(data_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/execution_walk.py Walk._report sends a progress notification for every change start with "
-    "the unchanged finished count (0, 0, 0, 1, ...), and the opening 'Executing N change(s)' sends 0 too; "
-    "MCP (2025-06-18 and 2026-07-28, basic/utilities/progress) says the progress value MUST increase with "
-    "each notification",
-)
 async def test_execution_progress_values_increase_with_every_notification(connect: ClientFactory) -> None:
     seen: list[float] = []
 

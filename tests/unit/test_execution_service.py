@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -200,6 +201,55 @@ async def test_progress_is_reported_as_changes_start_and_finish(world: World) ->
     messages = [m for _, _, m in world.progress]
     assert any("net" in m and "started" in m for m in messages)
     assert any("sub" in m and "succeeded" in m for m in messages)
+
+
+def assert_progress_strictly_increases_to(world: World, total: int) -> None:
+    values = [value for value, _, _ in world.progress]
+    assert all(later > earlier for earlier, later in itertools.pairwise(values)), values
+    assert values[0] == 0
+    assert values[-1] == total
+    assert {t for _, t, _ in world.progress} == {total}
+
+
+async def test_progress_values_increase_with_every_notification_and_end_at_the_change_count(world: World) -> None:
+    await world.apply([vpc("net"), subnet("sub", "net"), vpc("other", "10.1.0.0/16")])
+    assert_progress_strictly_increases_to(world, 3)
+    messages = [m for _, _, m in world.progress]
+    assert len(messages) == 1 + 2 * 3  # the opening one, then every start and every end
+    assert "create net (AWS::EC2::VPC) started" in messages
+    assert "create sub: succeeded" in messages
+
+
+async def test_progress_counts_skipped_changes_and_replacements_once_each(world: World) -> None:
+    await world.apply([vpc("net", "10.0.0.0/16")])
+    world.progress.clear()
+    world.upstream.fail("other", "CREATE", "InvalidRequest", "no")
+    done = await world.apply(
+        [vpc("net", "10.9.0.0/16"), vpc("other", "10.1.0.0/16"), subnet("sub", "other", "10.1.1.0/24")]
+    )
+    assert {c.name: c.action for c in done.actionable_changes} == {
+        "net": Action.REPLACE,  # two operations, one change
+        "other": Action.CREATE,  # fails
+        "sub": Action.CREATE,  # skipped: never starts
+    }
+    assert_progress_strictly_increases_to(world, 3)
+    messages = [m for _, _, m in world.progress]
+    assert "create sub: skipped" in messages
+    assert not any(m.startswith("create sub") and m.endswith("started") for m in messages)
+
+
+async def test_progress_keeps_increasing_under_parallel_starts_and_a_slow_client(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=4, polls=3)
+    original = world.report
+
+    async def slow_report(done: float, total: float | None, message: str) -> None:
+        await anyio.sleep(0)  # the client's write yields: other changes start and end meanwhile
+        await original(done, total, message)
+
+    world.report = slow_report  # type: ignore[method-assign]
+    await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(8)])
+    assert_progress_strictly_increases_to(world, 8)
+    assert len(world.progress) == 1 + 2 * 8
 
 
 async def test_an_update_sends_a_patch_of_only_the_changed_updatable_properties(world: World) -> None:

@@ -3,10 +3,15 @@
 Nodes start the moment their last prerequisite succeeds (no wave barriers), at most ``parallelism``
 at a time, the longest remaining chain first. A node that fails takes every node behind it out of
 the walk (``skipped``: never started); independent branches carry on.
+
+Progress is counted in changes, in half steps: a change's start adds 0.5 and its end the rest
+(0.5, or 1 for a change that never started), so every notification carries a value strictly
+greater than the one before (MCP requires it) and the last one equals the number of changes.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
@@ -46,6 +51,10 @@ class Walk:
         self.progress = progress
         self.total = len(outcomes)
         self.done = 0
+        self.progressed = 0.0  # see the module docstring
+        self._reports: deque[tuple[float, str]] = deque()
+        self._report_lock = anyio.Lock()
+        self._sent = -1.0
         self._waiting = {k: len(n.needs) for k, n in nodes.items()}
         self._left = dict.fromkeys(outcomes, 0)
         for node in nodes.values():
@@ -56,7 +65,8 @@ class Walk:
         self._tg: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
-        await self._report(f"Executing {self.total} change(s)")
+        self._note(0.0, f"Executing {self.total} change(s)")
+        await self._send_reports()
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for key, count in self._waiting.items():
@@ -77,7 +87,8 @@ class Walk:
         if outcome.status is ChangeOutcomeStatus.PENDING:
             outcome.status = ChangeOutcomeStatus.RUNNING
             outcome.started_at = self.clock()
-            await self._report(f"{node.change.action.value} {node.name} ({node.change.type}) started")
+            self._note(0.5, f"{node.change.action.value} {node.name} ({node.change.type}) started")
+            await self._send_reports()
         log.info("change_started", node=key, action=node.change.action.value, type=node.change.type)
         try:
             result = await self.operations.perform(node)
@@ -93,14 +104,13 @@ class Walk:
         skipped = [] if result.ok else self._skip_behind(key)
         # Settled in the ledger and concluded here in one synchronous step: a checkpoint that drops
         # this request's journal entry always saves the outcome it led to (never a stale 'running').
-        finished = [name for name in dict.fromkeys((node.name, *skipped)) if self._conclude(name)]
+        for name in dict.fromkeys((node.name, *skipped)):
+            self._conclude(name)
         for ready in newly_ready:
             self._queue.push(self.nodes[ready])
         self._dispatch()
         await self.ledger.result_recorded()
-        for name in finished:
-            outcome = self.outcomes[name]
-            await self._report(f"{outcome.action.value} {name}: {outcome.status.value}")
+        await self._send_reports()
 
     def _record(self, node: Node, result: NodeResult) -> None:
         outcome = self.outcomes[node.name]
@@ -142,24 +152,36 @@ class Walk:
             stack.extend(node.dependents)
         return finished
 
-    def _conclude(self, name: str) -> bool:
-        """Mark the change finished once its last node is done (no await: see ``_run_node``).
-
-        Returns True the one time the change finishes.
-        """
+    def _conclude(self, name: str) -> None:
+        """Mark the change finished once its last node is done (no await: see ``_run_node``)."""
         if self._left[name] != 0:
-            return False
+            return
         outcome = self.outcomes[name]
         if outcome.status is ChangeOutcomeStatus.RUNNING:
             outcome.status = ChangeOutcomeStatus.SUCCEEDED
         outcome.finished_at = self.clock()
         self.done += 1
         self._left[name] = -1  # concluded once
-        return True
+        step = 1.0 if outcome.started_at is None else 0.5  # a change that never started has both halves left
+        self._note(step, f"{outcome.action.value} {name}: {outcome.status.value}")
 
-    async def _report(self, message: str) -> None:
-        if self.progress is not None:
-            try:
-                await self.progress(self.done, self.total, message)
-            except Exception as exc:  # a client gone away must not stop the execution
-                log.warning("progress_report_failed", error=type(exc).__name__)
+    def _note(self, step: float, message: str) -> None:
+        """Advance progress by ``step`` now and queue its notification (values queue in increasing order)."""
+        self.progressed += step
+        self._reports.append((min(self.progressed, float(self.total)), message))
+
+    async def _send_reports(self) -> None:
+        """Send the queued notifications in order, one sender at a time; never a value not above the last."""
+        if self.progress is None:
+            self._reports.clear()
+            return
+        async with self._report_lock:
+            while self._reports:
+                value, message = self._reports.popleft()
+                if value <= self._sent:
+                    continue
+                self._sent = value
+                try:
+                    await self.progress(value, self.total, message)
+                except Exception as exc:  # a client gone away must not stop the execution
+                    log.warning("progress_report_failed", error=type(exc).__name__)
