@@ -307,12 +307,6 @@ def _dead_pid() -> int:
     return child.pid
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/execution.py ExecutionService.reconcile_all skips a project whose state lock lease has "
-    "not expired (60 s), even when the holder named in it (host:pid) is a dead process on this host; the "
-    "interrupted plan stays 'executing' until some later execution on the project reconciles it",
-)
 async def test_a_restart_right_after_a_crash_does_not_wait_out_the_dead_servers_lease(
     connect: ClientFactory, data_dir: Path
 ) -> None:

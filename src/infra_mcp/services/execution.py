@@ -62,6 +62,30 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (in doubt: alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else; anything else: do not guess
+        return True
+    return True
+
+
+def dead_local_holder(owner: str, *, hostname: str, alive: Callable[[int], bool] = pid_alive) -> bool:
+    """True only if ``owner`` (``user@host:pid:nonce``, see :func:`_holder`) names a process on
+    ``hostname`` that is not running. Another host, an unparsable owner or a live pid: False."""
+    _, at, holder = owner.rpartition("@")
+    parts = holder.rsplit(":", 2)
+    if not at or len(parts) != 3:
+        return False
+    host, pid, _nonce = parts
+    if host != hostname or not pid.isdigit() or int(pid) <= 0:
+        return False
+    return not alive(int(pid))
+
+
 class ExecutionService:
     """Runs approved plans against Cloud Control and keeps the state truthful.
 
@@ -78,6 +102,8 @@ class ExecutionService:
         poll: Polling and throttling policy.
         clock: Current time (approval expiry, timestamps, checkpoint pacing).
         sleep: Used for every wait on Cloud Control (injected so tests need no real sleeps).
+        process_alive: Whether a pid runs on this host; a state lock whose holder is a process of
+            this host that no longer runs is broken instead of waited out (see :meth:`_lock`).
     """
 
     def __init__(
@@ -95,6 +121,7 @@ class ExecutionService:
         poll: PollPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         sleep: Sleep = anyio.sleep,
+        process_alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self.projects = projects
         self.states = states
@@ -108,6 +135,7 @@ class ExecutionService:
         self.poll = poll or PollPolicy()
         self.clock = clock
         self.sleep = sleep
+        self.process_alive = process_alive
 
     def _driver(self) -> Driver:
         return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
@@ -136,12 +164,7 @@ class ExecutionService:
         await self._refusing(plan, user, self._precheck(plan, project, user))
         store = self.states.for_project(project)
         try:
-            lock = await store.acquire_lock(
-                project.id,
-                owner=f"{user}@{_holder()}",
-                operation=f"execute {plan.id}",
-                lease_seconds=self.lease_seconds,
-            )
+            lock = await self._lock(store, project.id, user=user, operation=f"execute {plan.id}")
         except StateLocked as exc:
             await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason="state locked")
             raise
@@ -169,9 +192,7 @@ class ExecutionService:
         """
         project = await self.projects.get_project(project_id)
         store = self.states.for_project(project)
-        lock = await store.acquire_lock(
-            project_id, owner=f"{user}@{_holder()}", operation="reconcile", lease_seconds=self.lease_seconds
-        )
+        lock = await self._lock(store, project_id, user=user, operation="reconcile")
         try:
             return await self._reconciler().reconcile(project, store, user=user)
         finally:
@@ -181,8 +202,9 @@ class ExecutionService:
     async def reconcile_all(self) -> list[ReconcileReport]:
         """At server start: reconcile every project with journal entries or a plan stuck ``executing``.
 
-        A project whose lock is held (an execution elsewhere, or a lease not yet expired after a
-        crash) is skipped with a warning; its next execution reconciles it.
+        A lock left by a dead server process of this host is broken (see :meth:`_lock`). A project
+        whose lock is held otherwise (an execution elsewhere, or a lease of another host not yet
+        expired after a crash) is skipped with a warning; its next execution reconciles it.
         """
         reports = []
         for project in await self.projects.list_projects():
@@ -196,6 +218,76 @@ class ExecutionService:
             except InfraError as exc:
                 log.error("reconcile_failed", project_id=project.id, code=exc.code)
         return reports
+
+    # ---- the state lock --------------------------------------------------------------------
+
+    async def _lock(self, store: StateStore, project_id: str, *, user: str, operation: str) -> LockInfo:
+        """Take the project's state lock; one left by a dead process of this host is broken first.
+
+        A crashed server's lease would otherwise block the project until it expires. Only a holder
+        named ``user@<this host>:<pid>:...`` whose pid does not run here is considered dead: a live
+        process, another host or an unparsable owner keeps its lock (STATE_003 is raised as usual).
+
+        Raises:
+            StateLocked: STATE_003 while another (live, or not provably dead) holder has the lock.
+        """
+        owner = f"{user}@{_holder()}"
+        try:
+            return await store.acquire_lock(
+                project_id, owner=owner, operation=operation, lease_seconds=self.lease_seconds
+            )
+        except StateLocked as exc:
+            dead = self._dead_holders_lock(exc)
+            if dead is None:
+                raise
+        # Released by its lock_id only: if anyone took the lock meanwhile, theirs is left alone.
+        await store.release_lock(project_id, dead)
+        log.warning(
+            "state_lock_broken_dead_holder",
+            project_id=project_id,
+            previous_owner=dead.owner,
+            previous_operation=dead.operation,
+            previous_expires_at=dead.expires_at.isoformat(),
+            lock_id=dead.lock_id,
+        )
+        await self.projects.append_audit(
+            AuditEvent(
+                project_id=project_id,
+                at=self.clock(),
+                actor=user,
+                action="state.lock_break",
+                target=dead.lock_id,
+                outcome="ok",
+                details={
+                    "previous_owner": dead.owner,
+                    "previous_operation": dead.operation,
+                    "previous_expires_at": dead.expires_at.isoformat(),
+                    "reason": "the holder process no longer runs on this host",
+                    "for": operation,
+                },
+            )
+        )
+        return await store.acquire_lock(project_id, owner=owner, operation=operation, lease_seconds=self.lease_seconds)
+
+    def _dead_holders_lock(self, refusal: StateLocked) -> LockInfo | None:
+        """The lock named in ``refusal`` if its holder is a dead process of this host, else None."""
+        details = refusal.details
+        owner, lock_id = details.get("owner"), details.get("lock_id")
+        if not isinstance(owner, str) or not isinstance(lock_id, str) or not lock_id:
+            return None
+        if not dead_local_holder(owner, hostname=socket.gethostname(), alive=self.process_alive):
+            return None
+        try:
+            expires_at = datetime.fromisoformat(str(details.get("expires_at")))
+        except ValueError:
+            expires_at = self.clock()
+        return LockInfo(
+            lock_id=lock_id,
+            owner=owner,
+            operation=str(details.get("operation", "")),
+            acquired_at=self.clock(),  # unknown, and unused by a release
+            expires_at=expires_at,
+        )
 
     # ---- refusals -------------------------------------------------------------------------
 
