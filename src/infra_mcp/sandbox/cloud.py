@@ -343,8 +343,9 @@ class SandboxCloud:
             code = self._rng.choice(_FAULT_CODES)
             failure = (code, f"Simulated {code} (infra-mcp sandbox failure injection); retry the operation.")
         started = now.timestamp()
+        token = str(uuid.uuid4())
         request = {
-            "token": str(uuid.uuid4()),
+            "token": token,
             "client_token": params.get("ClientToken") or None,
             "fingerprint": hashlib.sha256(fingerprint.encode()).hexdigest(),
             "operation": operation,
@@ -357,9 +358,9 @@ class SandboxCloud:
             "model": model,
             "failure": list(failure) if failure else None,
         }
-        txn.data["requests"][request["token"]] = request
-        txn.data["pending"].append(request["token"])
-        txn.changed_request(request["token"])
+        txn.data["requests"][token] = request
+        txn.data["pending"].append(token)
+        txn.changed_request(token)
         txn.changed_pending()
         return request
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # ships no type information
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+import jsonschema  # ships no type information (mypy: see pyproject overrides)
+from jsonschema.exceptions import ValidationError
 
 from infra_mcp.catalog import ResourceTypeInfo
 from infra_mcp.sandbox.identity import SANDBOX_ACCOUNT_ID, SANDBOX_DNS_SUFFIX, arn_for

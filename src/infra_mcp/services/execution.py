@@ -173,9 +173,10 @@ class ExecutionService:
             async with anyio.create_task_group() as keeper:
                 keeper.start_soon(self._keep_lease, store, project.id, lock)
                 try:
-                    return await self._execute_locked(plan.id, project, store, user, progress)
+                    done = await self._execute_locked(plan.id, project, store, user, progress)
                 finally:
                     keeper.cancel_scope.cancel()
+            return done
         except BaseExceptionGroup as group:
             # The task groups are an implementation detail: callers catch InfraError, not groups.
             raise _single(group) from None

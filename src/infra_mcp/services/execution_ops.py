@@ -10,7 +10,7 @@ Cloud Control answers with the original request if there was one).
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -44,7 +44,7 @@ log = structlog.get_logger(__name__)
 GONE_CODES = frozenset({"NotFound", "ResourceNotFoundException", "RESOURCE_001"})
 
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
+Sleep = Callable[[float], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class Driver:
         event: ProgressEvent,
         *,
         region: str,
-        meanwhile: Callable[[], Awaitable[None]] | None = None,
+        meanwhile: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> ProgressEvent:
         """Poll the request until SUCCESS/FAILED.
 

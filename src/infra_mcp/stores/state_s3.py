@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 # No type stubs ship with botocore; the client is typed Any below.
-import botocore.config  # type: ignore[import-untyped]
-import botocore.exceptions  # type: ignore[import-untyped]
-import botocore.loaders  # type: ignore[import-untyped]
-import botocore.session  # type: ignore[import-untyped]
+import botocore.config
+import botocore.exceptions
+import botocore.loaders
+import botocore.session
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.errors import StateUnavailable
