@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.plan import Plan
 
 
 class AuditEvent(BaseModel):
@@ -20,3 +21,18 @@ class AuditEvent(BaseModel):
     target: str | None = Field(default=None, description="plan id, resource name, state version, ...")
     outcome: str = Field(default="ok", description="ok | refused | declined | cancelled | failed | ...")
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def about_plan(
+        cls, plan: Plan, *, actor: str, action: str, outcome: str, at: datetime, **details: Any
+    ) -> AuditEvent:
+        """An event whose target is ``plan`` (approvals, rejections, executions)."""
+        return cls(
+            project_id=plan.project_id,
+            at=at,
+            actor=actor,
+            action=action,
+            target=plan.id,
+            outcome=outcome,
+            details=details,
+        )

@@ -444,13 +444,5 @@ class ExecutionService:
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
         await self.projects.append_audit(
-            AuditEvent(
-                project_id=plan.project_id,
-                at=self.clock(),
-                actor=actor,
-                action=action,
-                target=plan.id,
-                outcome=outcome,
-                details=details,
-            )
+            AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
         )

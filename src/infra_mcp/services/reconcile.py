@@ -235,14 +235,14 @@ class Reconciler:
             return None
         if plan.status is PlanStatus.EXECUTING:
             await self.projects.append_audit(
-                AuditEvent(
-                    project_id=plan.project_id,
-                    at=self.clock(),
+                AuditEvent.about_plan(
+                    plan,
                     actor=user,
                     action="plan.execute",
-                    target=plan.id,
                     outcome="ok" if status is PlanStatus.EXECUTED else "failed",
-                    details={"reconciled": True, "final_serial": final.serial},
+                    at=self.clock(),
+                    reconciled=True,
+                    final_serial=final.serial,
                 )
             )
             return status
