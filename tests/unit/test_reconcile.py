@@ -244,3 +244,21 @@ async def test_a_half_done_replacement_left_running_is_not_reported_succeeded(wo
     assert done.status is PlanStatus.FAILED
     await left_running(world, plan.id)
     assert await outcomes_after_reconcile(world, plan.id) == {"net": INTERRUPTED}
+
+
+async def test_a_replacement_whose_new_half_finished_after_a_crash_is_not_reported_succeeded(world: World) -> None:
+    await world.apply([vpc("net")])
+    world.advance(minutes=1)
+    plan = await world.approved([vpc("net", "10.7.0.0/16")])  # CidrBlock is create-only: a replacement
+    world.upstream.crash_after_issuing("net", "CREATE")
+    with pytest.raises(SimulatedCrash):
+        await world.execution.execute(plan.id, "ed")
+    world.upstream.settle()  # the new VPC comes into being while nobody watches; the old one was never deleted
+    report = await world.execution.reconcile("web")
+    assert report.plans == {plan.id: PlanStatus.FAILED}
+    done = await world.projects.get_plan(plan.id)
+    assert done.execution is not None
+    (outcome,) = done.execution.outcomes
+    assert outcome.status is ChangeOutcomeStatus.FAILED
+    assert outcome.error_code == "Interrupted"
+    await assert_state_matches_cloud(world)  # both VPCs exist, and the state records both

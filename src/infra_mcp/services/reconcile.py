@@ -199,7 +199,24 @@ class Reconciler:
                 outcome.status = ChangeOutcomeStatus.FAILED
                 outcome.error_code, outcome.error_message = result.error_code, result.error_message
             elif outcome.status is not ChangeOutcomeStatus.FAILED:
-                outcome.status = ChangeOutcomeStatus.SUCCEEDED
+                change = plan.change(name)
+                half_done = (
+                    change is not None
+                    and change.action is Action.REPLACE
+                    and not self._applied(plan, outcome, final, execution)
+                )
+                if half_done:
+                    # One half of a replacement (usually the new resource) is done, the other is not:
+                    # the change as a whole did not happen. The state keeps both records, so the next
+                    # plan proposes what is left.
+                    outcome.status = ChangeOutcomeStatus.FAILED
+                    outcome.error_code = "Interrupted"
+                    outcome.error_message = (
+                        "the replacement was interrupted half way: the state records what exists; plan again "
+                        "to finish it"
+                    )
+                else:
+                    outcome.status = ChangeOutcomeStatus.SUCCEEDED
             outcome.finished_at = self.clock()
         if plan.status is not PlanStatus.EXECUTING:
             status = plan.status
