@@ -199,10 +199,10 @@ class Reconciler:
                 outcome.status = ChangeOutcomeStatus.FAILED
                 outcome.error_code, outcome.error_message = result.error_code, result.error_message
             elif outcome.status is not ChangeOutcomeStatus.FAILED:
-                change = plan.change(name)
+                planned = plan.change(name)
                 half_done = (
-                    change is not None
-                    and change.action is Action.REPLACE
+                    planned is not None
+                    and planned.action is Action.REPLACE
                     and not self._applied(plan, outcome, final, execution)
                 )
                 if half_done:
