@@ -31,6 +31,7 @@ from typing import Any
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import validation
 from infra_mcp.domain.desired import parse_desired_state
+from infra_mcp.domain.plan import Plan
 from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.state import StateFile
 
@@ -196,6 +197,23 @@ def build(n: int, seed: int = 7) -> tuple[str, str, int]:
     return json.dumps(state), json.dumps(doc), changes
 
 
+def _plan_once(desired_doc: Any, state: StateFile, catalog: Catalog) -> Plan:
+    """What is timed: parse the desired document and plan it against the state (lint included)."""
+    specs = parse_desired_state(desired_doc, catalog)
+    return make_plan(
+        project_id="bench",
+        plan_id="plan-000000000000",
+        author="bench",
+        description="benchmark",
+        kind="full",
+        desired=specs,
+        current=state,
+        catalog=catalog,
+        full=True,
+        pricing=None,
+    )
+
+
 def measure(n: int, catalog: Catalog) -> dict[str, float]:
     state_json, desired_json, changes = build(n)
     gc.collect()
@@ -211,19 +229,7 @@ def measure(n: int, catalog: Catalog) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     t0 = time.perf_counter()
-    specs = parse_desired_state(desired_doc, catalog)
-    plan = make_plan(
-        project_id="bench",
-        plan_id="plan-000000000000",
-        author="bench",
-        description="benchmark",
-        kind="full",
-        desired=specs,
-        current=state,
-        catalog=catalog,
-        full=True,
-        pricing=None,
-    )
+    plan = _plan_once(desired_doc, state, catalog)
     elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -232,19 +238,7 @@ def measure(n: int, catalog: Catalog) -> dict[str, float]:
     gc.collect()
     _lint_seconds[0] = 0.0
     t0 = time.perf_counter()
-    specs = parse_desired_state(desired_doc, catalog)
-    plan = make_plan(
-        project_id="bench",
-        plan_id="plan-000000000000",
-        author="bench",
-        description="benchmark",
-        kind="full",
-        desired=specs,
-        current=state,
-        catalog=catalog,
-        full=True,
-        pricing=None,
-    )
+    plan = _plan_once(desired_doc, state, catalog)
     untraced = time.perf_counter() - t0
     return {
         "resources": n,
