@@ -101,6 +101,9 @@ class FakeProjectStore:
     async def append_audit(self, event: AuditEvent) -> None:
         self.audit.append(event)
 
+    async def audit_trail(self, project_id: str) -> list[AuditEvent]:
+        return [e for e in self.audit if e.project_id == project_id]
+
     async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
         return [e for e in reversed(self.audit) if e.project_id == project_id][:limit]
 

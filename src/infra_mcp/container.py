@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
-from infra_mcp.domain.integrity import Notary
+from infra_mcp.domain.integrity import AuditChain, Notary
 from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
+from infra_mcp.services.audit import AuditService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
@@ -40,6 +41,7 @@ class App:
     state: StateService
     planning: PlanningService
     approvals: ApprovalService
+    audit: AuditService
     execution: ExecutionService
     upstream: Upstream
 
@@ -54,14 +56,16 @@ async def open_app(
     executions interrupted by a crash are reconciled before the app is handed out.
     """
     async with AsyncExitStack() as stack:
-        store = SqliteProjectStore(settings.database_path)
+        key = ServerKey(settings.key_path).get()
+        chain = AuditChain(key)
+        store = SqliteProjectStore(settings.database_path, chain=chain)
         await store.open()
         stack.push_async_callback(store.close)
         states = StateStoreRegistry(settings)
         catalog = default_catalog()
         projects = ProjectService(store, states)
         sealer = SecretSealer(settings.key_path)
-        notary = Notary(ServerKey(settings.key_path).get())
+        notary = Notary(key)
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
@@ -74,6 +78,7 @@ async def open_app(
             state=StateService(projects),
             planning=PlanningService(store, states, catalog, sealer, notary=notary),
             approvals=ApprovalService(store, states, notary=notary),
+            audit=AuditService(store, chain),
             execution=ExecutionService(
                 store, states, upstream, catalog, sealer, notary=notary, parallelism=settings.execution_parallelism
             ),

@@ -54,6 +54,10 @@ class ProjectStore(Protocol):
 
     async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]: ...
 
+    async def audit_trail(self, project_id: str) -> list[AuditEvent]:
+        """Every audit entry of the project, oldest first (to check the chain)."""
+        ...
+
 
 class StateStore(Protocol):
     """Versioned state per project (S3 or a local folder, same key layout; DESIGN §3)."""

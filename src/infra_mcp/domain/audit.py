@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,8 @@ from pydantic import BaseModel, Field
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.plan import Plan
+
+GENESIS = "genesis"
 
 
 class AuditEvent(BaseModel):
@@ -21,6 +24,8 @@ class AuditEvent(BaseModel):
     target: str | None = Field(default=None, description="plan id, resource name, state version, ...")
     outcome: str = Field(default="ok", description="ok | refused | declined | cancelled | failed | ...")
     details: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str = Field(default="", description="The previous entry's hash in this project's chain.")
+    hash: str = Field(default="", description="Keyed hash of this entry and prev_hash (tamper evidence).")
 
     @classmethod
     def about_plan(
@@ -36,3 +41,48 @@ class AuditEvent(BaseModel):
             outcome=outcome,
             details=details,
         )
+
+
+class AuditCheck(BaseModel):
+    """Whether a project's audit chain is intact, and where it first breaks if not."""
+
+    project_id: str
+    intact: bool
+    entries: int = Field(description="Entries checked.")
+    unchained: int = Field(default=0, description="Older entries written before the chain existed (not checkable).")
+    first_broken_id: str | None = None
+    first_broken_at: datetime | None = None
+    reason: str = ""
+
+
+def check_chain(project_id: str, events: list[AuditEvent], link: Callable[[str, dict[str, Any]], str]) -> AuditCheck:
+    """Walk ``events`` (oldest first) and check every link.
+
+    Args:
+        project_id: The project the events belong to.
+        events: Its audit entries in the order they were written.
+        link: The keyed hash function (``AuditChain.link``).
+    """
+    previous = GENESIS
+    unchained = 0
+    for index, event in enumerate(events):
+        if not event.hash and previous == GENESIS:
+            unchained += 1  # written by a version without the chain
+            continue
+        why = ""
+        if event.prev_hash != previous:
+            why = "an entry before this one was removed, reordered or edited"
+        elif event.hash != link(previous, event.model_dump(mode="json")):
+            why = "this entry was edited after it was written"
+        if why:
+            return AuditCheck(
+                project_id=project_id,
+                intact=False,
+                entries=index + 1,
+                unchained=unchained,
+                first_broken_id=event.id,
+                first_broken_at=event.at,
+                reason=why,
+            )
+        previous = event.hash
+    return AuditCheck(project_id=project_id, intact=True, entries=len(events), unchained=unchained)

@@ -103,8 +103,6 @@ class AuditChain:
     Keyed, so someone who edits or deletes rows cannot recompute a consistent chain.
     """
 
-    GENESIS = "genesis"
-
     def __init__(self, key: bytes) -> None:
         self._key = derive(key, "audit")
 

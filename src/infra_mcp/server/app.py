@@ -36,7 +36,7 @@ infra-mcp manages AWS infrastructure per project, safely: desired state -> plan 
 approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
 Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
 infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
-to do next.
+to do next. Only a person approves: never answer an approval prompt or run an approval command yourself.
 """
 
 ProjectId = Annotated[

@@ -381,6 +381,12 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         events = await rt.app.store.list_audit(project_id, limit=1000)
         return "[" + ",\n".join(e.model_dump_json() for e in events) + "]"
 
+    @mcp.resource("infra://projects/{project_id}/audit/verify", name="audit-verify", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/audit/verify")
+    async def audit_verify_resource(project_id: str) -> str:
+        """Whether the project's audit log is intact: each entry carries a keyed hash of the one before."""
+        return (await rt.app.audit.check(project_id, rt.user)).model_dump_json(indent=2)
+
 
 async def _plan_in(rt: "Runtime", project_id: str, plan_id: str) -> Plan:
     plan = await rt.app.planning.get_plan(plan_id, rt.user)

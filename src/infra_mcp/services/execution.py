@@ -308,8 +308,9 @@ class ExecutionService:
             if plan.status is PlanStatus.APPROVED:
                 # First: any edit of an approved row outside infra-mcp is INTEGRITY_001, whatever it changed.
                 self._require_genuine(plan)
+            if plan.status in (PlanStatus.PENDING, PlanStatus.APPROVED):
+                rules.require_has_changes(plan, action="execute")
             rules.require_executable(plan, now)
-            rules.require_has_changes(plan, action="execute")
             rules.require_grounds_hold(plan, project, now)
         except ApprovalExpired:
             with contextlib.suppress(PlanStatusInvalid):

@@ -19,8 +19,9 @@ import aiosqlite
 import anyio
 import structlog
 
-from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.audit import GENESIS, AuditEvent
 from infra_mcp.domain.common import isoformat
+from infra_mcp.domain.integrity import AuditChain
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.errors import AlreadyExists, NotFound, PlanStatusInvalid, StateUnavailable
@@ -76,14 +77,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_by_project ON audit(project_id, at);
     """,
+    # 2: the audit chain reads a project's newest entry by insertion order on every append.
+    """
+    CREATE INDEX audit_chain ON audit(project_id);
+    """,
 )
 
 
 class SqliteProjectStore:
     """The ProjectStore port on one SQLite file. Use ``await store.open()`` / ``await store.close()``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, chain: AuditChain | None = None) -> None:
         self.path = path
+        # Without a chain (tools that only read), entries are still written, unlinked.
+        self.chain = chain
         self._db: aiosqlite.Connection | None = None
         # One connection is shared by every task of the server; writes are serialised so two
         # tasks never interleave statements inside one transaction.
@@ -292,11 +299,33 @@ class SqliteProjectStore:
 
     @_serialised
     async def append_audit(self, event: AuditEvent) -> None:
-        await self.db.execute(
-            "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
-            (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
-        )
-        await self.db.commit()
+        """Append ``event`` linked to the project's previous entry (read in the same transaction)."""
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            if self.chain is not None:
+                async with self.db.execute(
+                    "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT 1", (event.project_id,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                previous = str(json.loads(row["doc"]).get("hash") or GENESIS) if row else GENESIS
+                event = event.model_copy(update={"prev_hash": previous, "hash": ""})
+                event = event.model_copy(update={"hash": self.chain.link(previous, event.model_dump(mode="json"))})
+            await self.db.execute(
+                "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+                (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
+            )
+            await self.db.commit()
+        except BaseException:
+            if self.db.in_transaction:
+                await self.db.rollback()
+            raise
+
+    async def audit_trail(self, project_id: str) -> list[AuditEvent]:
+        async with self.db.execute(
+            "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid", (project_id,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [AuditEvent.model_validate_json(r["doc"]) for r in rows]
 
     async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
         async with self.db.execute(
