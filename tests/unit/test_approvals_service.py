@@ -120,7 +120,7 @@ async def test_a_plan_edited_in_the_database_is_refused_approval() -> None:
     world = World()
     plan = await world.plan(Action.CREATE)
     world.projects.plans[plan.id].changes[0].action = Action.DELETE
-    assert (await refused(world.service.check_approvable(plan.id, "alice"))).code == "PLAN_002"
+    assert (await refused(world.service.check_approvable(plan.id, "alice"))).code == "INTEGRITY_001"
 
 
 async def test_a_plan_approved_twice_is_refused_the_second_time() -> None:

@@ -191,7 +191,7 @@ def require_fresh(plan: Plan, serial: int, lineage: str | None) -> None:
         )
 
 
-def require_executable(plan: Plan, now: datetime) -> Approval:
+def require_executable(plan: Plan, now: datetime, *, fingerprint: str | None = None) -> Approval:
     """The approval to execute under, if ``plan`` may run now (state freshness is checked apart).
 
     Raises:
@@ -199,6 +199,8 @@ def require_executable(plan: Plan, now: datetime) -> Approval:
         PlanStatusInvalid: PLAN_003, the plan is rejected, expired, executed, failed, superseded or running.
         ApprovalExpired: APPROVAL_001, the approval's time ran out.
         PlanTampered: PLAN_002, the plan changed after approval.
+
+    ``fingerprint`` is the plan's fingerprint if the caller just computed it (it is costly).
     """
     if plan.status is PlanStatus.PENDING:
         request = plan.approval_request
@@ -237,7 +239,8 @@ def require_executable(plan: Plan, now: datetime) -> Approval:
             "Make a new plan and approve it again.",
             details={"plan_id": plan.id, "expired_at": approval.expires_at.isoformat()},
         )
-    if plan.compute_fingerprint() != approval.fingerprint or plan.fingerprint != approval.fingerprint:
+    actual = fingerprint if fingerprint is not None else plan.compute_fingerprint()
+    if actual != approval.fingerprint or plan.fingerprint != approval.fingerprint:
         raise PlanTampered(
             f"Plan {plan.id} changed after it was approved: its content no longer matches the approved "
             "fingerprint. It will not run. Make a new plan and have it approved.",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,17 +53,14 @@ class Notary:
         self._plan_key = derive(key, "plan")
         self._approval_key = derive(key, "approval")
 
-    def plan_mac(self, plan: Plan) -> str:
-        """MAC over what identifies a plan's content: id, project and (recomputed) fingerprint."""
-        return _mac(
-            self._plan_key,
-            {"plan_id": plan.id, "project_id": plan.project_id, "fingerprint": plan.compute_fingerprint()},
-        )
+    def plan_mac(self, plan: Plan, fingerprint: str) -> str:
+        """MAC over what identifies a plan's content: id, project and its fingerprint."""
+        return _mac(self._plan_key, {"plan_id": plan.id, "project_id": plan.project_id, "fingerprint": fingerprint})
 
     def sign_plan(self, plan: Plan) -> Plan:
         """``plan`` with its fingerprint and content MAC set (call once, when the plan is made)."""
-        fingerprinted = plan.with_fingerprint()
-        return fingerprinted.model_copy(update={"content_mac": self.plan_mac(fingerprinted)})
+        fingerprint = plan.compute_fingerprint()
+        return plan.model_copy(update={"fingerprint": fingerprint, "content_mac": self.plan_mac(plan, fingerprint)})
 
     def approval_mac(self, plan: Plan, approval: Approval) -> str:
         """MAC over who approved which fingerprint of which plan, how, when and until when."""
@@ -83,18 +81,43 @@ class Notary:
     def sign_approval(self, plan: Plan, approval: Approval) -> Approval:
         return approval.model_copy(update={"mac": self.approval_mac(plan, approval)})
 
+    def verify(self, plan: Plan) -> Verdict:
+        """Check the plan's content MAC and its approval's MAC against one fresh fingerprint.
+
+        The fingerprint is computed once here (it is the costly part on a large plan) and
+        returned, so callers need not compute it again.
+        """
+        fingerprint = plan.compute_fingerprint()
+        plan_ok = (
+            bool(plan.content_mac)
+            and hmac.compare_digest(plan.fingerprint, fingerprint)
+            and hmac.compare_digest(plan.content_mac, self.plan_mac(plan, fingerprint))
+        )
+        approval = plan.approval
+        approval_ok = (
+            approval is not None
+            and bool(approval.mac)
+            and hmac.compare_digest(approval.fingerprint, fingerprint)
+            and hmac.compare_digest(approval.mac, self.approval_mac(plan, approval))
+        )
+        return Verdict(fingerprint=fingerprint, plan_genuine=plan_ok, approval_genuine=approval_ok)
+
     def plan_is_genuine(self, plan: Plan) -> bool:
         """True if the stored content still matches the MAC the server made for it."""
-        return bool(plan.content_mac) and hmac.compare_digest(plan.content_mac, self.plan_mac(plan))
+        return self.verify(plan).plan_genuine
 
     def approval_is_genuine(self, plan: Plan) -> bool:
         """True if ``plan.approval`` is one the server signed, for this plan's current content."""
-        approval = plan.approval
-        if approval is None or not approval.mac:
-            return False
-        return hmac.compare_digest(approval.mac, self.approval_mac(plan, approval)) and hmac.compare_digest(
-            approval.fingerprint, plan.compute_fingerprint()
-        )
+        return self.verify(plan).approval_genuine
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :meth:`Notary.verify` found, with the fingerprint it computed."""
+
+    fingerprint: str
+    plan_genuine: bool
+    approval_genuine: bool
 
 
 class AuditChain:

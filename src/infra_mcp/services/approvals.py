@@ -80,11 +80,14 @@ class ApprovalService:
     async def _check(self, plan: Plan, project: Project, user: str) -> None:
         rules.require_may_approve(plan, project, user)
         await self._require_fresh(plan, project)
-        rules.require_intact(plan)
         self.require_genuine(plan)
 
     def require_genuine(self, plan: Plan) -> None:
-        """Raises IntegrityFailed (INTEGRITY_001) unless the server key signed this plan's content."""
+        """Raises IntegrityFailed (INTEGRITY_001) unless the server key signed this plan's content.
+
+        This also covers :func:`approval_rules.require_intact`: the MAC is over a freshly computed
+        fingerprint, which must equal the stored one.
+        """
         if not self.notary.plan_is_genuine(plan):
             raise IntegrityFailed(
                 f"Plan {plan.id} was not made by this infra-mcp server or was edited outside it (its content "
@@ -164,7 +167,8 @@ class ApprovalService:
                 approved_by=approver,
                 approved_at=now,
                 method=method,
-                fingerprint=plan.compute_fingerprint(),
+                # check_approvable verified the stored fingerprint against the content just before.
+                fingerprint=plan.fingerprint,
                 agent_comment=agent_comment,
                 person_comment=person_comment,
                 expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
@@ -276,7 +280,6 @@ class ApprovalService:
             return plan
         try:
             await self._require_fresh(plan, project)
-            rules.require_intact(plan)
             self.require_genuine(plan)
         except InfraError as exc:
             await self._audit(plan, rules.RULE_APPROVER, "plan.auto_approve", "refused", code=exc.code)

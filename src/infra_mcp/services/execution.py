@@ -305,12 +305,13 @@ class ExecutionService:
         """Status, expiry, fingerprint, the server key's MACs, and the approval's current grounds."""
         now = self.clock()
         try:
+            fingerprint = None
             if plan.status is PlanStatus.APPROVED:
                 # First: any edit of an approved row outside infra-mcp is INTEGRITY_001, whatever it changed.
-                self._require_genuine(plan)
+                fingerprint = self._require_genuine(plan)
             if plan.status in (PlanStatus.PENDING, PlanStatus.APPROVED):
                 rules.require_has_changes(plan, action="execute")
-            rules.require_executable(plan, now)
+            rules.require_executable(plan, now, fingerprint=fingerprint)
             rules.require_grounds_hold(plan, project, now)
         except ApprovalExpired:
             with contextlib.suppress(PlanStatusInvalid):
@@ -319,10 +320,12 @@ class ExecutionService:
                 )
             raise
 
-    def _require_genuine(self, plan: Plan) -> None:
-        if self.notary.plan_is_genuine(plan) and self.notary.approval_is_genuine(plan):
-            return
-        which = "plan" if not self.notary.plan_is_genuine(plan) else "approval"
+    def _require_genuine(self, plan: Plan) -> str:
+        """The plan's fresh fingerprint, if both its content and its approval carry this server's MAC."""
+        verdict = self.notary.verify(plan)
+        if verdict.plan_genuine and verdict.approval_genuine:
+            return verdict.fingerprint
+        which = "plan" if not verdict.plan_genuine else "approval"
         raise IntegrityFailed(
             f"Plan {plan.id} will not run: its {which} does not carry this server's signature, so it was written "
             "or edited outside infra-mcp. Nothing was sent to AWS. Tell the project's owner (the database may have "
