@@ -104,8 +104,14 @@ class FakeProjectStore:
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         return [e for e in self.audit if e.project_id == project_id]
 
-    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
-        return [e for e in reversed(self.audit) if e.project_id == project_id][:limit]
+    async def list_audit(self, project_id: str, *, limit: int = 200, before: str | None = None) -> list[AuditEvent]:
+        newest_first = [e for e in reversed(self.audit) if e.project_id == project_id]
+        if before is not None:
+            ids = [e.id for e in newest_first]
+            if before not in ids:
+                raise NotFound(f"No audit event {before!r}.", details={"before": before})
+            newest_first = newest_first[ids.index(before) + 1 :]
+        return newest_first[:limit]
 
 
 class FakeStateStore:

@@ -16,7 +16,7 @@ from infra_mcp.catalog import Catalog, default_catalog
 from infra_mcp.domain.integrity import AuditChain, Notary
 from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
-from infra_mcp.services.audit import AuditService
+from infra_mcp.services.audit import AuditService, RefusalGate
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
@@ -66,6 +66,7 @@ async def open_app(
         projects = ProjectService(store, states)
         sealer = SecretSealer(settings.key_path)
         notary = Notary(key)
+        refusals = RefusalGate(store)
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
@@ -77,10 +78,17 @@ async def open_app(
             projects=projects,
             state=StateService(projects),
             planning=PlanningService(store, states, catalog, sealer, notary=notary),
-            approvals=ApprovalService(store, states, notary=notary),
+            approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
             audit=AuditService(store, chain),
             execution=ExecutionService(
-                store, states, upstream, catalog, sealer, notary=notary, parallelism=settings.execution_parallelism
+                store,
+                states,
+                upstream,
+                catalog,
+                sealer,
+                notary=notary,
+                parallelism=settings.execution_parallelism,
+                refusals=refusals,
             ),
             upstream=upstream,
         )

@@ -278,7 +278,7 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     _show_plan(rollback)
 
     demo.step("Audit log", "Every mutation, approval and execution is recorded.")
-    audit = await demo.read(f"infra://projects/{project_id}/audit", limit=0)
+    audit = (await demo.read(f"infra://projects/{project_id}/audit", limit=0))["events"]
     for event in reversed(audit):
         console.print(
             f"  {event['at'][:19]} {event['actor']:<12} {event['action']:<34} {event['outcome']}"

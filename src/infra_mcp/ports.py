@@ -52,7 +52,9 @@ class ProjectStore(Protocol):
 
     async def append_audit(self, event: AuditEvent) -> None: ...
 
-    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]: ...
+    async def list_audit(
+        self, project_id: str, *, limit: int = 200, before: str | None = None
+    ) -> list[AuditEvent]: ...
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         """Every audit entry of the project, oldest first (to check the chain)."""

@@ -92,7 +92,14 @@ async def plan_of(client: Client, plan_id: str) -> dict[str, Any]:
 
 
 async def audit(client: Client, project_id: str = "web") -> list[dict[str, Any]]:
-    return list(await read_json(client, f"infra://projects/{project_id}/audit"))
+    """The whole audit log, newest first, following the pages."""
+    events: list[dict[str, Any]] = []
+    uri: str | None = f"infra://projects/{project_id}/audit"
+    while uri is not None:
+        page = await read_json(client, uri)
+        events.extend(page["events"])
+        uri = page["next"]
+    return events
 
 
 def events(log: list[dict[str, Any]], action: str, target: str | None = None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: approve_plan's Resolve(ask_human) names a local function,
 # which the SDK could not evaluate from a string annotation.
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -40,6 +41,7 @@ Description = Annotated[
 ]
 NEVER_TOUCHES_AWS = "Makes a pending plan only; nothing touches AWS until approve_plan and execute_plan."
 
+AUDIT_PAGE = 200
 # The prompt lists this many destroys/replaces and security findings, then "and K more".
 PROMPT_MAX_DESTROYS = 10
 PROMPT_MAX_FINDINGS = 5
@@ -373,13 +375,28 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         """A plan as text, like `terraform plan`."""
         return render_plan(redacted(await _plan_in(rt, project_id, plan_id)))
 
+    async def audit_page(project_id: str, before: str | None) -> str:
+        await rt.app.projects.get_project(project_id, rt.user)
+        events = await rt.app.store.list_audit(project_id, limit=AUDIT_PAGE + 1, before=before)
+        more = len(events) > AUDIT_PAGE
+        events = events[:AUDIT_PAGE]
+        following = f"infra://projects/{project_id}/audit/before/{events[-1].id}" if more and events else None
+        body = ",\n".join(e.model_dump_json() for e in events)
+        return f'{{"project_id": {json.dumps(project_id)}, "next": {json.dumps(following)}, "events": [{body}]}}'
+
     @mcp.resource("infra://projects/{project_id}/audit", name="audit", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/audit")
     async def audit_resource(project_id: str) -> str:
-        """Every mutation, approval, rejection and execution of the project, newest first."""
-        await rt.app.projects.get_project(project_id, rt.user)
-        events = await rt.app.store.list_audit(project_id, limit=1000)
-        return "[" + ",\n".join(e.model_dump_json() for e in events) + "]"
+        """The project's audit log, newest first, a page at a time: follow ``next`` for older events."""
+        return await audit_page(project_id, None)
+
+    @mcp.resource(
+        "infra://projects/{project_id}/audit/before/{event_id}", name="audit-page", mime_type="application/json"
+    )
+    @handle_resource_errors("infra://projects/{project_id}/audit/before/{event_id}")
+    async def audit_older_resource(project_id: str, event_id: str) -> str:
+        """The page of audit events written before ``event_id`` (a ``next`` link of the page before)."""
+        return await audit_page(project_id, event_id)
 
     @mcp.resource("infra://projects/{project_id}/audit/verify", name="audit-verify", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/audit/verify")

@@ -30,6 +30,7 @@ from infra_mcp.errors import (
     PlanStatusInvalid,
 )
 from infra_mcp.ports import ProjectStore, StateStores
+from infra_mcp.services.audit import RefusalGate
 
 log = structlog.get_logger(__name__)
 
@@ -46,11 +47,20 @@ class ApprovalService:
         clock: Current time (injected so tests control expiry).
     """
 
-    def __init__(self, projects: ProjectStore, states: StateStores, *, notary: Notary, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        projects: ProjectStore,
+        states: StateStores,
+        *,
+        notary: Notary,
+        clock: Clock = utcnow,
+        refusals: RefusalGate | None = None,
+    ) -> None:
         self.projects = projects
         self.states = states
         self.notary = notary
         self.clock = clock
+        self.refusals = refusals or RefusalGate(projects, clock=clock)
 
     @staticmethod
     def requires_human(project: Project) -> bool:
@@ -294,6 +304,8 @@ class ApprovalService:
         )
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        await self.projects.append_audit(
-            AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
-        )
+        event = AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+        if outcome == "refused":
+            await self.refusals.record(event)
+        else:
+            await self.projects.append_audit(event)

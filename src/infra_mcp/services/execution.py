@@ -41,6 +41,7 @@ from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
 from infra_mcp.errors import ApprovalExpired, InfraError, IntegrityFailed, PlanStale, PlanStatusInvalid, StateLocked
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
+from infra_mcp.services.audit import RefusalGate
 from infra_mcp.services.execution_graph import Node, build_graph
 from infra_mcp.services.execution_ledger import Ledger
 from infra_mcp.services.execution_ops import Driver, Operations, PollPolicy, Sleep
@@ -106,6 +107,7 @@ class ExecutionService:
         sleep: Used for every wait on Cloud Control (injected so tests need no real sleeps).
         process_alive: Whether a pid runs on this host; a state lock whose holder is a process of
             this host that no longer runs is broken instead of waited out (see :meth:`_lock`).
+        refusals: Decides which refusals are audited (members only, rate-limited); shared with approvals.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class ExecutionService:
         clock: Callable[[], datetime] = utcnow,
         sleep: Sleep = anyio.sleep,
         process_alive: Callable[[int], bool] = pid_alive,
+        refusals: RefusalGate | None = None,
     ) -> None:
         self.projects = projects
         self.states = states
@@ -140,6 +143,7 @@ class ExecutionService:
         self.clock = clock
         self.sleep = sleep
         self.process_alive = process_alive
+        self.refusals = refusals or RefusalGate(projects, clock=clock)
 
     def _driver(self) -> Driver:
         return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
@@ -473,6 +477,8 @@ class ExecutionService:
         return done
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        await self.projects.append_audit(
-            AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
-        )
+        event = AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+        if outcome == "refused":
+            await self.refusals.record(event)
+        else:
+            await self.projects.append_audit(event)

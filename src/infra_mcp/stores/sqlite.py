@@ -327,9 +327,29 @@ class SqliteProjectStore:
             rows = await cursor.fetchall()
         return [AuditEvent.model_validate_json(r["doc"]) for r in rows]
 
-    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
-        async with self.db.execute(
-            "SELECT doc FROM audit WHERE project_id = ? ORDER BY at DESC, rowid DESC LIMIT ?", (project_id, limit)
-        ) as cursor:
+    async def list_audit(
+        self, project_id: str, *, limit: int = 200, before: str | None = None
+    ) -> list[AuditEvent]:
+        """Newest first, in the order written; ``before`` (an event id) starts the page after it.
+
+        Raises:
+            NotFound: RESOURCE_001, ``before`` names no event of this project.
+        """
+        if before is None:
+            query = "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT ?"
+            args: tuple[Any, ...] = (project_id, limit)
+        else:
+            async with self.db.execute(
+                "SELECT rowid FROM audit WHERE id = ? AND project_id = ?", (before, project_id)
+            ) as cursor:
+                anchor = await cursor.fetchone()
+            if anchor is None:
+                raise NotFound(
+                    f"No audit event {before!r} in project {project_id!r}. Start again from the first page.",
+                    details={"project_id": project_id, "before": before},
+                )
+            query = "SELECT doc FROM audit WHERE project_id = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+            args = (project_id, anchor[0], limit)
+        async with self.db.execute(query, args) as cursor:
             rows = await cursor.fetchall()
         return [AuditEvent.model_validate(json.loads(r["doc"])) for r in rows]
