@@ -267,8 +267,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @handle_resource_errors("infra://projects/{project_id}/audit")
     async def audit_resource(project_id: str) -> str:
         """Every mutation, approval, rejection and execution of the project, newest first."""
-        await rt.app.projects.get_project(project_id, rt.user)
-        events = await rt.app.store.list_audit(project_id, limit=1000)
+        events = await rt.app.projects.audit(project_id, rt.user, limit=1000)
         return "[" + ",\n".join(e.model_dump_json() for e in events) + "]"
 
 

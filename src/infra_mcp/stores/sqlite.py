@@ -76,6 +76,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_by_project ON audit(project_id, at);
     """,
+    # 2: project incarnations (DESIGN §3). Each existing project gets its own random UUID (the
+    # subquery names the row, so SQLite draws one per project instead of caching one for all) and
+    # adopts the state and audit written without an incarnation. The projects in this database at
+    # upgrade time are the only ones that can have written them: a project deleted earlier took its
+    # state with it, or (if some was left) nothing here can say whose it was, and the one that
+    # exists now is the best owner. Projects created after the upgrade never adopt unmarked data.
+    """
+    UPDATE projects SET doc = json_set(
+        doc,
+        '$.incarnation',
+        (SELECT lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-'
+                      || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(h, 18, 3) || '-' || substr(h, 21))
+           FROM (SELECT hex(randomblob(16)) AS h) WHERE projects.id IS NOT NULL),
+        '$.adopts_unmarked_state',
+        json('true')
+    ) WHERE json_extract(doc, '$.incarnation') IS NULL;
+    """,
 )
 
 
@@ -290,17 +307,45 @@ class SqliteProjectStore:
 
     # Audit ------------------------------------------------------------------
 
+    async def _with_incarnation(self, event: AuditEvent) -> AuditEvent:
+        """``event`` stamped with its project's incarnation when the caller did not know it."""
+        if event.incarnation is not None:
+            return event
+        async with self.db.execute(
+            "SELECT json_extract(doc, '$.incarnation') FROM projects WHERE id = ?", (event.project_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return event if row is None or row[0] is None else event.model_copy(update={"incarnation": row[0]})
+
     @_serialised
     async def append_audit(self, event: AuditEvent) -> None:
+        event = await self._with_incarnation(event)
         await self.db.execute(
             "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
             (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
         )
         await self.db.commit()
 
-    async def list_audit(self, project_id: str, *, limit: int = 200) -> list[AuditEvent]:
-        async with self.db.execute(
-            "SELECT doc FROM audit WHERE project_id = ? ORDER BY at DESC, rowid DESC LIMIT ?", (project_id, limit)
-        ) as cursor:
+    async def list_audit(
+        self,
+        project_id: str,
+        *,
+        incarnation: str | None = None,
+        unmarked_since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[AuditEvent]:
+        query = "SELECT doc FROM audit WHERE project_id = ?"
+        args: list[Any] = [project_id]
+        if incarnation is not None:
+            # A re-created project id must not show the previous owner's events.
+            query += " AND (json_extract(doc, '$.incarnation') = ?"
+            args.append(incarnation)
+            if unmarked_since is not None:
+                query += " OR (json_extract(doc, '$.incarnation') IS NULL AND at >= ?)"
+                args.append(isoformat(unmarked_since))
+            query += ")"
+        query += " ORDER BY at DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        async with self.db.execute(query, args) as cursor:
             rows = await cursor.fetchall()
         return [AuditEvent.model_validate(json.loads(r["doc"])) for r in rows]
