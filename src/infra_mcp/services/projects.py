@@ -12,7 +12,7 @@ from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow, validate_project_id
 from infra_mcp.domain.project import Member, Permission, Project, ProjectSettings, Role
 from infra_mcp.domain.state import DataDeletion, StateResource, possibly_live
-from infra_mcp.errors import AlreadyExists, ValidationFailed
+from infra_mcp.errors import AlreadyExists, StateCorrupted, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStore, StateStores
 
 log = structlog.get_logger(__name__)
@@ -157,6 +157,13 @@ class ProjectService:
             raise AlreadyExists(
                 f"Cannot {doing} {project.id!r}: {exc.message} Adopting existing resources will be an explicit, "
                 "audited import; it is not available yet.",
+                details=exc.details,
+            ) from None
+        except StateCorrupted as exc:
+            # Damaged files there are still someone's state: whose, nobody can say, so nobody adopts them.
+            raise AlreadyExists(
+                f"Cannot {doing} {project.id!r}: its state location already holds state files that cannot be read "
+                f"({exc.message}) Use another project id or state_location, or have the operator inspect them.",
                 details=exc.details,
             ) from None
 
