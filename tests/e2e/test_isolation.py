@@ -4,6 +4,7 @@ adopts state and audit it did not write (issue 9, items 1, 2 and 4)."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from infra_mcp.domain.state import StateOwner
+from infra_mcp.domain.state import StateFile, StateOwner, StateResource
+from infra_mcp.stores.sqlite import MIGRATIONS
 from infra_mcp.stores.state_local import LocalStateStore
 from infra_mcp.stores.state_scope import IncarnationScope
 from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
@@ -237,3 +239,37 @@ async def test_a_recreated_project_does_not_see_the_previous_owners_audit(connec
 def test_the_moto_port_is_loopback_only(s3_endpoint: str) -> None:
     host = s3_endpoint.split("//")[1].split(":")[0]
     assert socket.gethostbyname(host) == "127.0.0.1"
+
+
+async def test_creating_a_project_over_damaged_state_files_is_refused_not_adopted(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    (data_dir / "state" / "prod").mkdir(parents=True)
+    (data_dir / "state" / "prod" / "state.json").write_bytes(b'{"truncated')
+
+    async with connect() as client:
+        assert (await call_error(client, "create_project", {"project_id": "prod"}))["code"] == "CONFLICT_001"
+        assert (await call_ok(client, "list_projects"))["projects"] == []
+    assert (data_dir / "state" / "prod" / "state.json").read_bytes() == b'{"truncated'
+
+
+async def test_a_project_from_before_incarnations_keeps_its_state_after_the_upgrade(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    data_dir.mkdir(parents=True)
+    doc = (
+        '{"id": "web", "name": "web", "owner": "alice", "members": [{"user": "alice", "role": "owner"}], '
+        '"created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}'
+    )
+    with sqlite3.connect(data_dir / "infra-mcp.sqlite3") as db:  # written by an infra-mcp without incarnations
+        db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+        db.execute("INSERT INTO projects VALUES ('web', ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')", (doc,))
+        db.execute("INSERT INTO members VALUES ('web', 'alice', 'owner')")
+    old = StateFile.empty("web").next_version(
+        [StateResource(id="logs-1", name="logs", type="AWS::S3::Bucket")], user="alice", description="old"
+    )
+    await LocalStateStore(data_dir / "state").write(old)  # no incarnation in it
+
+    async with connect() as client:
+        assert (await call_ok(client, "list_resources", {"project_id": "web"}))["count"] == 1
+        assert (await call_error(client, "delete_project", {"project_id": "web"}))["code"] == "CONFLICT_001"
