@@ -39,7 +39,7 @@ from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution_ops import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
 
 
 class SimulatedCrash(BaseException):
@@ -397,13 +397,14 @@ class World:
         self.now = T0
         self.sleeps: list[float] = []
         self.progress: list[tuple[float, float | None, str]] = []
-        self.approvals = ApprovalService(self.projects, self.states, clock=self.clock)
+        self.approvals = ApprovalService(self.projects, self.states, notary=TEST_NOTARY, clock=self.clock)
         self.execution = ExecutionService(
             self.projects,
             self.states,
             self.upstream,
             self.cloud.catalog,
             self.sealer,
+            notary=TEST_NOTARY,
             parallelism=parallelism,
             checkpoint_interval=checkpoint_interval,
             checkpoint_every=checkpoint_every,
@@ -456,7 +457,7 @@ class World:
             full=True,
             lint=False,
         )
-        return await self.projects.save_plan(made)
+        return await self.projects.save_plan(TEST_NOTARY.sign_plan(made))
 
     def _seal(self, spec: Any) -> dict[str, Any]:
         info = self.cloud.catalog.get(spec.type, spec.region)

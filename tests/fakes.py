@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
@@ -22,6 +23,10 @@ from infra_mcp.errors import (
     ValidationFailed,
 )
 from infra_mcp.stores.state_scope import IncarnationScope
+
+# One server key for every unit test: plans made by a test helper are signed with it, as the
+# planning service signs real ones.
+TEST_NOTARY = Notary(b"unit-test server key, 32 bytes!")
 
 
 class FakeProjectStore:

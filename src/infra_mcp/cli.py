@@ -23,21 +23,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "sandbox", help="the sandbox upstream (simulated Cloud Control); see 'infra-mcp sandbox --help'", add_help=False
     )
-    plans = sub.add_parser("plans", help="review and approve plans out of band, as a person in a terminal")
-    plans.add_argument("--user", help="approver identity (default: INFRA_MCP_USER or the OS user)")
+    plans = sub.add_parser(
+        "plans",
+        help="review and approve plans out of band, as a person in a terminal (you act as your OS login user)",
+    )
     psub = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
-    # --user is accepted before or after the action: `plans --user bob approve ID` or `plans approve ID --user bob`.
+    # No --user: the person acts as their OS login user, and nothing on the command line changes that.
     who = argparse.ArgumentParser(add_help=False)
-    who.add_argument("--user", default=argparse.SUPPRESS, help="approver identity (default: the OS user)")
     plist = psub.add_parser("list", help="plans of a project", parents=[who])
     plist.add_argument("project_id")
     plist.add_argument("--status", help="only plans with this status, e.g. pending")
     pshow = psub.add_parser("show", help="a plan's diff, risk and cost", parents=[who])
     pshow.add_argument("plan_id")
-    papprove = psub.add_parser("approve", help="approve a plan (after reading it)", parents=[who])
+    papprove = psub.add_parser(
+        "approve", help="approve a plan: shows it and a one-time code to type (needs a terminal)", parents=[who]
+    )
     papprove.add_argument("plan_id")
-    papprove.add_argument("--comment", default="")
-    papprove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    papprove.add_argument("--comment", default="", help="your note for the audit log")
+    papprove.add_argument(
+        "--yes",
+        action="store_true",
+        help="no code: only for projects that do not require a person's confirmation",
+    )
     preject = psub.add_parser("reject", help="reject a plan", parents=[who])
     preject.add_argument("plan_id")
     preject.add_argument("--reason", default="")

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.domain.integrity import Notary
 from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
+from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
 from infra_mcp.services.secrets import SecretSealer
@@ -58,7 +60,8 @@ async def open_app(
         states = StateStoreRegistry(settings)
         catalog = default_catalog()
         projects = ProjectService(store, states)
-        sealer = SecretSealer(settings.data_dir / "secret.key")
+        sealer = SecretSealer(settings.key_path)
+        notary = Notary(ServerKey(settings.key_path).get())
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
@@ -69,10 +72,10 @@ async def open_app(
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
-            planning=PlanningService(store, states, catalog, sealer),
-            approvals=ApprovalService(store, states),
+            planning=PlanningService(store, states, catalog, sealer, notary=notary),
+            approvals=ApprovalService(store, states, notary=notary),
             execution=ExecutionService(
-                store, states, upstream, catalog, sealer, parallelism=settings.execution_parallelism
+                store, states, upstream, catalog, sealer, notary=notary, parallelism=settings.execution_parallelism
             ),
             upstream=upstream,
         )

@@ -26,6 +26,7 @@ Codes (the seed's, extended):
 ``APPROVAL_001``    approval expired
 ``APPROVAL_002``    approval required / refused (declined, self-approval forbidden, ...)
 ``APPROVAL_003``    human confirmation needed but the client cannot show prompts
+``INTEGRITY_001``   a plan or approval fails its server-key check (edited outside infra-mcp)
 ``INTERNAL_001``    a bug in infra-mcp
 ==================  =============================================================
 """
@@ -136,6 +137,16 @@ class ElicitationUnsupported(InfraError):
     code = "APPROVAL_003"
 
 
+class IntegrityFailed(InfraError):
+    """A stored plan, approval or audit entry does not carry the MAC the server key gives it.
+
+    Only an edit outside infra-mcp (the database, a restored file) produces this; nothing that
+    fails it is ever executed.
+    """
+
+    code = "INTEGRITY_001"
+
+
 ALL_CODES: tuple[str, ...] = tuple(
     sorted(
         {
@@ -159,6 +170,7 @@ ALL_CODES: tuple[str, ...] = tuple(
                 ApprovalExpired,
                 ApprovalRequired,
                 ElicitationUnsupported,
+                IntegrityFailed,
             )
         }
     )

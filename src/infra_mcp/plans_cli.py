@@ -1,15 +1,22 @@
 """``infra-mcp plans list | show | approve | reject``: human approval out of band.
 
-For MCP clients that cannot show confirmation prompts, a person reviews and approves plans in
-a terminal, on the same database the server uses. The approver is the OS user (or
-``INFRA_MCP_USER``), or ``--user``. This is a terminal program: printing is its job.
+For MCP clients that cannot show confirmation prompts, a person reviews and approves plans in a
+terminal, on the same database the server uses. This is a terminal program: printing is its job.
+
+Who acts is the OS login user of the process (its real uid's passwd entry). No flag and no
+environment variable changes it: ``INFRA_MCP_USER`` names the *server's* acting user, and letting
+it name the approver here would let anything that can set an environment variable approve as
+anyone. Approving a plan that needs a person's confirmation requires an interactive terminal
+(the controlling tty, not a pipe) and typing a one-time code printed only on it.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+import os
+import pwd
+import secrets
+from typing import Any, TextIO
 
 import anyio
 from rich.console import Console
@@ -18,6 +25,7 @@ from rich.table import Table
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.plan import ApprovalMethod, PlanStatus
 from infra_mcp.domain.render import render_plan
+from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import InfraError
 from infra_mcp.server.plan_models import redacted
 from infra_mcp.settings import Settings
@@ -25,14 +33,35 @@ from infra_mcp.settings import Settings
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+# Unambiguous letters and digits (no 0/O, 1/I/L): read off a screen and typed by a person.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 6
+
+
+def login_user() -> str:
+    """The OS login name of the real uid (never an environment variable)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry (containers): the uid itself
+        return f"uid-{os.getuid()}"
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return f"{raw[:3]}-{raw[3:]}"
+
+
+def _normalise(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
 
 def run_plans_command(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {"user": args.user} if args.user else {}
+    overrides: dict[str, Any] = {"user": login_user()}
     settings = Settings(**overrides)
     try:
         return anyio.run(_dispatch, settings, args)
     except InfraError as exc:
-        err.print(f"[bold red]{exc.code}[/bold red]: {exc.message}")
+        err.print(f"[bold red]{exc.code}[/bold red]: {exc.message}", markup=True, highlight=False)
         return 1
 
 
@@ -61,7 +90,7 @@ async def _list(app: App, project_id: str, status: str | None) -> int:
             plan.risk.value,
             plan.summary.text,
             f"{plan.cost.monthly_delta:+.2f}",
-            plan.author,
+            clean_untrusted(plan.author, 128),
             plan.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
@@ -70,35 +99,108 @@ async def _list(app: App, project_id: str, status: str | None) -> int:
 
 async def _show(app: App, plan_id: str) -> int:
     plan = await app.planning.get_plan(plan_id, app.settings.user)
-    console.print(f"[bold]{plan.id}[/bold] ({plan.status.value}) in project {plan.project_id}, by {plan.author}")
+    console.print(
+        f"{plan.id} ({plan.status.value}) in project {plan.project_id}, by {clean_untrusted(plan.author, 128)}",
+        markup=False,
+    )
+    console.print(render_plan(redacted(plan.model_copy(update={"description": ""}))), markup=False)
     if plan.description:
-        console.print(plan.description)
-    console.print(render_plan(redacted(plan)), markup=False)
+        console.print(quoted_as_author(plan.description, plan.author, DESCRIPTION_MAX), markup=False)
     return 0
+
+
+class _Terminal:
+    """The process's controlling terminal, opened once for reading and writing."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.reader: TextIO = open(fd, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        self.writer: TextIO = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+
+    def __enter__(self) -> _Terminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+        self.writer.close()
+        os.close(self.fd)
+
+
+def _open_terminal() -> _Terminal | None:
+    """The controlling terminal, or None (no tty: a pipe, a service, an agent's shell)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return None
+    if not os.isatty(fd):
+        os.close(fd)
+        return None
+    return _Terminal(fd)
 
 
 async def _approve(app: App, plan_id: str, comment: str, yes: bool) -> int:
     user = app.settings.user
-    plan, _ = await app.approvals.check_approvable(plan_id, user)
-    console.print(render_plan(redacted(plan)), markup=False)
+    plan, project = await app.approvals.check_approvable(plan_id, user)
+    needs_person = app.approvals.requires_human(project)
+    if yes and needs_person:
+        err.print(
+            f"Project {project.id!r} requires a person to confirm every plan: --yes is refused. Run the command "
+            "again without --yes in your own terminal and type the code it shows.",
+            markup=False,
+        )
+        return 2
     if not yes:
-        if not sys.stdin.isatty():
-            err.print("Refusing to approve without a terminal to confirm in; pass --yes after reading the plan.")
+        tty = _open_terminal()
+        if tty is None:
+            err.print(
+                "Refusing to approve: no interactive terminal. A person approves by running this command in "
+                "their own terminal and typing the one-time code it shows there.",
+                markup=False,
+            )
             return 2
-        answer = console.input(f"Approve {plan.id} as [bold]{user}[/bold]? Type 'yes' to approve: ")
-        if answer.strip().lower() != "yes":
-            await app.approvals.record_declined(plan.id, user, "declined", "declined at the terminal")
-            console.print("Not approved. The plan stays pending.")
+        with tty:
+            person = _confirm_on(tty, plan_id=plan.id, user=user, diff=render_plan(redacted(plan)), plan=plan)
+        if person is None:
+            await app.approvals.record_declined(
+                plan.id, user, "declined", person_comment="wrong or no code typed at the terminal"
+            )
+            console.print("Not approved: the code did not match. The plan stays pending.", markup=False)
             return 1
-    approved = await app.approvals.approve(plan.id, user, method=ApprovalMethod.OUT_OF_BAND, comment=comment)
+        comment = comment or person
+    approved = await app.approvals.approve(
+        plan.id, user, method=ApprovalMethod.OUT_OF_BAND, person_comment=comment[:COMMENT_MAX]
+    )
     expires = approved.approval.expires_at.isoformat() if approved.approval else "?"
     console.print(
-        f"[green]Approved[/green] {approved.id} as {user} (valid until {expires}). The agent can now call execute_plan."
+        f"Approved {approved.id} as {user} (valid until {expires}). The agent can now call execute_plan.",
+        markup=False,
     )
     return 0
 
 
+def _confirm_on(tty: _Terminal, *, plan_id: str, user: str, diff: str, plan: Any) -> str | None:
+    """Show the plan and a one-time code on the terminal; the person's note if they typed the code, else None.
+
+    The code is written to the terminal only (not stdout, not a log): whoever approves must be
+    reading that screen.
+    """
+    code = new_code()
+    screen = Console(file=tty.writer, highlight=False, force_terminal=False)
+    screen.print(diff, markup=False)
+    if plan.description:
+        screen.print(quoted_as_author(plan.description, plan.author, DESCRIPTION_MAX), markup=False)
+    screen.print(f"\nTo approve {plan_id} as {user}, type this code: {code}", markup=False)
+    tty.writer.write("Code (anything else declines): ")
+    tty.writer.flush()
+    answer = tty.reader.readline()
+    if not answer or _normalise(answer) != _normalise(code):
+        return None
+    tty.writer.write("Optional note for the audit log (Enter to skip): ")
+    tty.writer.flush()
+    return clean_untrusted(tty.reader.readline(), COMMENT_MAX)
+
+
 async def _reject(app: App, plan_id: str, reason: str) -> int:
-    rejected = await app.approvals.reject(plan_id, app.settings.user, reason)
-    console.print(f"[yellow]Rejected[/yellow] {rejected.id}. It can never be approved or executed.")
+    rejected = await app.approvals.reject(plan_id, app.settings.user, clean_untrusted(reason, COMMENT_MAX))
+    console.print(f"Rejected {rejected.id}. It can never be approved or executed.", markup=False)
     return 0

@@ -68,11 +68,20 @@ class Settings(BaseSettings):
     sandbox_seed: int | None = None
 
     execution_parallelism: int = Field(default=10, ge=1, le=100)
+    key_file: Path | None = Field(
+        default=None,
+        description="The server key (seals secrets, signs plans, approvals and the audit chain). "
+        "Default: <data_dir>/secret.key, created 0600 on first use.",
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @property
+    def key_path(self) -> Path:
+        return (self.key_file or self.data_dir / "secret.key").expanduser()
 
     @property
     def database_path(self) -> Path:

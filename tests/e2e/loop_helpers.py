@@ -4,8 +4,16 @@ the plan row in SQLite, and a direct look at the sandbox's world.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import re
+import select
+import signal
 import sqlite3
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +22,8 @@ from typing import Any
 from mcp import Client
 from mcp_types import ElicitRequestParams, ElicitResult
 
+from infra_mcp.domain.integrity import Notary
+from infra_mcp.domain.plan import Plan
 from infra_mcp.sandbox.cloud import SandboxCloud
 from infra_mcp.sandbox.world import FileWorldStore
 from tests.e2e.conftest import call_ok, read_json
@@ -24,7 +34,7 @@ ElicitationCallback = Callable[[Any, ElicitRequestParams], Any]
 class Human:
     """An elicitation callback that answers like a person would, and remembers what it was asked."""
 
-    def __init__(self, action: str = "accept", *, approve: bool = True, comment: str = "ok") -> None:
+    def __init__(self, action: str = "accept", *, approve: Any = True, comment: Any = "ok") -> None:
         self.action = action
         self.approve = approve
         self.comment = comment
@@ -106,13 +116,25 @@ def edit_plan_doc(data_dir: Path, plan_id: str, edit: Callable[[dict[str, Any]],
     db.close()
 
 
+def server_notary(data_dir: Path) -> Notary:
+    """The notary of the server whose data is in ``data_dir`` (its key file is there)."""
+    return Notary((data_dir / "secret.key").read_bytes())
+
+
 def age_approval(data_dir: Path, plan_id: str, minutes: int) -> None:
-    """Move a plan's approval ``minutes`` into the past, as if that much time had passed since."""
+    """Move a plan's approval ``minutes`` into the past, as if that much time had passed since.
+
+    The approval is re-signed with the server's key: this stands in for the clock moving, not
+    for an attacker (who has no key; see the tampering tests).
+    """
 
     def shift(doc: dict[str, Any]) -> None:
         for key in ("approved_at", "expires_at"):
             when = datetime.fromisoformat(doc["approval"][key].replace("Z", "+00:00"))
             doc["approval"][key] = (when - timedelta(minutes=minutes)).isoformat()
+        plan = Plan.model_validate(doc)
+        assert plan.approval is not None
+        doc["approval"]["mac"] = server_notary(data_dir).approval_mac(plan, plan.approval)
 
     edit_plan_doc(data_dir, plan_id, shift)
 
@@ -159,3 +181,54 @@ def sandbox_world(data_dir: Path) -> set[tuple[str, str]]:
 async def state_resources(client: Client, project_id: str = "web") -> set[tuple[str, str]]:
     state = await read_json(client, f"infra://projects/{project_id}/state")
     return {(r["type"], r["id"]) for r in state["resources"]}
+
+
+TERMINAL_CODE = re.compile(rb"type this code: ([A-Z0-9]{3}-[A-Z0-9]{3})")
+
+
+def plans_at_terminal(
+    data_dir: Path, *args: str, answer: Callable[[str], str] | None = None, timeout: float = 60.0
+) -> tuple[int, str]:
+    """Run ``infra-mcp plans ARGS`` in a pseudo-terminal, as a person at a terminal would.
+
+    ``answer`` gets the code the command shows and returns what the person types (default: the
+    code itself). Returns the exit status and everything the terminal showed.
+    """
+    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.execve(sys.executable, [sys.executable, "-m", "infra_mcp", "plans", *args], env)  # noqa: S606 - our own CLI, no shell
+    shown = b""
+    typed_code = typed_note = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # the child closed the terminal: it is ending
+                    chunk = b""
+                if not chunk:
+                    _, status = os.waitpid(pid, 0)
+                    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+                shown += chunk
+            found = TERMINAL_CODE.search(shown)
+            if found and not typed_code:
+                code = found.group(1).decode()
+                os.write(fd, ((answer or (lambda c: c))(code) + "\n").encode())
+                typed_code = True
+            if typed_code and not typed_note and b"Optional note" in shown:
+                os.write(fd, b"checked the diff\n")
+                typed_note = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                with contextlib.suppress(OSError):
+                    while chunk := os.read(fd, 65536):
+                        shown += chunk
+                return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError(f"plans {args} did not finish in {timeout} s; the terminal showed: {shown[-2000:]!r}")
+    finally:
+        os.close(fd)

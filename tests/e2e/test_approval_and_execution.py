@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra_mcp.plans_cli import login_user
 from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
 from tests.e2e.loop_helpers import (
     Human,
@@ -22,6 +23,7 @@ from tests.e2e.loop_helpers import (
     make_plan,
     make_project,
     plan_of,
+    plans_at_terminal,
     sandbox_world,
     state_resources,
     vpc_stack,
@@ -47,7 +49,7 @@ async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_
         assert approval["approved_by"] == "alice"
         assert approval["method"] == "elicitation"
         assert approval["fingerprint"] == approved["fingerprint"]
-        assert "looks right" in approval["comment"]
+        assert "looks right" in approval["person_comment"]
 
         executed = await call_ok(client, "execute_plan", {"plan_id": plan_id})
         assert executed["plan"]["status"] == "executed"
@@ -120,7 +122,7 @@ async def test_a_human_who_answers_no_in_the_form_is_recorded_as_declining(conne
         assert (await plan_of(client, plan_id))["status"] == "pending"
         (event,) = events(await audit(client), "plan.approve", plan_id)
         assert event["outcome"] == "declined"
-        assert event["details"]["comment"] == "too big"
+        assert event["details"]["person_comment"] == "too big"
 
 
 async def test_a_client_without_elicitation_is_told_to_approve_out_of_band(connect: ClientFactory) -> None:
@@ -129,8 +131,10 @@ async def test_a_client_without_elicitation_is_told_to_approve_out_of_band(conne
         plan_id = await make_plan(client, vpc_stack(subnets=0))
         error = await call_error(client, "approve_plan", {"plan_id": plan_id})
         assert error["code"] == "APPROVAL_003"
-        assert f"infra-mcp plans approve {plan_id}" in error["details"]["out_of_band"]
-        assert "infra-mcp plans approve" in error["message"]
+        command = error["details"]["for_the_person"]
+        assert f"plans approve {plan_id}" in command
+        assert "INFRA_MCP_DATA_DIR=" in command
+        assert command in error["message"]
         assert (await plan_of(client, plan_id))["status"] == "pending"
 
 
@@ -186,7 +190,7 @@ async def test_a_plan_edited_in_the_database_after_approval_is_refused(connect: 
 
         edit_plan_doc(data_dir, plan_id, widen)
         error = await call_error(client, "execute_plan", {"plan_id": plan_id})
-        assert error["code"] == "PLAN_002"
+        assert error["code"] == "INTEGRITY_001"
         assert (await call_ok(client, "list_resources", {"project_id": "web"}))["count"] == 0
         assert events(await audit(client), "plan.execute", plan_id)[0]["outcome"] == "refused"
     assert sandbox_world(data_dir) == set()
@@ -195,7 +199,7 @@ async def test_a_plan_edited_in_the_database_after_approval_is_refused(connect: 
 async def test_a_plan_whose_fingerprint_and_approval_were_both_rewritten_is_still_refused(
     connect: ClientFactory, data_dir: Path
 ) -> None:
-    """An attacker who recomputes the plan's own fingerprint still cannot match the approved one."""
+    """An attacker who recomputes the plan's fingerprint, and the approval's, has no server key for the MACs."""
     async with connect("alice", elicitation_callback=Human()) as client:
         await make_project(client)
         plan_id = await make_plan(client, vpc_stack(subnets=0))
@@ -206,9 +210,10 @@ async def test_a_plan_whose_fingerprint_and_approval_were_both_rewritten_is_stil
         def rewrite(doc: dict[str, Any]) -> None:
             doc["changes"][0]["desired"]["properties"]["CidrBlock"] = "10.9.0.0/16"
             doc["fingerprint"] = Plan.model_validate(doc).compute_fingerprint()
+            doc["approval"]["fingerprint"] = doc["fingerprint"]
 
         edit_plan_doc(data_dir, plan_id, rewrite)
-        assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_002"
+        assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "INTEGRITY_001"
     assert sandbox_world(data_dir) == set()
 
 
@@ -295,27 +300,34 @@ async def test_the_plan_resources_show_the_plan_its_diff_and_its_audit(connect: 
 # ---- the out-of-band CLI: a person in a terminal, on the same database ---------------------------------
 
 
-def _plans_cli(data_dir: Path, *args: str, user: str = "bob") -> subprocess.CompletedProcess[str]:
+def _plans_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``infra-mcp plans ...`` with no terminal (as an agent's shell would run it)."""
     env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
     env.pop("INFRA_MCP_USER", None)
     return subprocess.run(
-        [sys.executable, "-m", "infra_mcp", "plans", "--user", user, *args],
+        [sys.executable, "-m", "infra_mcp", "plans", *args],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        start_new_session=True,  # no controlling terminal, even when pytest runs in one
     )
 
 
 @pytest.mark.slow
 async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: ClientFactory, data_dir: Path) -> None:
+    person = login_user()
     async with connect("alice") as alice:  # an agent host without elicitation
         await make_project(alice, allow_self_approval=False)
         await call_ok(
             alice,
             "update_project",
-            {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}]},
+            {
+                "project_id": "web",
+                "members": [{"user": "alice", "role": "owner"}, {"user": person, "role": "approver"}],
+            },
         )
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         assert (await call_error(alice, "approve_plan", {"plan_id": plan_id}))["code"] == "APPROVAL_002"
@@ -323,13 +335,14 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         listed = _plans_cli(data_dir, "list", "web")
         assert listed.returncode == 0, listed.stderr
         assert plan_id in listed.stdout
-        approved = _plans_cli(data_dir, "approve", plan_id, "--yes", "--comment", "read it")
-        assert approved.returncode == 0, approved.stderr
+        status, screen = plans_at_terminal(data_dir, "approve", plan_id)
+        assert status == 0, screen
 
         plan = await plan_of(alice, plan_id)
         assert plan["status"] == "approved"
         assert plan["approval"]["method"] == "out_of_band"
-        assert plan["approval"]["approved_by"] == "bob"
+        assert plan["approval"]["approved_by"] == person
+        assert plan["approval"]["person_comment"] == "checked the diff"
         assert plan["approval"]["fingerprint"] == plan["fingerprint"]
         assert (await call_ok(alice, "execute_plan", {"plan_id": plan_id}))["plan"]["status"] == "executed"
 
@@ -341,7 +354,10 @@ async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFac
         await call_ok(
             alice,
             "update_project",
-            {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}]},
+            {
+                "project_id": "web",
+                "members": [{"user": "alice", "role": "owner"}, {"user": login_user(), "role": "approver"}],
+            },
         )
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         await approve(alice, plan_id)
@@ -349,7 +365,7 @@ async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFac
         assert rejected.returncode == 0, rejected.stderr
         assert (await plan_of(alice, plan_id))["status"] == "rejected"
         assert (await call_error(alice, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
-        refused = _plans_cli(data_dir, "approve", plan_id, "--yes")
-        assert refused.returncode != 0
-        assert "PLAN_003" in refused.stderr
+        status, screen = plans_at_terminal(data_dir, "approve", plan_id)
+        assert status != 0
+        assert "PLAN_003" in screen
     assert sandbox_world(data_dir) == set()

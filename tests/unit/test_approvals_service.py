@@ -18,7 +18,7 @@ from infra_mcp.domain.project import (
 from infra_mcp.domain.state import StateFile
 from infra_mcp.errors import InfraError
 from infra_mcp.services.approvals import ApprovalService
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -28,7 +28,7 @@ class World:
         self.projects = FakeProjectStore()
         self.states = FakeStateStores()
         self.now = NOW
-        self.service = ApprovalService(self.projects, self.states, clock=lambda: self.now)
+        self.service = ApprovalService(self.projects, self.states, notary=TEST_NOTARY, clock=lambda: self.now)
         self.project = Project(
             id="web",
             name="web",
@@ -50,8 +50,8 @@ class World:
             base_serial=base_serial,
             base_lineage=None,
             changes=[Change(name=f"r{i}", type="AWS::EC2::VPC", action=a) for i, a in enumerate(actions)],
-        ).with_fingerprint()
-        return await self.projects.save_plan(made)
+        )
+        return await self.projects.save_plan(TEST_NOTARY.sign_plan(made))
 
     def audit(self, action: str) -> list[tuple[str, str]]:
         return [(e.actor, e.outcome) for e in self.projects.audit if e.action == action]
@@ -66,16 +66,19 @@ async def refused(coro: object) -> InfraError:
 async def test_approve_binds_the_fingerprint_and_expires_after_the_project_ttl() -> None:
     world = World(approval_ttl_minutes=30)
     plan = await world.plan(Action.CREATE)
-    approved = await world.service.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION, comment="lgtm")
+    approved = await world.service.approve(
+        plan.id, "alice", method=ApprovalMethod.ELICITATION, agent_comment="agent says", person_comment="lgtm"
+    )
     assert approved.status is PlanStatus.APPROVED
     assert approved.approval is not None
     assert approved.approval.fingerprint == plan.fingerprint
     assert approved.approval.expires_at == NOW + timedelta(minutes=30)
-    assert (approved.approval.approved_by, approved.approval.method, approved.approval.comment) == (
-        "alice",
-        ApprovalMethod.ELICITATION,
-        "lgtm",
-    )
+    assert (
+        approved.approval.approved_by,
+        approved.approval.method,
+        approved.approval.person_comment,
+        approved.approval.agent_comment,
+    ) == ("alice", ApprovalMethod.ELICITATION, "lgtm", "agent says")
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
     assert world.audit("plan.approve") == [("alice", "ok")]
 
@@ -84,7 +87,7 @@ async def test_approve_binds_the_fingerprint_and_expires_after_the_project_ttl()
 async def test_a_declined_or_cancelled_prompt_is_recorded_and_the_plan_stays_pending(outcome: str) -> None:
     world = World()
     plan = await world.plan(Action.CREATE)
-    await world.service.record_declined(plan.id, "alice", outcome, "not now")  # type: ignore[arg-type]
+    await world.service.record_declined(plan.id, "alice", outcome, person_comment="not now")  # type: ignore[arg-type]
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.PENDING
     assert world.audit("plan.approve") == [("alice", outcome)]
 

@@ -59,8 +59,8 @@ async def test_execute_refuses_a_plan_edited_in_the_database_after_approval(worl
     assert stored.changes[0].desired is not None
     stored.changes[0].desired.properties["CidrBlock"] = "0.0.0.0/0"
     error = await refused(world.execution.execute(plan.id, "ed"))
-    assert error.code == "PLAN_002"
-    assert error.details["reason"] == "changed_after_approval"
+    assert error.code == "INTEGRITY_001"
+    assert error.details["reason"] == "plan_signature_mismatch"
     assert world.cloud.calls == []
 
 

@@ -15,7 +15,7 @@ from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.secrets import SecretSealer
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
 from tests.unit.plan_builders import catalog, resources, subnet, vpc
 
 SECRET = "correct-horse-battery-staple"
@@ -43,7 +43,9 @@ def states() -> FakeStateStores:
 
 @pytest.fixture
 def service(store: FakeProjectStore, states: FakeStateStores, tmp_path: Path) -> PlanningService:
-    return PlanningService(store, states, catalog(), SecretSealer(tmp_path / "sealing.key"), lint=False)
+    return PlanningService(
+        store, states, catalog(), SecretSealer(tmp_path / "sealing.key"), notary=TEST_NOTARY, lint=False
+    )
 
 
 async def _apply(states: FakeStateStores, entries: list[dict[str, Any]]) -> StateFile:

@@ -7,10 +7,11 @@ a plain question so the CLI and the server can also show *why* without raising.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from infra_mcp.domain.plan import Action, Approval, Plan, PlanStatus, RiskLevel
+from infra_mcp.domain.plan import Action, Approval, ApprovalMethod, Plan, PlanStatus, RiskLevel
 from infra_mcp.domain.project import AutoApprovalRule, Permission, Project
+from infra_mcp.domain.risk import destroys_data
 from infra_mcp.errors import (
     ApprovalExpired,
     ApprovalRequired,
@@ -58,6 +59,14 @@ def rule_mismatches(plan: Plan, rule: AutoApprovalRule) -> list[str]:
         reasons.append(f"action(s) {', '.join(extra)} not allowed by the rule (allowed: {sorted(rule.actions)})")
     if any(f.severity == "error" for f in plan.findings):
         reasons.append("the plan has validation errors")
+    # Whatever the rule's limits say: a person decides on these.
+    security = [finding for c in plan.changes for finding in c.security_findings]
+    if security:
+        more = f" and {len(security) - 3} more" if len(security) > 3 else ""
+        reasons.append(f"security-relevant change(s): {'; '.join(security[:3])}{more}")
+    destroyed = sorted(c.name for c in plan.changes if destroys_data(c))
+    if destroyed:
+        reasons.append(f"destroys or replaces data-holding resource(s): {', '.join(destroyed)}")
     return reasons
 
 
@@ -115,16 +124,26 @@ def require_pending(plan: Plan, *, action: str) -> None:
     )
 
 
+def require_has_changes(plan: Plan, *, action: str) -> None:
+    """Raises PlanStatusInvalid (PLAN_003) for a "No changes" plan: nothing to approve or execute."""
+    if not plan.has_changes:
+        raise PlanStatusInvalid(
+            f"Plan {plan.id} has no changes: there is nothing to {action}. AWS already matches it.",
+            details={"plan_id": plan.id, "status": plan.status.value, "reason": "no_changes"},
+        )
+
+
 def require_may_approve(plan: Plan, project: Project, user: str) -> None:
     """Everything about *who* and *which status* before a human is asked.
 
     Raises:
         AccessDenied: AUTH_001, the user's role lacks ``approve``.
-        PlanStatusInvalid: PLAN_003, the plan is not pending.
+        PlanStatusInvalid: PLAN_003, the plan is not pending, or has no changes.
         ApprovalRequired: APPROVAL_002, the author may not approve their own plan in this project.
     """
     require_permission(project, user, Permission.APPROVE)
     require_pending(plan, action="approve")
+    require_has_changes(plan, action="approve")
     if not project.settings.approval.allow_self_approval and user == plan.author:
         raise ApprovalRequired(
             f"Project {project.id!r} does not allow a plan's author to approve it; {user!r} made plan {plan.id}. "
@@ -182,6 +201,19 @@ def require_executable(plan: Plan, now: datetime) -> Approval:
         PlanTampered: PLAN_002, the plan changed after approval.
     """
     if plan.status is PlanStatus.PENDING:
+        request = plan.approval_request
+        if request is not None:
+            raise ApprovalRequired(
+                f"Plan {plan.id} is waiting for a person to approve it in a terminal. Do not call approve_plan "
+                f"again. The person runs, in their own terminal: {request.command} ; when they say it is approved, "
+                "call execute_plan.",
+                details={
+                    "plan_id": plan.id,
+                    "status": plan.status.value,
+                    "reason": "awaiting_out_of_band_approval",
+                    "for_the_person": request.command,
+                },
+            )
         raise ApprovalRequired(
             f"Plan {plan.id} is not approved. Approve it first with approve_plan, then execute it.",
             details={"plan_id": plan.id, "status": plan.status.value, "reason": "not_approved"},
@@ -212,3 +244,49 @@ def require_executable(plan: Plan, now: datetime) -> Approval:
             details={"plan_id": plan.id, "reason": "changed_after_approval"},
         )
     return approval
+
+
+def require_grounds_hold(plan: Plan, project: Project, now: datetime) -> None:
+    """The approval still stands under the project's *current* members and policy.
+
+    An approval is a decision by someone allowed to make it, under the rules in force. If the
+    approver lost the role, the policy was tightened (self-approval off, human confirmation on,
+    a shorter time to live, the rule removed), it no longer counts.
+
+    Raises:
+        ApprovalRequired: APPROVAL_002, the approver or the policy no longer allows it.
+        ApprovalExpired: APPROVAL_001, the current time to live has run out.
+    """
+    approval = plan.approval
+    if approval is None:
+        return
+    policy = project.settings.approval
+
+    def refuse(reason: str, why: str) -> ApprovalRequired:
+        return ApprovalRequired(
+            f"The approval of plan {plan.id} no longer counts: {why}. Ask an approver of project "
+            f"{project.id!r} to approve a new plan.",
+            details={"plan_id": plan.id, "approved_by": approval.approved_by, "reason": reason},
+        )
+
+    if approval.method is ApprovalMethod.RULE:
+        rule = policy.auto_approval
+        if rule is None:
+            raise refuse("rule_removed", "the project's auto-approval rule was removed")
+        mismatches = rule_mismatches(plan, rule)
+        if mismatches:
+            raise refuse("rule_no_longer_fits", f"the plan no longer fits the current rule ({mismatches[0]})")
+    else:
+        if not project.can(approval.approved_by, Permission.APPROVE):
+            raise refuse("approver_lost_role", f"{approval.approved_by!r} may no longer approve in this project")
+        if approval.method is ApprovalMethod.NO_CONFIRMATION and policy.require_human_confirmation:
+            raise refuse("confirmation_now_required", "the project now requires a human to confirm every plan")
+        if not policy.allow_self_approval and approval.approved_by == plan.author:
+            raise refuse("self_approval_forbidden", "the project no longer lets a plan's author approve it")
+    deadline = min(approval.expires_at, approval.approved_at + timedelta(minutes=policy.approval_ttl_minutes))
+    if now > deadline:
+        raise ApprovalExpired(
+            f"The approval of plan {plan.id} expired at {deadline.isoformat()} under the project's current "
+            "approval time to live. Make a new plan and approve it again.",
+            details={"plan_id": plan.id, "expired_at": deadline.isoformat(), "reason": "ttl_shortened"},
+        )

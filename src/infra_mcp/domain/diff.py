@@ -419,6 +419,7 @@ def _to_change(item: _Work, display: _Display) -> Change:
         name=item.spec.name,
         type=item.spec.type,
         action=item.action,
+        previous_type=resource.type if resource is not None and resource.type != item.spec.type else None,
         region=item.spec.region,
         physical_id=resource.id if resource is not None else None,
         property_changes=property_changes,

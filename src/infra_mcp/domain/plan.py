@@ -84,6 +84,9 @@ class Change(BaseModel):
     name: str
     type: str
     action: Action
+    previous_type: str | None = Field(
+        default=None, description="The existing resource's type when a replacement changes the type."
+    )
     region: str = "us-east-1"
     physical_id: str | None = Field(default=None, description="Existing physical id (update/replace/delete).")
     property_changes: list[PropertyChange] = Field(default_factory=list)
@@ -93,6 +96,9 @@ class Change(BaseModel):
     replacement_strategy: Literal["create_before_delete", "delete_before_create"] | None = None
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)
+    security_findings: list[str] = Field(
+        default_factory=list, description="Security-relevant effects (public access, wildcards, protection off...)."
+    )
     depends_on: list[str] = Field(default_factory=list, description="Logical names this change waits for.")
     desired: ResourceSpec | None = Field(default=None, description="What to create/update to (None for delete).")
 
@@ -152,12 +158,30 @@ class ApprovalMethod(StrEnum):
 
 
 class Approval(BaseModel):
+    """Who approved which fingerprint, how and until when, sealed by the server key (``mac``).
+
+    ``person_comment`` is what the person typed (in the prompt or at the terminal);
+    ``agent_comment`` what the calling agent passed to ``approve_plan``. They are kept apart so a
+    reader of the audit never mistakes the agent's words for the person's.
+    """
+
     approved_by: str
     approved_at: datetime = Field(default_factory=utcnow)
     method: ApprovalMethod
     fingerprint: str
-    comment: str = ""
+    agent_comment: str = ""
+    person_comment: str = ""
     expires_at: datetime
+    mac: str = Field(default="", description="Keyed MAC over the approval and the plan's fingerprint.")
+
+
+class ApprovalRequest(BaseModel):
+    """A pending plan waiting for a person to approve it out of band (in a terminal)."""
+
+    method: Literal["out_of_band"] = "out_of_band"
+    requested_at: datetime = Field(default_factory=utcnow)
+    requested_by: str
+    command: str = Field(description="The command the person runs, with the data directory the server uses.")
 
 
 class Rejection(BaseModel):
@@ -218,8 +242,10 @@ class Plan(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     cost: CostEstimate = Field(default_factory=CostEstimate)
     fingerprint: str = ""
+    content_mac: str = Field(default="", description="Keyed MAC binding id, project and fingerprint.")
 
     # Lifecycle (not fingerprinted).
+    approval_request: ApprovalRequest | None = None
     approval: Approval | None = None
     rejection: Rejection | None = None
     execution: ExecutionRecord | None = None
@@ -246,3 +272,8 @@ class Plan(BaseModel):
     @property
     def actionable_changes(self) -> list[Change]:
         return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        """False for a "No changes" plan: nothing to approve, nothing to execute."""
+        return any(c.action is not Action.NOOP for c in self.changes)

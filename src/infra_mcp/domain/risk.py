@@ -3,9 +3,12 @@
 The rules, in order of precedence:
 
 * deleting or replacing a resource that holds data (:data:`DATA_HOLDING`) is **high**: the data
-  goes with it, and no undo brings it back;
-* anything touching access control, encryption keys or network routing (:data:`SENSITIVE`) is at
-  least **medium**: a mistake there opens or closes doors for everything else;
+  goes with it, and no undo brings it back. The type judged is the worse of what exists and what
+  is declared: re-declaring a database's name as a VPC still destroys the database;
+* anything touching access control, encryption keys or network routing (:data:`SENSITIVE`), and
+  any change with a security finding (``domain/security``: public access, wildcards, protection,
+  backups, encryption or logging turned off, credentials or IAM bindings changed), is at least
+  **medium**, never low: a mistake there opens or closes doors for everything else;
 * other deletions and replacements are **medium**: something that exists goes away or gets a new
   identity, and whatever depends on it notices;
 * tag-only updates, other updates and creations are **low**.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from infra_mcp.domain.plan import Action, Change, RiskLevel
+from infra_mcp.domain.security import security_findings
 
 # Types whose deletion destroys data (rows, objects, blocks, messages, images, keys). The value
 # says what is lost, so the reason reads "deleting it destroys <what>". Replacement is the same
@@ -111,22 +115,62 @@ def _tag_only(change: Change) -> bool:
     )
 
 
-def assess(change: Change) -> tuple[RiskLevel, list[str]]:
-    """The risk of one change and the reasons for it."""
+def data_held(change: Change) -> str | None:
+    """What is lost if ``change`` destroys its resource: judged on the existing and the declared type."""
+    for type_name in (change.previous_type, change.type):
+        if type_name and type_name in DATA_HOLDING:
+            return DATA_HOLDING[type_name]
+    return None
+
+
+def destroys_data(change: Change) -> bool:
+    """True for a delete or replace of something that holds data (never auto-approved)."""
+    return change.action in (Action.DELETE, Action.REPLACE) and data_held(change) is not None
+
+
+def _sensitivity(change: Change) -> str | None:
+    for type_name in (change.previous_type, change.type):
+        found = sensitivity(type_name) if type_name else None
+        if found:
+            return found
+    return None
+
+
+def _label(change: Change) -> str:
+    if change.previous_type and change.previous_type != change.type:
+        return f"{change.name} ({change.previous_type}, re-declared as {change.type})"
+    return f"{change.name} ({change.type})"
+
+
+def assess(change: Change, security: list[str] | None = None) -> tuple[RiskLevel, list[str]]:
+    """The risk of one change and the reasons for it.
+
+    Args:
+        change: The change.
+        security: Its security findings (computed here when not given).
+    """
     action = change.action
     if action is Action.NOOP:
         return RiskLevel.LOW, []
-    data = DATA_HOLDING.get(change.type)
-    sensitive = sensitivity(change.type)
-    label = f"{change.name} ({change.type})"
+    security = security_findings(change) if security is None else security
+    data = data_held(change)
+    sensitive = _sensitivity(change)
+    label = _label(change)
 
     if action in (Action.DELETE, Action.REPLACE) and data:
         verb = "deleting" if action is Action.DELETE else "replacing"
         reasons = [f"{verb} {label} destroys {data}"]
         if action is Action.REPLACE and change.replacement_reasons:
             reasons.append(f"{change.name} is replaced because {'; '.join(change.replacement_reasons)}")
-        return RiskLevel.HIGH, reasons
+        return RiskLevel.HIGH, [*reasons, *security]
 
+    if security:
+        level, reasons = _base(change, action, label, sensitive)
+        return max(level, RiskLevel.MEDIUM, key=lambda r: r.rank), [*security, *reasons]
+    return _base(change, action, label, sensitive)
+
+
+def _base(change: Change, action: Action, label: str, sensitive: str | None) -> tuple[RiskLevel, list[str]]:
     if action is Action.UPDATE and _tag_only(change):
         if change.type.startswith("AWS::IAM::"):
             # IAM tags can grant access (attribute-based access control), so they are not cosmetic.
@@ -152,8 +196,9 @@ def assess(change: Change) -> tuple[RiskLevel, list[str]]:
 
 
 def with_risk(change: Change) -> Change:
-    level, reasons = assess(change)
-    return change.model_copy(update={"risk": level, "risk_reasons": reasons})
+    security = security_findings(change)
+    level, reasons = assess(change, security)
+    return change.model_copy(update={"risk": level, "risk_reasons": reasons, "security_findings": security})
 
 
 def plan_risk(changes: Iterable[Change]) -> tuple[RiskLevel, list[str]]:

@@ -51,6 +51,11 @@ def next_step(plan: Plan) -> str:
     if plan.status is PlanStatus.PENDING:
         if not plan.actionable_changes:
             return "Nothing to change: AWS already matches the desired state. No approval needed."
+        if plan.approval_request is not None:
+            return (
+                "Waiting for a person to approve it in their terminal. Do not run the approval command yourself; "
+                "call execute_plan once the person says it is approved."
+            )
         return (
             "Show the diff to the user, then call approve_plan (a human confirms it) or reject_plan. "
             "Nothing has touched AWS."

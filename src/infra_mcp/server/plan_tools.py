@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from infra_mcp.domain.plan import ApprovalMethod, Plan, PlanStatus
+from infra_mcp.domain.plan import Action, ApprovalMethod, Plan, PlanStatus
 from infra_mcp.domain.render import render_plan
+from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import ElicitationUnsupported, InfraError, NotFound
 from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.out_of_band import approval_command
 from infra_mcp.server.plan_models import (
     ApprovalResult,
     PlanList,
@@ -28,14 +30,55 @@ if TYPE_CHECKING:
 
 PlanId = Annotated[str, Field(description="Plan id, e.g. plan-1a2b3c4d5e6f.", max_length=100)]
 ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+Description = Annotated[
+    str,
+    Field(
+        description=f"Why this change is made (shown to approvers after the facts, as the author's words; "
+        f"at most {DESCRIPTION_MAX} characters).",
+        max_length=DESCRIPTION_MAX,
+    ),
+]
 NEVER_TOUCHES_AWS = "Makes a pending plan only; nothing touches AWS until approve_plan and execute_plan."
+
+# The prompt lists this many destroys/replaces and security findings, then "and K more".
+PROMPT_MAX_DESTROYS = 10
+PROMPT_MAX_FINDINGS = 5
+_LINE_MAX = 300
 
 
 class ApprovalAnswer(BaseModel):
-    """What the human answers in the confirmation prompt."""
+    """What the human answers in the confirmation prompt.
 
-    approve: bool = Field(description="Approve this plan so it can be executed?")
-    comment: str = Field(default="", description="Optional note recorded with your decision.")
+    The schema the client shows is a boolean and a string, but the answer is read as sent: only
+    a JSON ``true`` approves. Lax parsing would turn ``"yes"``, ``"on"`` or ``1`` into an approval
+    (and a client or an agent filling the form could send any of them); those count as a decline.
+    """
+
+    approve: Annotated[
+        Any,
+        WithJsonSchema(
+            {"type": "boolean", "title": "Approve", "description": "Approve this plan so it can be executed?"}
+        ),
+    ] = None
+    comment: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "title": "Comment",
+                "description": f"Optional note recorded with your decision (at most {COMMENT_MAX} characters).",
+                "maxLength": COMMENT_MAX,
+            }
+        ),
+    ] = ""
+
+    @property
+    def approved(self) -> bool:
+        return self.approve is True
+
+    @property
+    def note(self) -> str:
+        return clean_untrusted(self.comment, COMMENT_MAX) if isinstance(self.comment, str) else ""
 
 
 class _Skip:
@@ -46,24 +89,63 @@ class _Skip:
         self.confirmation_needed = confirmation_needed
 
 
+def _line(text: str) -> str:
+    return clean_untrusted(text, _LINE_MAX)
+
+
 def approval_prompt(plan: Plan) -> str:
-    """The text the human sees: summary line, risk, cost delta, the riskiest changes."""
-    risky = sorted(plan.actionable_changes, key=lambda c: -c.risk.rank)[:5]
+    """The text the person sees: facts the server computed first, the author's words last.
+
+    Order: what is asked, summary, risk, cost, every destroy and replace (or the riskiest
+    ``PROMPT_MAX_DESTROYS`` and "and K more"), security findings, the other riskiest changes,
+    then the author's description, cleaned, cut and marked as the author's. Every line is cleaned
+    of control and bidi characters, so nothing in a plan can fake a line of the server's.
+    """
+    changes = plan.actionable_changes
+    destroys = sorted(
+        (c for c in changes if c.action in (Action.DELETE, Action.REPLACE)), key=lambda c: (-c.risk.rank, c.name)
+    )
+    security = [finding for c in changes for finding in c.security_findings]
+    others = sorted((c for c in changes if c not in destroys), key=lambda c: (-c.risk.rank, c.name))[:5]
+    cost = plan.cost
     lines = [
-        f"Approve plan {plan.id} for project '{plan.project_id}'?",
-        f"{plan.description}" if plan.description else "",
+        f"Approve plan {plan.id} for project '{plan.project_id}'? (facts computed by infra-mcp)",
         plan.summary.text,
-        f"Risk: {plan.risk.value.upper()}" + (f" ({'; '.join(plan.risk_reasons[:3])})" if plan.risk_reasons else ""),
-        f"Monthly cost: {plan.cost.monthly_delta:+.2f} {plan.cost.currency} "
-        f"({plan.cost.monthly_before:.2f} → {plan.cost.monthly_after:.2f})"
-        + (f"; {len(plan.cost.unpriced)} usage-based or unpriced" if plan.cost.unpriced else ""),
+        f"Risk: {plan.risk.value.upper()}",
+        f"Monthly cost: {cost.monthly_delta:+.2f} {cost.currency} ({cost.monthly_before:.2f} → {cost.monthly_after:.2f})"
+        + (f"; {len(cost.unpriced)} usage-based or unpriced" if cost.unpriced else ""),
     ]
-    if risky:
-        lines.append("Riskiest changes:")
-        for change in risky:
+    if destroys:
+        lines.append(f"Destroyed or replaced ({len(destroys)}):")
+        for change in destroys[:PROMPT_MAX_DESTROYS]:
             why = f" — {change.risk_reasons[0]}" if change.risk_reasons else ""
-            lines.append(f"  [{change.risk.value}] {change.action.value} {change.name} ({change.type}){why}")
-    lines.append(f"Made by {plan.author}. Approving lets execute_plan apply exactly this plan to AWS.")
+            was = f", was {change.previous_type}" if change.previous_type else ""
+            lines.append(
+                _line(f"  [{change.risk.value}] {change.action.value} {change.name} ({change.type}{was}){why}")
+            )
+        if len(destroys) > PROMPT_MAX_DESTROYS:
+            lines.append(f"  ...and {len(destroys) - PROMPT_MAX_DESTROYS} more destroyed or replaced")
+    if security:
+        lines.append(f"Security-relevant ({len(security)}):")
+        lines.extend(_line(f"  - {finding}") for finding in security[:PROMPT_MAX_FINDINGS])
+        if len(security) > PROMPT_MAX_FINDINGS:
+            lines.append(f"  ...and {len(security) - PROMPT_MAX_FINDINGS} more")
+    if others:
+        lines.append("Other changes, riskiest first:")
+        for change in others:
+            why = f" — {change.risk_reasons[0]}" if change.risk_reasons else ""
+            lines.append(_line(f"  [{change.risk.value}] {change.action.value} {change.name} ({change.type}){why}"))
+        rest = len(changes) - len(destroys) - len(others)
+        if rest > 0:
+            lines.append(f"  ...and {rest} more")
+    lines.append(
+        _line(
+            f"Made by {plan.author}. Approving lets execute_plan apply exactly this plan "
+            f"(fingerprint {plan.fingerprint[:19]}) to AWS."
+        )
+    )
+    if plan.description:
+        lines.append(quoted_as_author(plan.description, plan.author))
     return "\n".join(line for line in lines if line)
 
 
@@ -87,7 +169,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
                 '{"Fn::GetAtt": [name, attr]}. Resources in state but absent here are deleted.'
             ),
         ],
-        description: Annotated[str, Field(description="Why this change is made (shown to approvers).")] = "",
+        description: Description = "",
     ) -> PlanView:
         """Diff a full desired state against the current state into a reviewable plan."""
         return await made(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
@@ -104,7 +186,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         tags: Annotated[dict[str, str] | None, Field(description="Tags.")] = None,
         region: Annotated[str | None, Field(description="Region (default: the project's).")] = None,
         depends_on: Annotated[list[str] | None, Field(description="Names this must wait for.")] = None,
-        description: Annotated[str, Field(description="Why.")] = "",
+        description: Description = "",
     ) -> PlanView:
         """Plan creating one resource (a one-change plan). Never touches AWS itself."""
         plan = await rt.app.planning.create_resource(
@@ -129,7 +211,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             dict[str, Any] | None, Field(description="Properties to set (merged; null removes one).")
         ] = None,
         tags: Annotated[dict[str, str | None] | None, Field(description="Tags to set (null removes).")] = None,
-        description: Annotated[str, Field(description="Why.")] = "",
+        description: Description = "",
     ) -> PlanView:
         """Plan changing one resource (may be a replacement). Never touches AWS itself."""
         plan = await rt.app.planning.update_resource(
@@ -142,7 +224,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     async def delete_resource(
         project_id: ProjectId,
         resource: Annotated[str, Field(description="Logical name or physical id.")],
-        description: Annotated[str, Field(description="Why.")] = "",
+        description: Description = "",
     ) -> PlanView:
         """Plan deleting one resource. Never touches AWS itself."""
         plan = await rt.app.planning.delete_resource(
@@ -186,16 +268,15 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         capabilities = ctx.client_capabilities
         elicitation = capabilities.elicitation if capabilities is not None else None
         if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+            command = approval_command(plan.id, rt.settings)
+            await rt.app.approvals.request_out_of_band(plan.id, rt.user, command)
             return _Skip(
                 error=ElicitationUnsupported(
-                    "This project requires a human to confirm every plan, and this MCP client cannot show "
-                    "confirmation prompts (no elicitation support). Ask a person to run, in a terminal on this "
-                    f"machine: `infra-mcp plans show {plan.id}` then `infra-mcp plans approve {plan.id}` "
-                    f"(or `infra-mcp plans reject {plan.id}`). Then call execute_plan.",
-                    details={
-                        "plan_id": plan.id,
-                        "out_of_band": [f"infra-mcp plans show {plan.id}", f"infra-mcp plans approve {plan.id}"],
-                    },
+                    f"For the person, not the agent: plan {plan.id} needs a person's approval, and this MCP client "
+                    "cannot show approval prompts. The person reviews and approves it in their own terminal "
+                    f"(it asks for a code shown only there): {command} . Agent: do not run this command and do not "
+                    "call approve_plan again; tell the person, and call execute_plan after they say it is approved.",
+                    details={"plan_id": plan.id, "reason": "awaiting_out_of_band_approval", "for_the_person": command},
                 )
             )
         return Elicit(approval_prompt(redacted(plan)), ApprovalAnswer)
@@ -205,25 +286,49 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     async def approve_plan(
         plan_id: PlanId,
         confirmation: Annotated[ElicitationResult[ApprovalAnswer], Resolve(ask_human)],
-        comment: Annotated[str, Field(description="Why it is fine to apply (recorded).")] = "",
+        comment: Annotated[
+            str,
+            Field(
+                description=f"Your (the agent's) note, recorded as the agent's, not the person's; at most "
+                f"{COMMENT_MAX} characters.",
+                max_length=COMMENT_MAX,
+            ),
+        ] = "",
     ) -> ApprovalResult:
-        """Ask the human to approve a plan (a confirmation prompt). The only way a plan becomes approved."""
+        """Ask the person to approve a plan in a confirmation prompt they answer themselves; the only way a plan
+        becomes approved. The agent cannot answer for them."""
         approvals = rt.app.approvals
         if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, _Skip):
             skip = confirmation.data
             if skip.error is not None:
                 raise skip.error
-            plan = await approvals.approve(plan_id, rt.user, method=ApprovalMethod.NO_CONFIRMATION, comment=comment)
+            plan = await approvals.approve(
+                plan_id, rt.user, method=ApprovalMethod.NO_CONFIRMATION, agent_comment=comment
+            )
             return _approved(plan)
-        if isinstance(confirmation, AcceptedElicitation) and confirmation.data.approve:
-            note = "; ".join(x for x in (comment, confirmation.data.comment) if x)
-            plan = await approvals.approve(plan_id, rt.user, method=ApprovalMethod.ELICITATION, comment=note)
+        if isinstance(confirmation, AcceptedElicitation) and confirmation.data.approved:
+            plan = await approvals.approve(
+                plan_id,
+                rt.user,
+                method=ApprovalMethod.ELICITATION,
+                agent_comment=comment,
+                person_comment=confirmation.data.note,
+            )
             return _approved(plan)
         outcome: Literal["declined", "cancelled"] = (
             "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
         )
-        said = confirmation.data.comment if isinstance(confirmation, AcceptedElicitation) else ""
-        plan = await approvals.record_declined(plan_id, rt.user, outcome, said or comment)
+        accepted = isinstance(confirmation, AcceptedElicitation)
+        said = confirmation.data.note if isinstance(confirmation, AcceptedElicitation) else ""
+        plan = await approvals.record_declined(
+            plan_id,
+            rt.user,
+            outcome,
+            agent_comment=comment,
+            person_comment=said,
+            # The form came back 'accept' but its answer was not a JSON true: say why it counts as no.
+            reason="answer_not_boolean_true" if accepted else "",
+        )
         return ApprovalResult(
             plan_id=plan.id,
             outcome=outcome,
@@ -236,7 +341,12 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @handle_tool_errors("reject_plan")
     async def reject_plan(
         plan_id: PlanId,
-        reason: Annotated[str, Field(description="Why it is rejected (recorded).")] = "",
+        reason: Annotated[
+            str,
+            Field(
+                description=f"Why it is rejected (recorded; at most {COMMENT_MAX} characters).", max_length=COMMENT_MAX
+            ),
+        ] = "",
     ) -> PlanView:
         """Reject a plan for good: it can never be approved or executed."""
         return view(await rt.app.approvals.reject(plan_id, rt.user, reason))

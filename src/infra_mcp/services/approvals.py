@@ -17,9 +17,18 @@ import structlog
 from infra_mcp.domain import approval_rules as rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
-from infra_mcp.domain.plan import Approval, ApprovalMethod, Plan, PlanStatus, Rejection
+from infra_mcp.domain.integrity import Notary
+from infra_mcp.domain.plan import Approval, ApprovalMethod, ApprovalRequest, Plan, PlanStatus, Rejection
 from infra_mcp.domain.project import Project
-from infra_mcp.errors import ApprovalRequired, InfraError, NotFound, PlanStale, PlanStatusInvalid
+from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted
+from infra_mcp.errors import (
+    ApprovalRequired,
+    InfraError,
+    IntegrityFailed,
+    NotFound,
+    PlanStale,
+    PlanStatusInvalid,
+)
 from infra_mcp.ports import ProjectStore, StateStores
 
 log = structlog.get_logger(__name__)
@@ -33,12 +42,14 @@ class ApprovalService:
     Args:
         projects: Plans, projects and the audit log.
         states: The state store of each project (to refuse stale plans before a human is asked).
+        notary: Signs approvals and checks plans with the server key.
         clock: Current time (injected so tests control expiry).
     """
 
-    def __init__(self, projects: ProjectStore, states: StateStores, clock: Clock = utcnow) -> None:
+    def __init__(self, projects: ProjectStore, states: StateStores, *, notary: Notary, clock: Clock = utcnow) -> None:
         self.projects = projects
         self.states = states
+        self.notary = notary
         self.clock = clock
 
     @staticmethod
@@ -70,6 +81,17 @@ class ApprovalService:
         rules.require_may_approve(plan, project, user)
         await self._require_fresh(plan, project)
         rules.require_intact(plan)
+        self.require_genuine(plan)
+
+    def require_genuine(self, plan: Plan) -> None:
+        """Raises IntegrityFailed (INTEGRITY_001) unless the server key signed this plan's content."""
+        if not self.notary.plan_is_genuine(plan):
+            raise IntegrityFailed(
+                f"Plan {plan.id} was not made by this infra-mcp server or was edited outside it (its content "
+                "does not match the server key's signature). It can never be approved. Make a new plan, and tell "
+                "the project's owner: the database may have been tampered with.",
+                details={"plan_id": plan.id, "reason": "plan_signature_mismatch"},
+            )
 
     async def _require_fresh(self, plan: Plan, project: Project) -> None:
         """Refuse a stale plan and retire it, so nobody is asked to confirm it again."""
@@ -86,11 +108,20 @@ class ApprovalService:
         with contextlib.suppress(PlanStatusInvalid):
             await self.projects.update_plan(plan.model_copy(update={"status": status}), expected_status=plan.status)
 
-    async def approve(self, plan_id: str, user: str, *, method: ApprovalMethod, comment: str = "") -> Plan:
+    async def approve(
+        self,
+        plan_id: str,
+        user: str,
+        *,
+        method: ApprovalMethod,
+        agent_comment: str = "",
+        person_comment: str = "",
+    ) -> Plan:
         """Approve a pending plan, bound to its fingerprint, valid for the project's TTL.
 
         ``method`` says how the human confirmed (elicitation or out of band), or
-        ``no_confirmation`` for a project that opted out of human confirmation.
+        ``no_confirmation`` for a project that opted out of human confirmation. The agent's and
+        the person's comments are recorded apart, each cleaned and cut to ``COMMENT_MAX``.
 
         Raises:
             ApprovalRequired: APPROVAL_002, ``no_confirmation`` or ``rule`` used where not allowed.
@@ -105,19 +136,39 @@ class ApprovalService:
                 else f"Plan {plan.id} cannot be approved 'by rule' on request; rules apply when a plan is made.",
                 details={"plan_id": plan.id, "method": method.value, "reason": "confirmation_required"},
             )
-        return await self._approve(plan, project, approver=user, actor=user, method=method, comment=comment)
+        return await self._approve(
+            plan,
+            project,
+            approver=user,
+            actor=user,
+            method=method,
+            agent_comment=clean_untrusted(agent_comment, COMMENT_MAX),
+            person_comment=clean_untrusted(person_comment, COMMENT_MAX),
+        )
 
     async def _approve(
-        self, plan: Plan, project: Project, *, approver: str, actor: str, method: ApprovalMethod, comment: str
+        self,
+        plan: Plan,
+        project: Project,
+        *,
+        approver: str,
+        actor: str,
+        method: ApprovalMethod,
+        agent_comment: str = "",
+        person_comment: str = "",
     ) -> Plan:
         now = self.clock()
-        approval = Approval(
-            approved_by=approver,
-            approved_at=now,
-            method=method,
-            fingerprint=plan.compute_fingerprint(),
-            comment=comment,
-            expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
+        approval = self.notary.sign_approval(
+            plan,
+            Approval(
+                approved_by=approver,
+                approved_at=now,
+                method=method,
+                fingerprint=plan.compute_fingerprint(),
+                agent_comment=agent_comment,
+                person_comment=person_comment,
+                expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
+            ),
         )
         approved = plan.model_copy(update={"status": PlanStatus.APPROVED, "approval": approval})
         try:
@@ -134,18 +185,51 @@ class ApprovalService:
             approved_by=approver,
             fingerprint=approval.fingerprint,
             expires_at=approval.expires_at.isoformat(),
-            comment=comment,
+            agent_comment=agent_comment,
+            person_comment=person_comment,
         )
         log.info("plan_approved", project_id=plan.project_id, plan_id=plan.id, user=approver, method=method.value)
         return saved
 
     async def record_declined(
-        self, plan_id: str, user: str, outcome: Literal["declined", "cancelled"], comment: str = ""
+        self,
+        plan_id: str,
+        user: str,
+        outcome: Literal["declined", "cancelled"],
+        *,
+        agent_comment: str = "",
+        person_comment: str = "",
+        reason: str = "",
     ) -> Plan:
-        """Record that the human declined or dismissed the confirmation prompt; the plan stays pending."""
+        """Record that the human declined or dismissed the confirmation prompt; the plan stays pending.
+
+        ``reason`` says why an answer counted as a decline (e.g. ``answer_not_boolean_true``).
+        """
         plan = await self.projects.get_plan(plan_id)
-        await self._audit(plan, user, "plan.approve", outcome, comment=comment)
+        details: dict[str, Any] = {
+            "agent_comment": clean_untrusted(agent_comment, COMMENT_MAX),
+            "person_comment": clean_untrusted(person_comment, COMMENT_MAX),
+        }
+        if reason:
+            details["reason"] = reason
+        await self._audit(plan, user, "plan.approve", outcome, **details)
         log.info("plan_approval_declined", project_id=plan.project_id, plan_id=plan.id, user=user, outcome=outcome)
+        return plan
+
+    async def request_out_of_band(self, plan_id: str, user: str, command: str) -> Plan:
+        """Mark a pending plan as waiting for a person's approval in a terminal (audited).
+
+        Then ``execute_plan`` says exactly that, instead of sending the agent back to approve_plan.
+        """
+        plan = await self.projects.get_plan(plan_id)
+        if plan.status is not PlanStatus.PENDING:
+            return plan
+        request = ApprovalRequest(requested_at=self.clock(), requested_by=user, command=command)
+        with contextlib.suppress(PlanStatusInvalid):  # someone acted first: their outcome stands
+            plan = await self.projects.update_plan(
+                plan.model_copy(update={"approval_request": request}), expected_status=PlanStatus.PENDING
+            )
+            await self._audit(plan, user, "plan.approve", "awaiting_out_of_band", command=command)
         return plan
 
     async def reject(self, plan_id: str, user: str, reason: str = "") -> Plan:
@@ -184,7 +268,7 @@ class ApprovalService:
         except NotFound:
             return plan
         rule = project.settings.approval.auto_approval
-        if rule is None or plan.status is not PlanStatus.PENDING:
+        if rule is None or plan.status is not PlanStatus.PENDING or not plan.has_changes:
             return plan
         mismatches = rules.rule_mismatches(plan, rule)
         if mismatches:
@@ -193,6 +277,7 @@ class ApprovalService:
         try:
             await self._require_fresh(plan, project)
             rules.require_intact(plan)
+            self.require_genuine(plan)
         except InfraError as exc:
             await self._audit(plan, rules.RULE_APPROVER, "plan.auto_approve", "refused", code=exc.code)
             return await self.projects.get_plan(plan.id)
@@ -202,7 +287,7 @@ class ApprovalService:
             approver=rules.RULE_APPROVER,
             actor=rules.RULE_APPROVER,
             method=ApprovalMethod.RULE,
-            comment="approved by the project's auto-approval rule",
+            agent_comment="approved by the project's auto-approval rule",
         )
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:

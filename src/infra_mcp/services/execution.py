@@ -29,6 +29,7 @@ from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import approval_rules as rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import (
     ChangeOutcome,
     ChangeOutcomeStatus,
@@ -38,7 +39,7 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
-from infra_mcp.errors import ApprovalExpired, InfraError, PlanStale, PlanStatusInvalid, StateLocked
+from infra_mcp.errors import ApprovalExpired, InfraError, IntegrityFailed, PlanStale, PlanStatusInvalid, StateLocked
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.execution_graph import Node, build_graph
 from infra_mcp.services.execution_ledger import Ledger
@@ -95,6 +96,7 @@ class ExecutionService:
         upstream: Cloud Control through the upstream AWS MCP server.
         catalog: Resource type knowledge (identifiers, tags, create-only/write-only paths).
         sealer: Opens sealed secrets right before they are sent.
+        notary: Checks the plan's and the approval's server-key MACs before anything runs.
         parallelism: Most Cloud Control operations in flight at once.
         lease_seconds: State lock lease; renewed every third of it while running.
         checkpoint_interval: Seconds between state checkpoints at most (plus one per ``checkpoint_every``).
@@ -114,6 +116,7 @@ class ExecutionService:
         catalog: Catalog,
         sealer: SecretSealer,
         *,
+        notary: Notary,
         parallelism: int = 10,
         lease_seconds: float = 60.0,
         checkpoint_interval: float = 2.0,
@@ -128,6 +131,7 @@ class ExecutionService:
         self.upstream = upstream
         self.catalog = catalog
         self.sealer = sealer
+        self.notary = notary
         self.parallelism = parallelism
         self.lease_seconds = lease_seconds
         self.checkpoint_interval = checkpoint_interval
@@ -155,6 +159,7 @@ class ExecutionService:
             PlanStatusInvalid: PLAN_003, rejected/expired/executed/failed/superseded/executing, or a lost race.
             ApprovalExpired: APPROVAL_001, the approval ran out (the plan becomes ``expired``).
             PlanTampered: PLAN_002, the plan changed after approval.
+            IntegrityFailed: INTEGRITY_001, the plan or its approval was not signed by this server's key.
             StateLocked: STATE_003, another execution (or restore) holds the project's state.
             PlanStale: PLAN_001, the state moved since the plan was made (the plan becomes ``superseded``).
         """
@@ -294,14 +299,35 @@ class ExecutionService:
 
     async def _precheck(self, plan: Plan, project: Project, user: str) -> None:
         project.require(user, Permission.EXECUTE)
+        await self._require_valid_approval(plan, project)
+
+    async def _require_valid_approval(self, plan: Plan, project: Project) -> None:
+        """Status, expiry, fingerprint, the server key's MACs, and the approval's current grounds."""
+        now = self.clock()
         try:
-            rules.require_executable(plan, self.clock())
+            if plan.status is PlanStatus.APPROVED:
+                # First: any edit of an approved row outside infra-mcp is INTEGRITY_001, whatever it changed.
+                self._require_genuine(plan)
+            rules.require_executable(plan, now)
+            rules.require_has_changes(plan, action="execute")
+            rules.require_grounds_hold(plan, project, now)
         except ApprovalExpired:
             with contextlib.suppress(PlanStatusInvalid):
                 await self.projects.update_plan(
                     plan.model_copy(update={"status": PlanStatus.EXPIRED}), expected_status=PlanStatus.APPROVED
                 )
             raise
+
+    def _require_genuine(self, plan: Plan) -> None:
+        if self.notary.plan_is_genuine(plan) and self.notary.approval_is_genuine(plan):
+            return
+        which = "plan" if not self.notary.plan_is_genuine(plan) else "approval"
+        raise IntegrityFailed(
+            f"Plan {plan.id} will not run: its {which} does not carry this server's signature, so it was written "
+            "or edited outside infra-mcp. Nothing was sent to AWS. Tell the project's owner (the database may have "
+            "been tampered with), then make a new plan and have it approved.",
+            details={"plan_id": plan.id, "reason": f"{which}_signature_mismatch"},
+        )
 
     async def _refusing(self, plan: Plan, user: str, check: Any) -> None:
         try:
@@ -353,7 +379,7 @@ class ExecutionService:
         return await self._run(plan, project, store, state, user, nodes, outcomes, progress)
 
     async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
-        rules.require_executable(plan, self.clock())
+        await self._require_valid_approval(plan, project)
         try:
             rules.require_fresh(plan, state.serial, state.lineage)
         except PlanStale:

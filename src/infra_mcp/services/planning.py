@@ -19,6 +19,7 @@ from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import validate_project_id
 from infra_mcp.domain.cost import BundledPricing, Pricing
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
+from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.paths import transform_at
 from infra_mcp.domain.plan import Action, Finding, Plan, PlanStatus, ResourceSpec
 from infra_mcp.domain.planner import make_plan
@@ -59,10 +60,12 @@ class PlanningService:
         catalog: Catalog,
         sealer: SecretSealer,
         *,
+        notary: Notary,
         pricing: Pricing | None = None,
         lint: bool = True,
     ) -> None:
         self.projects = projects
+        self.notary = notary
         self.states = states
         self.catalog = catalog
         self.sealer = sealer
@@ -141,7 +144,7 @@ class PlanningService:
             if any(f.severity == "error" for f in findings):
                 raise_findings(findings, "plan")
             plan = plan.model_copy(update={"findings": [*plan.findings, *findings]})
-        saved = await self.projects.save_plan(plan)
+        saved = await self.projects.save_plan(self.notary.sign_plan(plan))
         await self.projects.append_audit(
             AuditEvent(
                 project_id=project.id,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import secrets
 import threading
 from pathlib import Path
@@ -40,6 +39,7 @@ from infra_mcp.domain.sealed import (
     secret_digest,
 )
 from infra_mcp.errors import ValidationFailed
+from infra_mcp.services.keys import load_or_create_key
 
 __all__ = [
     "DIGEST_KEY",
@@ -52,7 +52,6 @@ __all__ = [
     "secret_digest",
 ]
 
-_KEY_BYTES = 32
 _NONCE_BYTES = 12
 # Bound to every token so a ciphertext cannot be replayed into another purpose or format version.
 _AAD = b"infra-mcp sealed value v1"
@@ -82,27 +81,7 @@ class SecretSealer:
         return self._aead
 
     def _load_or_create_key(self) -> bytes:
-        path = self._key_path
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            key = secrets.token_bytes(_KEY_BYTES)
-            try:
-                # O_EXCL: if two processes race, one creates the key and the other reads it below.
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(key)
-                return key
-        key = path.read_bytes()
-        if len(key) != _KEY_BYTES:
-            raise ValidationFailed(
-                f"The secret key file {str(path)!r} is not a {_KEY_BYTES}-byte key; restore it or remove it "
-                "(plans sealed with the old key can then no longer be executed).",
-                details={"key_path": str(path)},
-            )
-        return key
+        return load_or_create_key(self._key_path)
 
     def seal(self, value: Any) -> dict[str, str]:
         """Encrypt a JSON value into a sealed marker carrying its digest."""
