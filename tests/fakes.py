@@ -162,6 +162,7 @@ class FakeStateStore:
                 change_plan_id=s.metadata.change_plan_id,
                 checksum=s.metadata.checksum,
                 resource_count=len(s.resources),
+                incarnation=s.metadata.incarnation,
             )
             for _, s in sorted(self.versions.get(project_id, {}).items(), reverse=True)
         ]

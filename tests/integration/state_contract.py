@@ -715,6 +715,8 @@ class StateStoreContract:
             "incarnation": THEIRS.incarnation,
         }
         assert (await outcome(ours.read_version(PROJECT, 1))).code == "CONFLICT_001"
+        assert await ours.history(PROJECT) == []
+        assert [h.serial for h in await IncarnationScope(store, THEIRS).history(PROJECT)] == [2, 1]
         assert (await outcome(ours.write(version(1, "lineage-ours")))).code == "STATE_002"
 
     async def test_state_written_before_incarnations_is_read_only_by_the_project_that_adopted_it(

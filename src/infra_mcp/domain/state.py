@@ -130,6 +130,7 @@ class HistoryEntry(BaseModel):
     checksum: str
     resource_count: int
     valid: bool = Field(default=True, description="False if this history file fails to parse or verify.")
+    incarnation: str | None = Field(default=None, description="The project incarnation that wrote this version.")
 
 
 class LockInfo(BaseModel):

@@ -227,6 +227,7 @@ def history_entry(state: StateFile) -> HistoryEntry:
         change_plan_id=state.metadata.change_plan_id,
         checksum=state.metadata.checksum,
         resource_count=len(state.resources),
+        incarnation=state.metadata.incarnation,
     )
 
 

@@ -43,7 +43,9 @@ class IncarnationScope:
         return await self.inner.write(state.model_copy(update={"metadata": metadata}))
 
     async def history(self, project_id: str) -> list[HistoryEntry]:
-        return await self.inner.history(project_id)
+        """This incarnation's versions, newest first, plus damaged ones (whose owner nobody can tell)."""
+        entries = await self.inner.history(project_id)
+        return [entry for entry in entries if not entry.valid or self.owner.owns(entry.incarnation)]
 
     async def read_version(self, project_id: str, serial: int) -> StateFile:
         """One version from history, if this incarnation wrote it (CONFLICT_001 otherwise)."""
