@@ -13,7 +13,7 @@ from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
-from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
+from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
 from infra_mcp.errors import (
     AlreadyExists,
     NotFound,
@@ -22,6 +22,7 @@ from infra_mcp.errors import (
     StateLocked,
     ValidationFailed,
 )
+from infra_mcp.stores.state_scope import IncarnationScope
 
 # One server key for every unit test: plans made by a test helper are signed with it, as the
 # planning service signs real ones.
@@ -99,13 +100,29 @@ class FakeProjectStore:
         return plan
 
     async def append_audit(self, event: AuditEvent) -> None:
+        project = self.projects.get(event.project_id)
+        if event.incarnation is None and project is not None:
+            event = event.model_copy(update={"incarnation": project.incarnation})
         self.audit.append(event)
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         return [e for e in self.audit if e.project_id == project_id]
 
-    async def list_audit(self, project_id: str, *, limit: int = 200, before: str | None = None) -> list[AuditEvent]:
-        newest_first = [e for e in reversed(self.audit) if e.project_id == project_id]
+    async def list_audit(
+        self,
+        project_id: str,
+        *,
+        incarnation: str | None = None,
+        unmarked_since: datetime | None = None,
+        limit: int = 200,
+        before: str | None = None,
+    ) -> list[AuditEvent]:
+        def shown(e: AuditEvent) -> bool:
+            if incarnation is None or e.incarnation == incarnation:
+                return True
+            return e.incarnation is None and unmarked_since is not None and e.at >= unmarked_since
+
+        newest_first = [e for e in reversed(self.audit) if e.project_id == project_id and shown(e)]
         if before is not None:
             ids = [e.id for e in newest_first]
             if before not in ids:
@@ -155,6 +172,7 @@ class FakeStateStore:
                 change_plan_id=s.metadata.change_plan_id,
                 checksum=s.metadata.checksum,
                 resource_count=len(s.resources),
+                incarnation=s.metadata.incarnation,
             )
             for _, s in sorted(self.versions.get(project_id, {}).items(), reverse=True)
         ]
@@ -202,10 +220,24 @@ class FakeStateStore:
     async def write_journal(self, journal: Journal) -> None:
         self.journals[journal.project_id] = journal.model_copy(deep=True)
 
-    async def delete_project_data(self, project_id: str) -> None:
-        self.versions.pop(project_id, None)
-        self.locks.pop(project_id, None)
-        self.journals.pop(project_id, None)
+    async def delete_project_data(
+        self, project_id: str, *, owner: StateOwner, lock: LockInfo | None = None
+    ) -> DataDeletion:
+        report = DataDeletion()
+        versions = self.versions.get(project_id, {})
+        for serial, state in sorted(versions.items()):
+            if owner.owns(state.metadata.incarnation):
+                del versions[serial]
+                report.deleted.append(f"{project_id}/history/{serial}.json")
+            else:
+                report.left[f"{project_id}/history/{serial}.json"] = "written by another incarnation"
+        held = self.locks.get(project_id)
+        if held is not None and lock is not None and held.lock_id == lock.lock_id:
+            del self.locks[project_id]
+        journal = self.journals.get(project_id)
+        if journal is not None and owner.owns(journal.incarnation) and not journal.entries:
+            del self.journals[project_id]
+        return report
 
 
 class FakeStateStores:
@@ -214,5 +246,5 @@ class FakeStateStores:
     def __init__(self, store: FakeStateStore | None = None) -> None:
         self.store = store or FakeStateStore()
 
-    def for_project(self, project: Project) -> FakeStateStore:
-        return self.store
+    def for_project(self, project: Project) -> IncarnationScope:
+        return IncarnationScope(self.store, project.state_owner)

@@ -11,7 +11,7 @@ from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.cloud import CallerIdentity, ProgressEvent, ResourceDescription, UpstreamStatus
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
-from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
+from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
 
 
 class ProjectStore(Protocol):
@@ -50,11 +50,27 @@ class ProjectStore(Protocol):
         """
         ...
 
-    async def append_audit(self, event: AuditEvent) -> None: ...
+    async def append_audit(self, event: AuditEvent) -> None:
+        """Store ``event``; one without an incarnation gets the project's current one (if the project exists)."""
+        ...
 
     async def list_audit(
-        self, project_id: str, *, limit: int = 200, before: str | None = None
-    ) -> list[AuditEvent]: ...
+        self,
+        project_id: str,
+        *,
+        incarnation: str | None = None,
+        unmarked_since: datetime | None = None,
+        limit: int = 200,
+        before: str | None = None,
+    ) -> list[AuditEvent]:
+        """Newest first, in the order written. With ``incarnation``, only that incarnation's events, plus
+        events without one written at or after ``unmarked_since`` (a project that predates incarnations).
+        ``before`` (an event id) starts the page after that event.
+
+        Raises:
+            NotFound: RESOURCE_001, ``before`` names no event of this project.
+        """
+        ...
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         """Every audit entry of the project, oldest first (to check the chain)."""
@@ -101,7 +117,11 @@ class StateStore(Protocol):
 
     async def write_journal(self, journal: Journal) -> None: ...
 
-    async def delete_project_data(self, project_id: str) -> None: ...
+    async def delete_project_data(
+        self, project_id: str, *, owner: StateOwner, lock: LockInfo | None = None
+    ) -> DataDeletion:
+        """Delete only the keys ``owner``'s incarnation wrote (and ``lock``); report what was left alone."""
+        ...
 
 
 class Upstream(Protocol):
@@ -145,7 +165,13 @@ class Upstream(Protocol):
 class StateStores(Protocol):
     """Picks the state store for a project (its own state_location override, or the default)."""
 
-    def for_project(self, project: Project) -> StateStore: ...
+    def for_project(self, project: Project) -> StateStore:
+        """The project's store, scoped to its incarnation.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 if its location is malformed or not allowed by the operator.
+        """
+        ...
 
 
 class ProgressReporter(Protocol):

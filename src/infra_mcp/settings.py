@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         default=None,
         description="Default state location: a folder path, or s3://bucket/prefix. Default: <data_dir>/state.",
     )
+    allowed_state_locations: list[str] = Field(
+        default_factory=list,
+        description="JSON list of folders and s3://bucket/prefix roots a project's state_location may point into, "
+        "besides the default location. Anything else is refused.",
+    )
     aws_region: str = Field(default="us-east-1", description="Region for the S3 state bucket and new projects.")
     aws_profile: str | None = Field(default=None, description="AWS profile used for the S3 state store.")
     s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (moto, MinIO, ...).")

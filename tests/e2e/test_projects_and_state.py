@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.state import StateFile, StateOwner, StateResource
 from infra_mcp.stores.state_local import LocalStateStore
+from infra_mcp.stores.state_scope import IncarnationScope
 from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
 
 EXPECTED_TOOLS = {
@@ -25,9 +27,12 @@ EXPECTED_TOOLS = {
 }
 
 
-async def _seed_state(data_dir: Path, project_id: str, versions: int = 2) -> LocalStateStore:
-    """Write state versions directly (execution arrives in a later tier; here we test reading)."""
-    store = LocalStateStore(data_dir / "state")
+async def _seed_state(client: Client, data_dir: Path, project_id: str, versions: int = 2) -> IncarnationScope:
+    """Write state versions directly, as the project's incarnation (here we test reading, not execution)."""
+    incarnation = (await call_ok(client, "get_project", {"project_id": project_id}))["project"]["incarnation"]
+    store = IncarnationScope(
+        LocalStateStore(data_dir / "state"), StateOwner(project_id=project_id, incarnation=incarnation)
+    )
     state = StateFile.empty(project_id)
     for n in range(1, versions + 1):
         resources = [
@@ -141,7 +146,7 @@ async def test_resources_are_listed_filtered_and_found_by_name_or_physical_id(
 ) -> None:
     async with connect() as client:
         await call_ok(client, "create_project", {"project_id": "web"})
-        await _seed_state(data_dir, "web")
+        await _seed_state(client, data_dir, "web")
         everything = await call_ok(client, "list_resources", {"project_id": "web"})
         assert everything["count"] == 2
         assert everything["serial"] == 2
@@ -166,16 +171,24 @@ async def test_history_resources_and_restore_make_an_old_version_current_again(
 ) -> None:
     async with connect() as client:
         await call_ok(client, "create_project", {"project_id": "web"})
-        await _seed_state(data_dir, "web", versions=2)
+        await _seed_state(client, data_dir, "web", versions=2)
         history = await call_ok(client, "get_state_history", {"project_id": "web"})
         assert [v["serial"] for v in history["versions"]] == [2, 1]
         assert [v["serial"] for v in await read_json(client, "infra://projects/web/state/history")] == [2, 1]
         v1 = await read_json(client, "infra://projects/web/state/history/1")
         assert v1["serial"] == 1
         assert len(v1["resources"]) == 1
-        restored = await call_ok(client, "restore_state", {"project_id": "web", "version": 1})
+        refused = await call_error(client, "restore_state", {"project_id": "web", "version": 1})
+        assert refused["code"] == "CONFLICT_001"
+        # v2 holds net as vpc-0002 and logs; v1 only net as vpc-0001: both v2 resources would be forgotten
+        assert [(r["name"], r["id"]) for r in refused["details"]["resources"]] == [
+            ("net", "vpc-0002"),
+            ("logs", "bucket-2"),
+        ]
+        restored = await call_ok(client, "restore_state", {"project_id": "web", "version": 1, "forget_resources": True})
         assert restored["serial"] == 3
         assert restored["resource_count"] == 1
+        assert [r["id"] for r in restored["forgotten_resources"]] == ["vpc-0002", "bucket-2"]
         current = await read_json(client, "infra://projects/web/state")
         assert current["serial"] == 3
         assert current["metadata"]["changeDescription"] == "Restored state version 1"
@@ -189,7 +202,7 @@ async def test_a_corrupted_state_file_is_state_001_naming_the_version_to_restore
 ) -> None:
     async with connect() as client:
         await call_ok(client, "create_project", {"project_id": "web"})
-        await _seed_state(data_dir, "web", versions=2)
+        await _seed_state(client, data_dir, "web", versions=2)
         state_file = data_dir / "state" / "web" / "state.json"
         state_file.write_text(state_file.read_text()[:40])  # truncated
         error = await call_error(client, "list_resources", {"project_id": "web"})
@@ -202,7 +215,7 @@ async def test_a_corrupted_state_file_is_state_001_naming_the_version_to_restore
 async def test_a_hand_edited_state_file_is_state_001(connect: ClientFactory, data_dir: Path) -> None:
     async with connect() as client:
         await call_ok(client, "create_project", {"project_id": "web"})
-        await _seed_state(data_dir, "web", versions=1)
+        await _seed_state(client, data_dir, "web", versions=1)
         state_file = data_dir / "state" / "web" / "state.json"
         document = json.loads(state_file.read_text())
         document["resources"][0]["id"] = "vpc-edited"
@@ -217,7 +230,7 @@ async def test_delete_is_refused_while_resources_exist_and_works_when_empty(
 ) -> None:
     async with connect() as client:
         await call_ok(client, "create_project", {"project_id": "web"})
-        await _seed_state(data_dir, "web", versions=1)
+        await _seed_state(client, data_dir, "web", versions=1)
         assert (await call_error(client, "delete_project", {"project_id": "web"}))["code"] == "CONFLICT_001"
         await call_ok(client, "create_project", {"project_id": "empty"})
         await call_ok(client, "delete_project", {"project_id": "empty"})

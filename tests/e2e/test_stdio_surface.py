@@ -9,8 +9,9 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.state import StateFile, StateOwner, StateResource
 from infra_mcp.stores.state_local import LocalStateStore
+from infra_mcp.stores.state_scope import IncarnationScope
 from tests.e2e.conftest import call_error, call_ok, read_json, stdio_params
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,10 @@ async def test_every_project_and_state_tool_and_resource_works_over_stdio(data_d
             {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "vic", "role": "viewer"}]},
         )
 
-        store = LocalStateStore(data_dir / "state")
+        incarnation = (await call_ok(alice, "get_project", {"project_id": "web"}))["project"]["incarnation"]
+        store = IncarnationScope(
+            LocalStateStore(data_dir / "state"), StateOwner(project_id="web", incarnation=incarnation)
+        )
         first = StateFile.empty("web").next_version(
             [StateResource(id="vpc-1", name="net", type="AWS::EC2::VPC", tags={"env": "dev"})],
             user="alice",

@@ -23,12 +23,16 @@ import anyio.from_thread
 import pytest
 from structlog.testing import capture_logs
 
-from infra_mcp.domain.state import Journal, JournalEntry, LockInfo, StateFile, StateResource
+from infra_mcp.domain.state import Journal, JournalEntry, LockInfo, StateFile, StateOwner, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.ports import StateStore
 from infra_mcp.stores.state_common import Blob, BlobBackend, VersionedStateStore, encode
+from infra_mcp.stores.state_scope import IncarnationScope
 
 PROJECT = "web-app"
+OURS = StateOwner(project_id=PROJECT, incarnation="11111111-1111-4111-8111-111111111111")
+THEIRS = StateOwner(project_id=PROJECT, incarnation="22222222-2222-4222-8222-222222222222")
+LEGACY = StateOwner(project_id=PROJECT, incarnation="33333333-3333-4333-8333-333333333333", adopts_unmarked=True)
 BAD_PROJECT_IDS = ["../x", "A", "a/b", ""]
 
 
@@ -110,6 +114,12 @@ async def all_at_once(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     return results
 
 
+def snapshot(raw: RawStorage) -> dict[str, bytes | None]:
+    """Every key under the root with its bytes."""
+    stored = raw.keys()
+    return {key: raw.get(key) for key in stored}
+
+
 def stored_by(data: bytes | None) -> str:
     assert data is not None
     return str(json.loads(data)["metadata"]["lastModifiedBy"])
@@ -143,8 +153,8 @@ class RivalFirst:
     def list(self, prefix: str) -> list[str]:
         return self._inner.list(prefix)
 
-    def delete_prefix(self, prefix: str) -> None:
-        self._inner.delete_prefix(prefix)
+    def prune(self, prefix: str) -> None:
+        self._inner.prune(prefix)
 
 
 def rigged(store: StateStore, suffix: str, rival: Callable[[], Awaitable[Any]]) -> RivalFirst:
@@ -628,15 +638,94 @@ class StateStoreContract:
         self, store: StateStore, raw: RawStorage
     ) -> None:
         await write_versions(store, 3)
-        await store.acquire_lock(PROJECT, owner="alice", operation="op", lease_seconds=30)
+        lock = await store.acquire_lock(PROJECT, owner="alice", operation="op", lease_seconds=30)
         await store.write_journal(Journal(project_id=PROJECT))
         await write_versions(store, 1, project_id="web-app-2")  # shares a name prefix: must survive
 
-        await store.delete_project_data(PROJECT)
+        deletion = await store.delete_project_data(PROJECT, owner=LEGACY, lock=lock)
 
         assert raw.keys() == ["web-app-2/history/1.json", "web-app-2/state.json"]
+        assert deletion.left == {}
+        assert sorted(deletion.deleted) == sorted(
+            f"{PROJECT}/{name}"
+            for name in (
+                "history/1.json",
+                "history/2.json",
+                "history/3.json",
+                "state.json",
+                "journal.json",
+                "state.lock",
+            )
+        )
         assert await store.read(PROJECT) is None
         assert (await write_versions(store, 1))[0].serial == 1
+
+    async def test_deleting_project_data_leaves_files_it_did_not_write_and_reports_them(
+        self, store: StateStore, raw: RawStorage
+    ) -> None:
+        await write_versions(IncarnationScope(store, OURS), 2)
+        raw.put(f"{PROJECT}/audit-export.csv", b"someone else's file")
+        raw.put(f"{PROJECT}/history/notes.txt", b"not a state version")
+        raw.put(f"{PROJECT}/state.lock", b"not our lock")
+
+        deletion = await store.delete_project_data(PROJECT, owner=OURS)
+
+        assert raw.keys() == [f"{PROJECT}/audit-export.csv", f"{PROJECT}/history/notes.txt", f"{PROJECT}/state.lock"]
+        assert set(deletion.left) == {f"{PROJECT}/history/notes.txt", f"{PROJECT}/state.lock"}
+        assert len(deletion.deleted) == 3
+
+    async def test_deleting_project_data_leaves_every_version_another_incarnation_wrote(
+        self, store: StateStore, raw: RawStorage
+    ) -> None:
+        await write_versions(IncarnationScope(store, THEIRS), 2)
+        before = snapshot(raw)
+
+        deletion = await store.delete_project_data(PROJECT, owner=OURS)
+
+        assert snapshot(raw) == before
+        assert deletion.deleted == []
+        assert set(deletion.left) == set(before)
+
+    # ----------------------------------------------------------------- incarnations
+
+    async def test_every_version_and_journal_written_through_a_scope_carries_its_incarnation(
+        self, store: StateStore, raw: RawStorage
+    ) -> None:
+        scope = IncarnationScope(store, OURS)
+        await write_versions(scope, 2)
+        await scope.write_journal(Journal(project_id=PROJECT))
+
+        for key in (f"{PROJECT}/state.json", f"{PROJECT}/history/1.json", f"{PROJECT}/journal.json"):
+            document = json.loads(raw.get(key) or b"{}")
+            stamped = document.get("metadata", document).get("incarnation")
+            assert stamped == OURS.incarnation, key
+
+    async def test_a_project_refuses_to_read_or_build_on_state_another_incarnation_wrote(
+        self, store: StateStore
+    ) -> None:
+        theirs = await write_versions(IncarnationScope(store, THEIRS), 2)
+        ours = IncarnationScope(store, OURS)
+
+        refused = await outcome(ours.read(PROJECT))
+        assert refused.code == "CONFLICT_001"
+        assert refused.details["found"] == {
+            "serial": 2,
+            "resource_count": 1,
+            "lineage": theirs[0].lineage,
+            "incarnation": THEIRS.incarnation,
+        }
+        assert (await outcome(ours.read_version(PROJECT, 1))).code == "CONFLICT_001"
+        assert await ours.history(PROJECT) == []
+        assert [h.serial for h in await IncarnationScope(store, THEIRS).history(PROJECT)] == [2, 1]
+        assert (await outcome(ours.write(version(1, "lineage-ours")))).code == "STATE_002"
+
+    async def test_state_written_before_incarnations_is_read_only_by_the_project_that_adopted_it(
+        self, store: StateStore
+    ) -> None:
+        await write_versions(store, 1)  # no incarnation: written by an older infra-mcp
+
+        assert (await IncarnationScope(store, LEGACY).read(PROJECT)) is not None
+        assert (await outcome(IncarnationScope(store, OURS).read(PROJECT))).code == "CONFLICT_001"
 
     # ----------------------------------------------------------------- unsafe project ids
 
@@ -655,7 +744,7 @@ class StateStoreContract:
             lambda: store.release_lock(bad_id, lock),
             lambda: store.read_journal(bad_id),
             lambda: store.write_journal(Journal(project_id=bad_id)),
-            lambda: store.delete_project_data(bad_id),
+            lambda: store.delete_project_data(bad_id, owner=OURS),
         ]
         for call in calls:
             assert (await outcome(call())).code == "VALIDATION_001"

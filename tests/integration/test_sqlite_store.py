@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -137,3 +138,55 @@ async def test_audit_events_list_newest_first_per_project(store: SqliteProjectSt
         await store.append_audit(AuditEvent(project_id="web", actor="alice", action=action))
     await store.append_audit(AuditEvent(project_id="other", actor="bob", action="x"))
     assert [e.action for e in await store.list_audit("web")] == ["c", "b", "a"]
+
+
+async def test_an_event_without_incarnation_gets_its_projects_and_the_list_filters_by_incarnation(
+    store: SqliteProjectStore,
+) -> None:
+    first = await store.create_project(_project())
+    await store.append_audit(AuditEvent(project_id="web", actor="alice", action="project.update"))
+    await store.delete_project("web")
+    second = await store.create_project(_project(owner="mallory"))
+    await store.append_audit(AuditEvent(project_id="web", actor="mallory", action="project.update"))
+
+    mine = await store.list_audit("web", incarnation=second.incarnation)
+    theirs = await store.list_audit("web", incarnation=first.incarnation)
+
+    assert [(e.actor, e.incarnation) for e in mine] == [("mallory", second.incarnation)]
+    assert [(e.actor, e.incarnation) for e in theirs] == [("alice", first.incarnation)]
+
+
+async def test_upgrading_gives_each_project_its_own_incarnation_and_the_data_it_already_had(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    old_doc = '{{"id": "{pid}", "name": "{pid}", "owner": "alice", "members": [{{"user": "alice", "role": "owner"}}], "created_at": "2026-01-01T00:00:00Z"}}'
+    with sqlite3.connect(path) as db:  # a database written before incarnations (schema version 1)
+        db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+        for pid in ("web", "api"):
+            db.execute(
+                "INSERT INTO projects (id, doc, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (pid, old_doc.format(pid=pid), "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+            )
+        db.execute(
+            "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+            (
+                "e1",
+                "web",
+                "2026-01-02T00:00:00Z",
+                AuditEvent(id="e1", project_id="web", actor="alice", action="x").model_dump_json(),
+            ),
+        )
+
+    async with SqliteProjectStore(path) as store:
+        web, api = await store.get_project("web"), await store.get_project("api")
+        events = await store.list_audit("web", incarnation=web.incarnation, unmarked_since=web.created_at)
+
+    assert web.incarnation != api.incarnation
+    assert str(uuid.UUID(web.incarnation)) == web.incarnation
+    assert uuid.UUID(web.incarnation).version == 4
+    assert web.adopts_unmarked_state
+    assert api.adopts_unmarked_state
+    assert [e.id for e in events] == ["e1"]
+    assert (
+        Project(id="new", name="new", owner="bob", members=[Member(user="bob", role=Role.OWNER)]).adopts_unmarked_state
+        is False
+    )

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from infra_mcp.domain.state import StateFile
+from infra_mcp.domain.state import Journal, StateFile, StateOwner
 from infra_mcp.ports import StateStore
 from infra_mcp.stores import state_common
 from infra_mcp.stores.state_local import LocalStateStore
+from infra_mcp.stores.state_scope import IncarnationScope
 from tests.integration.state_contract import PROJECT, FakeClock, StateStoreContract, outcome, version
 
 
@@ -109,3 +110,46 @@ async def test_a_write_after_our_own_does_not_parse_the_current_version_again(
     (tmp_path / "state" / PROJECT / "history" / "3.json").write_bytes(state_common.encode(orphan.to_document()))
     refused = await outcome(store.write(version(3, first.lineage)))
     assert refused.code == "STATE_002"
+
+
+async def test_folders_the_store_creates_are_0700_and_state_files_0600(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path / "state" / "team")
+    lock = await store.acquire_lock(PROJECT, owner="alice", operation="op", lease_seconds=30)
+    await store.write(version(1, "l"))
+    await store.write_journal(Journal(project_id=PROJECT))
+
+    folders = [tmp_path / "state", tmp_path / "state" / "team", tmp_path / "state" / "team" / PROJECT]
+    folders.append(folders[-1] / "history")
+    assert {str(f): oct(f.stat().st_mode & 0o777) for f in folders} == {str(f): "0o700" for f in folders}
+    files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert {p.name for p in files} == {"1.json", "state.json", "state.lock", "journal.json"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+    await store.release_lock(PROJECT, lock)
+
+
+async def test_a_project_folder_symlinked_out_of_the_location_is_neither_read_written_nor_deleted(
+    tmp_path: Path,
+) -> None:
+    elsewhere = tmp_path / "precious"
+    (elsewhere / "history").mkdir(parents=True)
+    (elsewhere / "history" / "1.json").write_text("keep me")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / PROJECT).symlink_to(elsewhere)
+    store = LocalStateStore(tmp_path / "state")
+
+    assert (await outcome(store.read(PROJECT))).code == "STATE_004"
+    assert (await outcome(store.write(version(1, "l")))).code == "STATE_004"
+    owner = StateOwner(project_id=PROJECT, incarnation="i", adopts_unmarked=True)
+    assert (await outcome(store.delete_project_data(PROJECT, owner=owner))).code == "STATE_004"
+    assert (elsewhere / "history" / "1.json").read_text() == "keep me"
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["1.json", "history"]
+
+
+async def test_deleting_a_project_removes_its_emptied_folders_but_not_the_location(tmp_path: Path) -> None:
+    store = LocalStateStore(tmp_path / "state")
+    owner = StateOwner(project_id=PROJECT, incarnation="i")
+    await IncarnationScope(store, owner).write(version(1, "l"))
+
+    await store.delete_project_data(PROJECT, owner=owner)
+
+    assert [p.name for p in (tmp_path / "state").iterdir()] == []

@@ -111,7 +111,8 @@ async def test_an_editor_cannot_approve() -> None:
 async def test_a_stale_plan_is_refused_before_asking_a_human_and_becomes_superseded() -> None:
     world = World()
     plan = await world.plan(Action.CREATE)
-    await world.states.store.write(StateFile.empty("web").next_version([], user="x", description="moved"))
+    moved = StateFile.empty("web").next_version([], user="x", description="moved")
+    await world.states.for_project(world.project).write(moved)
     assert (await refused(world.service.check_approvable(plan.id, "alice"))).code == "PLAN_001"
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.SUPERSEDED
 

@@ -74,7 +74,7 @@ async def test_execute_refuses_a_plan_made_against_an_older_state_and_supersedes
 async def test_execute_refuses_a_stale_plan_still_marked_approved_with_plan_001(world: World) -> None:
     plan = await world.approved([vpc("a")])
     state = await world.state()
-    await world.store.write(state.next_version([], user="x", description="moved by hand"))
+    await world.states.for_project(world.project).write(state.next_version([], user="x", description="moved by hand"))
     assert (await refused(world.execution.execute(plan.id, "ed"))).code == "PLAN_001"
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.SUPERSEDED
 

@@ -21,16 +21,18 @@ from tests.unit.plan_builders import catalog, resources, subnet, vpc
 SECRET = "correct-horse-battery-staple"
 
 
+PROJECT = Project(
+    id="web",
+    name="web",
+    owner="alice",
+    members=[Member(user="alice", role=Role.OWNER), Member(user="val", role=Role.VIEWER)],
+)
+
+
 @pytest.fixture
 def store() -> FakeProjectStore:
-    project = Project(
-        id="web",
-        name="web",
-        owner="alice",
-        members=[Member(user="alice", role=Role.OWNER), Member(user="val", role=Role.VIEWER)],
-    )
     fake = FakeProjectStore()
-    fake.projects[project.id] = project
+    fake.projects[PROJECT.id] = PROJECT
     return fake
 
 
@@ -48,7 +50,7 @@ def service(store: FakeProjectStore, states: FakeStateStores, tmp_path: Path) ->
 
 async def _apply(states: FakeStateStores, entries: list[dict[str, Any]]) -> StateFile:
     """Write a state as an executor would after applying ``entries`` (one more serial)."""
-    current = await states.store.read("web")
+    current = await states.for_project(PROJECT).read("web")
     rows = [
         StateResource(
             id=f"phys-{spec.name}",
@@ -62,7 +64,7 @@ async def _apply(states: FakeStateStores, entries: list[dict[str, Any]]) -> Stat
         for spec in resources(*entries)
     ]
     base = current or StateFile(project_id="web", serial=0, lineage="lin-1")
-    return await states.store.write(base.next_version(rows, user="alice", description="apply"))
+    return await states.for_project(PROJECT).write(base.next_version(rows, user="alice", description="apply"))
 
 
 async def _code(coro: Any) -> str:

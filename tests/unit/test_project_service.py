@@ -124,9 +124,9 @@ async def test_bad_settings_are_refused_with_every_problem_listed(service: Proje
 async def test_delete_is_refused_while_the_state_holds_resources(
     service: ProjectService, states: FakeStateStores, store: FakeProjectStore
 ) -> None:
-    await service.create_project("web", name=None, description="", user="alice")
+    project = await service.create_project("web", name=None, description="", user="alice")
     state = StateFile.empty("web")
-    await states.store.write(
+    await states.for_project(project).write(
         state.next_version([StateResource(id="vpc-1", name="vpc", type="AWS::EC2::VPC")], user="alice", description="x")
     )
     assert await _codes(service.delete_project("web", user="alice")) == "CONFLICT_001"
@@ -136,12 +136,12 @@ async def test_delete_is_refused_while_the_state_holds_resources(
 async def test_only_owners_may_delete_and_deleting_removes_the_state(
     service: ProjectService, states: FakeStateStores, store: FakeProjectStore
 ) -> None:
-    await service.create_project("web", name=None, description="", user="alice")
+    project = await service.create_project("web", name=None, description="", user="alice")
     await service.update_project(
         "web", user="alice", members=[{"user": "alice", "role": "owner"}, {"user": "ed", "role": "editor"}]
     )
     assert await _codes(service.delete_project("web", user="ed")) == "AUTH_001"
-    await states.store.write(StateFile.empty("web").next_version([], user="alice", description="empty"))
+    await states.for_project(project).write(StateFile.empty("web").next_version([], user="alice", description="empty"))
     await service.delete_project("web", user="alice")
     assert "web" not in store.projects
     assert await states.store.read("web") is None

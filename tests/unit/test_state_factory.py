@@ -73,19 +73,21 @@ def test_garbage_locations_are_refused(location: str) -> None:
 
 
 def test_a_project_without_override_uses_the_default_local_folder(settings: Settings, tmp_path: Path) -> None:
-    store = StateStoreRegistry(settings).for_project(project())
+    store = StateStoreRegistry(settings).for_project(project()).inner
     assert isinstance(store, LocalStateStore)
     assert store.root == tmp_path / "state"
 
 
 def test_a_project_override_wins_over_the_default(settings: Settings, tmp_path: Path) -> None:
-    store = StateStoreRegistry(settings).for_project(project(state_location=str(tmp_path / "elsewhere")))
+    registry = StateStoreRegistry(Settings(data_dir=tmp_path, allowed_state_locations=[str(tmp_path / "elsewhere")]))
+    store = registry.for_project(project(state_location=str(tmp_path / "elsewhere"))).inner
     assert isinstance(store, LocalStateStore)
     assert store.root == tmp_path / "elsewhere"
 
 
-def test_an_s3_location_gets_an_s3_store_with_the_settings_region(settings: Settings) -> None:
-    store = StateStoreRegistry(settings).for_project(project(state_location="s3://team-state/infra"))
+def test_an_s3_location_gets_an_s3_store_with_the_settings_region(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, aws_region="eu-west-1", allowed_state_locations=["s3://team-state"])
+    store = StateStoreRegistry(settings).for_project(project(state_location="s3://team-state/infra")).inner
     assert isinstance(store, S3StateStore)
     assert (store.bucket, store.prefix) == ("team-state", "infra")
     assert isinstance(store.backend, S3Blobs)
@@ -94,16 +96,19 @@ def test_an_s3_location_gets_an_s3_store_with_the_settings_region(settings: Sett
 
 def test_the_default_location_can_be_s3(tmp_path: Path) -> None:
     registry = StateStoreRegistry(Settings(data_dir=tmp_path, state_location="s3://team-state"))
-    assert isinstance(registry.for_project(project()), S3StateStore)
+    assert isinstance(registry.for_project(project()).inner, S3StateStore)
 
 
-def test_one_store_is_shared_by_every_project_of_a_location(settings: Settings) -> None:
-    registry = StateStoreRegistry(settings)
+def test_one_store_is_shared_by_every_project_of_a_location(tmp_path: Path) -> None:
+    registry = StateStoreRegistry(Settings(data_dir=tmp_path, allowed_state_locations=["s3://team-state"]))
     s3 = "s3://team-state/infra"
 
-    assert registry.for_project(project("a")) is registry.for_project(project("b"))
-    assert registry.for_project(project("a", s3)) is registry.for_project(project("b", s3 + "/"))
-    assert registry.for_project(project("a", s3)) is not registry.for_project(project("a", "s3://team-state/other"))
+    def inner(p: Project) -> object:
+        return registry.for_project(p).inner
+
+    assert inner(project("a")) is inner(project("b"))
+    assert inner(project("a", s3)) is inner(project("b", s3 + "/"))
+    assert inner(project("a", s3)) is not inner(project("a", "s3://team-state/other"))
 
 
 def test_a_malformed_project_override_is_a_validation_error(settings: Settings) -> None:

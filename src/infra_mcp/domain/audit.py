@@ -18,6 +18,9 @@ GENESIS = "genesis"
 class AuditEvent(BaseModel):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     project_id: str
+    incarnation: str | None = Field(
+        default=None, description="The project incarnation it belongs to (None: written before incarnations)."
+    )
     at: datetime = Field(default_factory=utcnow)
     actor: str
     action: str = Field(description="e.g. project.create, plan.approve, plan.execute, approval.settings")

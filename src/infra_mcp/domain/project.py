@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra_mcp.domain.common import utcnow, validate_project_id
+from infra_mcp.domain.state import StateOwner
 from infra_mcp.errors import AccessDenied
 
 
@@ -100,6 +102,16 @@ class Project(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
+    incarnation: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        min_length=1,
+        max_length=64,
+        description="Fixed at creation: a re-created project id is another incarnation with its own state and audit.",
+    )
+    adopts_unmarked_state: bool = Field(
+        default=False,
+        description="True only for projects that existed before incarnations: they own state and audit without one.",
+    )
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=4000)
     owner: UserName
@@ -121,6 +133,10 @@ class Project(BaseModel):
         if not any(m.user == self.owner and m.role is Role.OWNER for m in self.members):
             raise ValueError(f"the owner {self.owner!r} must be a member with role 'owner'")
         return self
+
+    @property
+    def state_owner(self) -> StateOwner:
+        return StateOwner(project_id=self.id, incarnation=self.incarnation, adopts_unmarked=self.adopts_unmarked_state)
 
     def role_of(self, user: str) -> Role | None:
         return next((m.role for m in self.members if m.user == user), None)

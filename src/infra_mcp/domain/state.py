@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra_mcp.domain.common import sha256_of, utcnow
+from infra_mcp.errors import AlreadyExists
 
 STATE_FORMAT_VERSION = "1.0.0"
 
@@ -49,6 +50,13 @@ class StateMetadata(BaseModel):
     change_description: str = Field(default="", alias="changeDescription")
     change_plan_id: str | None = Field(default=None, alias="changePlanId")
     checksum: str = ""
+    incarnation: str | None = Field(
+        default=None, description="The project incarnation that wrote this version (None: written before incarnations)."
+    )
+    forgotten: list[str] = Field(
+        default_factory=list,
+        description="Resources this version dropped from the record on purpose (restore_state forget_resources).",
+    )
 
 
 class StateFile(BaseModel):
@@ -122,6 +130,7 @@ class HistoryEntry(BaseModel):
     checksum: str
     resource_count: int
     valid: bool = Field(default=True, description="False if this history file fails to parse or verify.")
+    incarnation: str | None = Field(default=None, description="The project incarnation that wrote this version.")
 
 
 class LockInfo(BaseModel):
@@ -151,4 +160,92 @@ class JournalEntry(BaseModel):
 
 class Journal(BaseModel):
     project_id: str
+    incarnation: str | None = None
     entries: list[JournalEntry] = Field(default_factory=list)
+
+
+class StateOwner(BaseModel):
+    """Whose state a project may read and write: its own incarnation (DESIGN §3).
+
+    ``adopts_unmarked`` is true only for a project that existed before incarnations were recorded:
+    it owns the versions written without one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    project_id: str
+    incarnation: str
+    adopts_unmarked: bool = False
+
+    def owns(self, incarnation: str | None) -> bool:
+        return incarnation == self.incarnation or (incarnation is None and self.adopts_unmarked)
+
+    def require(self, state: StateFile, *, what: str = "state") -> StateFile:
+        """Return ``state`` if this incarnation owns it.
+
+        Raises:
+            AlreadyExists: CONFLICT_001 saying what is there (serial, resources, lineage, incarnation).
+        """
+        if self.owns(state.metadata.incarnation):
+            return state
+        raise foreign_state(self, state, what=what)
+
+
+def foreign_state(owner: StateOwner, state: StateFile, *, what: str = "state") -> AlreadyExists:
+    """CONFLICT_001 for state at this project's keys that another incarnation wrote."""
+    other = state.metadata.incarnation or "none (written before incarnations were recorded)"
+    return AlreadyExists(
+        f"The {what} at project {owner.project_id!r}'s state location was written by another incarnation of "
+        f"this project id ({other}): serial {state.serial}, {len(state.resources)} resources, lineage "
+        f"{state.lineage}. This project ({owner.incarnation}) will not read or adopt it. Use another project id "
+        "or state_location; to take over those resources, import them (explicit and audited), never by reuse.",
+        details={
+            "project_id": owner.project_id,
+            "incarnation": owner.incarnation,
+            "found": {
+                "serial": state.serial,
+                "resource_count": len(state.resources),
+                "lineage": state.lineage,
+                "incarnation": state.metadata.incarnation,
+            },
+        },
+    )
+
+
+def _identity(resource: StateResource) -> tuple[str, str]:
+    # A physical resource is its type and primary identifier; one not created yet is only its name.
+    return (resource.type, resource.id) if resource.id else ("", resource.name)
+
+
+def dropped_resources(current: list[StateResource], target: list[StateResource]) -> list[StateResource]:
+    """Resources of ``current`` that ``target`` does not hold (same type and physical id, or same name)."""
+    kept = {_identity(r) for r in target}
+    return [r for r in current if _identity(r) not in kept]
+
+
+def possibly_live(versions: list[StateFile]) -> list[StateResource]:
+    """Resources that left the record without a plan deleting them, and never came back.
+
+    ``versions`` is the history, oldest first. A version written by a plan execution
+    (``change_plan_id``) removes what it removes because AWS confirmed the deletion; any other
+    version that drops a resource (a restore of an older version, a hand edit) may have left it
+    running, unless it names it in ``metadata.forgotten`` (forgetting on purpose).
+    """
+    suspects: dict[tuple[str, str], StateResource] = {}
+    previous: list[StateResource] = []
+    for version in versions:
+        if version.metadata.change_plan_id is None:
+            for resource in dropped_resources(previous, version.resources):
+                if resource.name not in version.metadata.forgotten:
+                    suspects[_identity(resource)] = resource
+        for resource in version.resources:
+            suspects.pop(_identity(resource), None)  # recorded again: later versions speak for it
+        previous = version.resources
+    return list(suspects.values())
+
+
+class DataDeletion(BaseModel):
+    """What deleting a project's state data did: keys removed, and keys left alone with why."""
+
+    deleted: list[str] = Field(default_factory=list)
+    left: dict[str, str] = Field(default_factory=dict, description="key -> why it was not deleted")

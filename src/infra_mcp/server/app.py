@@ -172,9 +172,9 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="delete_project", title="Delete project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
-        """Delete a project, its plans and state history. Refused while its state still holds resources."""
-        await rt.app.projects.delete_project(project_id, user=rt.user)
-        return m.DeletedProject(project_id=project_id)
+        """Delete a project, its plans and the state files it wrote. Refused while any record shows live resources."""
+        _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
+        return m.DeletedProject(project_id=project_id, deleted_keys=len(deletion.deleted), left_alone=deletion.left)
 
 
 # Tools: state ---------------------------------------------------------------------------------------
@@ -226,11 +226,22 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def restore_state(
         project_id: ProjectId,
         version: Annotated[int, Field(ge=1, description="History version (serial) to restore.")],
+        forget_resources: Annotated[
+            bool,
+            Field(
+                description="Owners only: allow dropping from the record resources the current state holds "
+                "(they stay in AWS, unmanaged). Refused without it."
+            ),
+        ] = False,
     ) -> m.RestoredState:
         """Make an older state version current again, as a new version (e.g. after STATE_001). Does not touch AWS."""
-        written = await rt.app.state.restore(project_id, rt.user, version)
+        written, forgotten = await rt.app.state.restore(project_id, rt.user, version, forget_resources=forget_resources)
         return m.RestoredState(
-            project_id=project_id, restored_from=version, serial=written.serial, resource_count=len(written.resources)
+            project_id=project_id,
+            restored_from=version,
+            serial=written.serial,
+            resource_count=len(written.resources),
+            forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id) for r in forgotten],
         )
 
 

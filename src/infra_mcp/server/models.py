@@ -21,7 +21,11 @@ class ProjectList(BaseModel):
 class DeletedProject(BaseModel):
     project_id: str
     deleted: bool = True
-    note: str = "The project, its plans and its state history were deleted."
+    deleted_keys: int = Field(default=0, description="State files of this project that were deleted.")
+    left_alone: dict[str, str] = Field(
+        default_factory=dict, description="Files at its state location it did not write (key: why), left in place."
+    )
+    note: str = "The project, its plans and the state files it wrote were deleted."
 
 
 class ResourceList(BaseModel):
@@ -44,9 +48,18 @@ class StateHistory(BaseModel):
     versions: list[HistoryEntry] = Field(description="Newest first.")
 
 
+class ForgottenResource(BaseModel):
+    name: str
+    type: str
+    id: str | None = Field(description="Physical id: it may still exist in AWS, now unmanaged.")
+
+
 class RestoredState(BaseModel):
     project_id: str
     restored_from: int
     serial: int = Field(description="The new current version (a copy of restored_from).")
     resource_count: int
+    forgotten_resources: list[ForgottenResource] = Field(
+        default_factory=list, description="Resources dropped from the record (forget_resources=true)."
+    )
     note: str = "Only the record changed; AWS was not touched. Use plan_rollback to make AWS match an older version."

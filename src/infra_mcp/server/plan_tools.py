@@ -376,8 +376,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         return render_plan(redacted(await _plan_in(rt, project_id, plan_id)))
 
     async def audit_page(project_id: str, before: str | None) -> str:
-        await rt.app.projects.get_project(project_id, rt.user)
-        events = await rt.app.store.list_audit(project_id, limit=AUDIT_PAGE + 1, before=before)
+        events = await rt.app.projects.audit(project_id, rt.user, limit=AUDIT_PAGE + 1, before=before)
         more = len(events) > AUDIT_PAGE
         events = events[:AUDIT_PAGE]
         following = f"infra://projects/{project_id}/audit/before/{events[-1].id}" if more and events else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import structlog
@@ -10,8 +11,9 @@ from pydantic import ValidationError
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow, validate_project_id
 from infra_mcp.domain.project import Member, Permission, Project, ProjectSettings, Role
-from infra_mcp.errors import AlreadyExists, ValidationFailed
-from infra_mcp.ports import ProjectStore, StateStores
+from infra_mcp.domain.state import DataDeletion, StateResource, possibly_live
+from infra_mcp.errors import AlreadyExists, StateCorrupted, ValidationFailed
+from infra_mcp.ports import ProjectStore, StateStore, StateStores
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +30,28 @@ class ProjectService:
         self.projects = projects
         self.states = states
 
-    async def _audit(self, project_id: str, actor: str, action: str, **details: Any) -> None:
-        await self.projects.append_audit(AuditEvent(project_id=project_id, actor=actor, action=action, details=details))
+    async def _audit(self, project: Project, actor: str, action: str, **details: Any) -> None:
+        await self.projects.append_audit(
+            AuditEvent(
+                project_id=project.id, incarnation=project.incarnation, actor=actor, action=action, details=details
+            )
+        )
+
+    async def audit(
+        self, project_id: str, user: str, *, limit: int = 200, before: str | None = None
+    ) -> list[AuditEvent]:
+        """The project's audit events, newest first: this incarnation's only, never a previous owner's.
+
+        ``before`` (an event id from a previous page) continues with older events.
+        """
+        project = await self.get_project(project_id, user)
+        return await self.projects.list_audit(
+            project_id,
+            incarnation=project.incarnation,
+            unmarked_since=project.created_at if project.adopts_unmarked_state else None,
+            limit=limit,
+            before=before,
+        )
 
     async def create_project(
         self,
@@ -58,9 +80,10 @@ class ProjectService:
             )
         except ValidationError as exc:
             raise validation_failed_from(exc, what="project") from None
-        self.states.for_project(project)  # an unusable state location fails here, before anything is stored
+        # An unusable or disallowed location, or one holding someone else's state, fails here, before anything is stored.
+        await self._refuse_foreign_state(project, "create project")
         created = await self.projects.create_project(project)
-        await self._audit(project_id, user, "project.create", name=project.name)
+        await self._audit(project, user, "project.create", name=project.name, incarnation=project.incarnation)
         log.info("project_created", project_id=project_id, owner=user)
         return created
 
@@ -107,7 +130,7 @@ class ProjectService:
             raise validation_failed_from(exc, what="project update") from None
         if candidate.settings.state_location != current.settings.state_location:
             await self._refuse_moving_state_with_resources(current)
-            self.states.for_project(candidate)
+            await self._refuse_foreign_state(candidate, "move the state of")
         saved = await self.projects.update_project(candidate, expected_updated_at=current.updated_at)
         await self._audit_update(current, saved, user)
         return saved
@@ -121,6 +144,34 @@ class ProjectService:
                 "empty desired state), or copy the state yourself.",
                 details={"project_id": project.id, "resources": len(state.resources)},
             )
+
+    async def _refuse_foreign_state(self, project: Project, doing: str) -> None:
+        """Refuse a location whose keys for this project id hold another incarnation's state.
+
+        Adopting it would hand this project resources it did not create; that is an import (explicit,
+        audited), never a side effect of choosing an id or a location.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 if the location is malformed or not allowed.
+            AlreadyExists: CONFLICT_001 saying what is there.
+        """
+        store = self.states.for_project(project)
+        try:
+            await store.read(project.id)
+            await store.read_journal(project.id)
+        except AlreadyExists as exc:
+            raise AlreadyExists(
+                f"Cannot {doing} {project.id!r}: {exc.message} Adopting existing resources will be an explicit, "
+                "audited import; it is not available yet.",
+                details=exc.details,
+            ) from None
+        except StateCorrupted as exc:
+            # Damaged files there are still someone's state: whose, nobody can say, so nobody adopts them.
+            raise AlreadyExists(
+                f"Cannot {doing} {project.id!r}: its state location already holds state files that cannot be read "
+                f"({exc.message}) Use another project id or state_location, or have the operator inspect them.",
+                details=exc.details,
+            ) from None
 
     async def _audit_update(self, before: Project, after: Project, user: str) -> None:
         changes: dict[str, Any] = {}
@@ -137,39 +188,90 @@ class ProjectService:
                 "before": before.settings.model_dump(mode="json"),
                 "after": after.settings.model_dump(mode="json"),
             }
-        await self._audit(after.id, user, "project.update", **changes)
+        await self._audit(after, user, "project.update", **changes)
         old, new = before.settings.approval, after.settings.approval
         if old.require_human_confirmation != new.require_human_confirmation:
             # Opting out of (or back into) human confirmation is a security decision: it gets its own entry.
             action = "approval.human_confirmation_disabled"
             if new.require_human_confirmation:
                 action = "approval.human_confirmation_enabled"
-            await self._audit(after.id, user, action)
+            await self._audit(after, user, action)
             log.warning("approval_policy_changed", project_id=after.id, action=action, user=user)
 
-    async def delete_project(self, project_id: str, *, user: str) -> Project:
-        """Delete the project, its plans and its state history.
+    async def delete_project(self, project_id: str, *, user: str) -> tuple[Project, DataDeletion]:
+        """Delete the project, its plans and the state keys it wrote (never a whole prefix or folder).
+
+        Holds the state lock throughout, so no execution can start or be running meanwhile.
+
+        Returns:
+            The project as it was, and what was deleted from its state location and what was left alone.
 
         Raises:
             AccessDenied: AUTH_001 unless ``user`` is an owner.
-            AlreadyExists: CONFLICT_001 while the state still holds resources.
+            AlreadyExists: CONFLICT_001 while the current state, the request journal or the history
+                shows resources that may still exist, or the location holds another incarnation's state.
+            StateLocked: STATE_003 while an execution holds the state lock.
         """
         project = await self.get_project(project_id, user, Permission.DELETE)
         store = self.states.for_project(project)
-        state = await store.read(project_id)
-        if state is not None and state.resources:
-            names = [r.name for r in state.resources[:10]]
-            raise AlreadyExists(
-                f"Project {project_id!r} still holds {len(state.resources)} resources ({', '.join(names)}"
-                f"{', ...' if len(state.resources) > 10 else ''}). Delete them first: plan_changes with "
-                '{"resources": []}, approve_plan, execute_plan; then delete the project.',
-                details={"project_id": project_id, "resource_count": len(state.resources), "resources": names},
-            )
+        lock = await store.acquire_lock(
+            project_id, owner=f"{user}:{uuid.uuid4().hex[:8]}", operation="delete_project", lease_seconds=60.0
+        )
+        try:
+            await self._refuse_deleting_live_resources(project, store)
+            deletion = await store.delete_project_data(project_id, owner=project.state_owner, lock=lock)
+        except BaseException:
+            await store.release_lock(project_id, lock)
+            raise
         await self.projects.delete_project(project_id)
-        await store.delete_project_data(project_id)
-        await self._audit(project_id, user, "project.delete")
-        log.info("project_deleted", project_id=project_id, user=user)
-        return project
+        await self._audit(project, user, "project.delete", deleted_keys=len(deletion.deleted), left_keys=deletion.left)
+        log.info("project_deleted", project_id=project_id, user=user, left_keys=len(deletion.left))
+        return project, deletion
+
+    async def _refuse_deleting_live_resources(self, project: Project, store: StateStore) -> None:
+        """Refuse while anything on record says a resource may still exist in AWS.
+
+        The current version is not enough: a restore to an older version, or an execution cut short,
+        can leave live resources that only the history or the journal still names.
+        """
+        state = await store.read(project.id)
+        if state is not None and state.resources:
+            raise _refuse_delete(project.id, state.resources, "still holds", "")
+        journal = await store.read_journal(project.id)
+        if journal.entries:
+            plans = sorted({e.plan_id for e in journal.entries})
+            raise AlreadyExists(
+                f"Project {project.id!r} has {len(journal.entries)} Cloud Control requests in flight (plans "
+                f"{', '.join(plans)}). Let them finish: execute_plan or a server restart reconciles them; then "
+                "destroy what they created with a plan before deleting the project.",
+                details={"project_id": project.id, "in_flight": len(journal.entries), "plan_ids": plans},
+            )
+        versions = [
+            await store.read_version(project.id, entry.serial)
+            for entry in sorted(await store.history(project.id), key=lambda e: e.serial)
+            if entry.valid
+        ]
+        live = possibly_live(versions)
+        if live:
+            holding = max(v.serial for v in versions if any(r in v.resources for r in live))
+            raise _refuse_delete(
+                project.id,
+                live,
+                "has history showing",
+                f" They left the record without a plan deleting them (a restore_state?). Bring them back with "
+                f"restore_state version {holding}, then destroy them with a plan; if they are really gone from AWS, "
+                "restore the version you want with forget_resources=true instead.",
+            )
+
+
+def _refuse_delete(project_id: str, resources: list[StateResource], verb: str, advice: str) -> AlreadyExists:
+    names = [r.name for r in resources[:10]]
+    return AlreadyExists(
+        f"Project {project_id!r} {verb} {len(resources)} resources that may still exist ({', '.join(names)}"
+        f"{', ...' if len(resources) > 10 else ''}).{advice} Delete them first: plan_changes with "
+        '{"resources": []}, approve_plan, execute_plan; then delete the project.',
+        details={"project_id": project_id, "resource_count": len(resources), "resources": names},
+    )
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

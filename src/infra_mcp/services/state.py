@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import structlog
 
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.project import Permission, Project
-from infra_mcp.domain.state import HistoryEntry, ResourceStatus, StateFile, StateResource
-from infra_mcp.errors import NotFound, StateCorrupted, ValidationFailed
+from infra_mcp.domain.state import HistoryEntry, ResourceStatus, StateFile, StateResource, dropped_resources
+from infra_mcp.errors import AlreadyExists, NotFound, StateCorrupted, ValidationFailed
 from infra_mcp.services.projects import ProjectService
 
 log = structlog.get_logger(__name__)
@@ -76,18 +77,28 @@ class StateService:
         project = await self.projects.get_project(project_id, user)
         return await self.projects.states.for_project(project).read_version(project_id, serial)
 
-    async def restore(self, project_id: str, user: str, version: int) -> StateFile:
+    async def restore(
+        self, project_id: str, user: str, version: int, *, forget_resources: bool = False
+    ) -> tuple[StateFile, list[StateResource]]:
         """Write history version ``version`` as a new current version (serial + 1).
 
         This rewrites the *record*, not AWS: use it to recover from a corrupted state file. To
-        make AWS match an older version, use plan_rollback instead.
+        make AWS match an older version, use plan_rollback instead. A version that lacks resources
+        the current state holds would drop them from the record while they keep running in AWS, so
+        that needs ``forget_resources`` (owners only); the new version names them, and so does the audit.
+
+        Returns:
+            The version written, and the resources it forgot.
 
         Raises:
             AccessDenied: AUTH_001 unless ``user`` is an owner.
+            AlreadyExists: CONFLICT_001 if the version lacks current resources and ``forget_resources`` is false.
             NotFound / StateCorrupted: the version is missing or damaged.
             StateLocked: STATE_003 while an execution holds the lock.
         """
         project = await self.projects.get_project(project_id, user, Permission.MANAGE)
+        if forget_resources:
+            project.require(user, Permission.DELETE)  # forgetting live resources is as final as deleting
         store = self.projects.states.for_project(project)
         source = await store.read_version(project_id, version)
         if not source.checksum_ok():
@@ -112,21 +123,45 @@ class StateService:
                 log.warning("restoring_over_corrupted_state", project_id=project_id, error=exc.message)
             if current is None:
                 current = source
+            forgotten = dropped_resources(current.resources, source.resources)
+            if forgotten and not forget_resources:
+                raise _would_forget(project_id, version, forgotten)
             restored = current.next_version(
                 [r.model_copy(deep=True) for r in source.resources],
                 user=user,
                 description=f"Restored state version {version}",
             )
+            restored.metadata.forgotten = [r.name for r in forgotten]
             written = await store.write(restored)
         finally:
             await store.release_lock(project_id, lock)
+        details: dict[str, Any] = {"new_serial": written.serial}
+        if forgotten:
+            details["forgotten_resources"] = [_named(r) for r in forgotten]
+            log.warning("state_resources_forgotten", project_id=project_id, user=user, count=len(forgotten))
         await self.projects.projects.append_audit(
             AuditEvent(
                 project_id=project_id,
+                incarnation=project.incarnation,
                 actor=user,
                 action="state.restore",
                 target=str(version),
-                details={"new_serial": written.serial},
+                details=details,
             )
         )
-        return written
+        return written, forgotten
+
+
+def _named(resource: StateResource) -> dict[str, str | None]:
+    return {"name": resource.name, "type": resource.type, "id": resource.id}
+
+
+def _would_forget(project_id: str, version: int, forgotten: list[StateResource]) -> AlreadyExists:
+    names = [r.name for r in forgotten[:10]]
+    return AlreadyExists(
+        f"State version {version} of {project_id!r} lacks {len(forgotten)} resources the current state holds "
+        f"({', '.join(names)}{', ...' if len(forgotten) > 10 else ''}). Restoring it would forget them while "
+        "they keep running in AWS. Destroy them first with a plan (plan_changes, approve_plan, execute_plan), "
+        "or, if they are really gone, call restore_state again with forget_resources=true (owners only; audited).",
+        details={"project_id": project_id, "version": version, "resources": [_named(r) for r in forgotten]},
+    )

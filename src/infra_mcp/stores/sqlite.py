@@ -77,7 +77,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_by_project ON audit(project_id, at);
     """,
-    # 2: the audit chain reads a project's newest entry by insertion order on every append.
+    # 2: project incarnations (DESIGN §3). Each existing project gets its own random UUID (the
+    # subquery names the row, so SQLite draws one per project instead of caching one for all) and
+    # adopts the state and audit written without an incarnation. The projects in this database at
+    # upgrade time are the only ones that can have written them: a project deleted earlier took its
+    # state with it, or (if some was left) nothing here can say whose it was, and the one that
+    # exists now is the best owner. Projects created after the upgrade never adopt unmarked data.
+    """
+    UPDATE projects SET doc = json_set(
+        doc,
+        '$.incarnation',
+        (SELECT lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-'
+                      || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(h, 18, 3) || '-' || substr(h, 21))
+           FROM (SELECT hex(randomblob(16)) AS h) WHERE projects.id IS NOT NULL),
+        '$.adopts_unmarked_state',
+        json('true')
+    ) WHERE json_extract(doc, '$.incarnation') IS NULL;
+    """,
+    # 3: the audit chain reads a project's newest entry by insertion order on every append.
     """
     CREATE INDEX audit_chain ON audit(project_id);
     """,
@@ -297,11 +314,26 @@ class SqliteProjectStore:
 
     # Audit ------------------------------------------------------------------
 
+    async def _with_incarnation(self, event: AuditEvent) -> AuditEvent:
+        """``event`` stamped with its project's incarnation when the caller did not know it."""
+        if event.incarnation is not None:
+            return event
+        async with self.db.execute(
+            "SELECT json_extract(doc, '$.incarnation') FROM projects WHERE id = ?", (event.project_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return event if row is None or row[0] is None else event.model_copy(update={"incarnation": row[0]})
+
     @_serialised
     async def append_audit(self, event: AuditEvent) -> None:
-        """Append ``event`` linked to the project's previous entry (read in the same transaction)."""
+        """Append ``event``, stamped with its project's incarnation (if the caller did not know it) and
+        linked to the project's previous entry, read in the same transaction.
+
+        Stamping comes first: the link covers the incarnation too.
+        """
         try:
             await self.db.execute("BEGIN IMMEDIATE")
+            event = await self._with_incarnation(event)
             if self.chain is not None:
                 async with self.db.execute(
                     "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT 1", (event.project_id,)
@@ -328,17 +360,25 @@ class SqliteProjectStore:
         return [AuditEvent.model_validate_json(r["doc"]) for r in rows]
 
     async def list_audit(
-        self, project_id: str, *, limit: int = 200, before: str | None = None
+        self,
+        project_id: str,
+        *,
+        incarnation: str | None = None,
+        unmarked_since: datetime | None = None,
+        limit: int = 200,
+        before: str | None = None,
     ) -> list[AuditEvent]:
-        """Newest first, in the order written; ``before`` (an event id) starts the page after it.
-
-        Raises:
-            NotFound: RESOURCE_001, ``before`` names no event of this project.
-        """
-        if before is None:
-            query = "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT ?"
-            args: tuple[Any, ...] = (project_id, limit)
-        else:
+        query = "SELECT doc FROM audit WHERE project_id = ?"
+        args: list[Any] = [project_id]
+        if incarnation is not None:
+            # A re-created project id must not show the previous owner's events.
+            query += " AND (json_extract(doc, '$.incarnation') = ?"
+            args.append(incarnation)
+            if unmarked_since is not None:
+                query += " OR (json_extract(doc, '$.incarnation') IS NULL AND at >= ?)"
+                args.append(isoformat(unmarked_since))
+            query += ")"
+        if before is not None:
             async with self.db.execute(
                 "SELECT rowid FROM audit WHERE id = ? AND project_id = ?", (before, project_id)
             ) as cursor:
@@ -348,8 +388,11 @@ class SqliteProjectStore:
                     f"No audit event {before!r} in project {project_id!r}. Start again from the first page.",
                     details={"project_id": project_id, "before": before},
                 )
-            query = "SELECT doc FROM audit WHERE project_id = ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
-            args = (project_id, anchor[0], limit)
+            query += " AND rowid < ?"
+            args.append(anchor[0])
+        # Insertion order: the order of the chain, stable for paging whatever the clocks said.
+        query += " ORDER BY rowid DESC LIMIT ?"
+        args.append(limit)
         async with self.db.execute(query, args) as cursor:
             rows = await cursor.fetchall()
         return [AuditEvent.model_validate(json.loads(r["doc"])) for r in rows]

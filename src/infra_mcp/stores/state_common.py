@@ -35,7 +35,7 @@ import structlog
 from pydantic import ValidationError
 
 from infra_mcp.domain.common import isoformat, sha256_of, utcnow, validate_project_id
-from infra_mcp.domain.state import HistoryEntry, Journal, LockInfo, StateFile
+from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
 from infra_mcp.errors import (
     NotFound,
     StateConflict,
@@ -152,8 +152,11 @@ class BlobBackend(Protocol):
         """Every key under ``prefix``, in no particular order."""
         ...
 
-    def delete_prefix(self, prefix: str) -> None:
-        """Delete every key under ``prefix``."""
+    def prune(self, prefix: str) -> None:
+        """Remove the folder ``prefix`` names if it is empty (backends without folders do nothing).
+
+        There is deliberately no recursive delete: a project deletes only keys it wrote, one by one.
+        """
         ...
 
 
@@ -224,6 +227,7 @@ def history_entry(state: StateFile) -> HistoryEntry:
         change_plan_id=state.metadata.change_plan_id,
         checksum=state.metadata.checksum,
         resource_count=len(state.resources),
+        incarnation=state.metadata.incarnation,
     )
 
 
@@ -414,10 +418,18 @@ class VersionedStateStore:
         keys = ProjectKeys.of(journal.project_id)
         await self._run(self.backend.put, keys.journal, encode(journal.model_dump(mode="json")))
 
-    async def delete_project_data(self, project_id: str) -> None:
-        """Remove every key of the project (state, history, lock, journal)."""
+    async def delete_project_data(
+        self, project_id: str, *, owner: StateOwner, lock: LockInfo | None = None
+    ) -> DataDeletion:
+        """Delete the keys this project incarnation wrote: history versions, state.json, journal, and ``lock``.
+
+        Each key is read and checked before it goes (a state version or journal of ``owner``'s
+        incarnation; the lock only if it is still ``lock``), and deleted only if unchanged since.
+        Anything else under the project's keys (another incarnation's versions, damaged or stray
+        files) is left alone and reported. Never a recursive delete.
+        """
         keys = ProjectKeys.of(project_id)
-        await self._run(self.backend.delete_prefix, keys.root)
+        return await self._run(self._delete_data, keys, owner, lock)
 
     # ----------------------------------------------------------------- state
 
@@ -664,6 +676,72 @@ class VersionedStateStore:
         if not ours:
             # Already gone, or taken over after our lease expired: someone else's lock now, leave it be.
             log.info("state_lock_release_skipped", project_id=keys.project_id, lock_id=lock.lock_id)
+
+    # ----------------------------------------------------------------- deletion
+
+    def _delete_data(self, keys: ProjectKeys, owner: StateOwner, lock: LockInfo | None) -> DataDeletion:
+        report = DataDeletion()
+        # History first, state.json after: a deletion cut short leaves a readable state, never a pointer to nothing.
+        for key in sorted(self.backend.list(keys.history_prefix)):
+            serial = keys.serial_of(key)
+            if serial is None:
+                report.left[key] = "not a state version (stray file)"
+                continue
+            self._delete_state_key(keys, key, serial, owner, report)
+        self._delete_state_key(keys, keys.state, None, owner, report)
+        self._delete_journal(keys, owner, report)
+        if lock is not None:
+            ours, _ = self._on_our_lock(keys, lock, lambda etag: self.backend.delete(keys.lock, if_match=etag))
+            if ours:
+                report.deleted.append(keys.lock)
+        if keys.lock not in report.deleted and self.backend.get(keys.lock) is not None:
+            report.left[keys.lock] = "a lock this deletion does not hold"
+        self.backend.prune(keys.history_prefix)
+        self.backend.prune(keys.root)
+        self._written.pop(keys.state, None)
+        if report.left:
+            log.warning("state_keys_left", project_id=keys.project_id, left=report.left)
+        return report
+
+    def _delete_state_key(
+        self, keys: ProjectKeys, key: str, serial: int | None, owner: StateOwner, report: DataDeletion
+    ) -> None:
+        blob = self.backend.get(key)
+        if blob is None:
+            return
+        try:
+            state = parse_state(blob.data, project_id=keys.project_id, serial=serial)
+        except Damaged as exc:
+            report.left[key] = f"unreadable ({exc}), so not provably this project's"
+            return
+        if not owner.owns(state.metadata.incarnation):
+            report.left[key] = f"written by another incarnation ({state.metadata.incarnation or 'unmarked'})"
+            return
+        self._delete_unchanged(key, blob, report)
+
+    def _delete_journal(self, keys: ProjectKeys, owner: StateOwner, report: DataDeletion) -> None:
+        blob = self.backend.get(keys.journal)
+        if blob is None:
+            return
+        try:
+            journal = Journal.model_validate_json(blob.data)
+        except ValidationError:
+            report.left[keys.journal] = "unreadable, so not provably this project's"
+            return
+        if journal.project_id != keys.project_id or not owner.owns(journal.incarnation):
+            report.left[keys.journal] = f"written by another incarnation ({journal.incarnation or 'unmarked'})"
+        elif journal.entries:
+            report.left[keys.journal] = f"{len(journal.entries)} requests still in flight"
+        else:
+            self._delete_unchanged(keys.journal, blob, report)
+
+    def _delete_unchanged(self, key: str, blob: Blob, report: DataDeletion) -> None:
+        try:
+            self.backend.delete(key, if_match=blob.etag)
+        except PreconditionFailed:
+            report.left[key] = "changed while the project was being deleted"
+            return
+        report.deleted.append(key)
 
     # ----------------------------------------------------------------- journal
 

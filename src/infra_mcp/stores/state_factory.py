@@ -8,30 +8,23 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra_mcp.domain.locations import S3Location, require_allowed
 from infra_mcp.domain.project import Project
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.ports import StateStore
 from infra_mcp.settings import Settings
 from infra_mcp.stores.state_local import LocalStateStore
 from infra_mcp.stores.state_s3 import S3StateStore
+from infra_mcp.stores.state_scope import IncarnationScope
 
 # S3's rules for general purpose bucket names: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
 
 Location = S3Location | Path
@@ -73,34 +66,61 @@ def _invalid(value: object, why: str) -> ValidationFailed:
     )
 
 
+def resolve(location: Location) -> Location:
+    """A folder with symlinks and ``..`` resolved (what it really is on disk); an S3 location as is."""
+    return location.resolve() if isinstance(location, Path) else location
+
+
+def allowed_roots(default: str, extra: Sequence[str]) -> list[Location]:
+    """The operator's allowed state locations, resolved: the default location first.
+
+    Raises:
+        ValidationFailed: VALIDATION_001 for a malformed entry (the server does not start with it).
+    """
+    return [resolve(parse_location(value)) for value in (default, *extra)]
+
+
 class StateStoreRegistry:
     """The :class:`~infra_mcp.ports.StateStores` port: one store per state location, made on first use.
 
     Args:
-        settings: Default location and the AWS region/profile/endpoint for S3 locations.
+        settings: Default and allowed locations, and the AWS region/profile/endpoint for S3 locations.
+
+    Raises:
+        ValidationFailed: VALIDATION_001 if an allowed location is malformed.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._allowed = allowed_roots(settings.default_state_location, settings.allowed_state_locations)
         self._stores: dict[Location, StateStore] = {}
         self._guard = threading.Lock()
 
-    def for_project(self, project: Project) -> StateStore:
-        """The store of ``project``: its own ``state_location``, else the default.
+    def for_project(self, project: Project) -> IncarnationScope:
+        """The store of ``project`` (its own ``state_location``, else the default), scoped to its incarnation.
+
+        The location is checked against the allowed roots every time, not only when it was set:
+        the database may have been edited, or the operator may have narrowed the list since.
 
         Raises:
-            ValidationFailed: VALIDATION_001 if the location is malformed.
+            ValidationFailed: VALIDATION_001 if the location is malformed or not allowed.
             StateUnavailable: STATE_004 if an S3 location's AWS profile does not exist.
         """
-        return self.for_location(project.settings.state_location or self._settings.default_state_location)
+        location = project.settings.state_location or self._settings.default_state_location
+        return IncarnationScope(self.for_location(location), project.state_owner)
 
     def for_location(self, location: str) -> StateStore:
-        """The (cached) store for a location string."""
-        parsed = parse_location(location)
+        """The (cached) store for an allowed location string.
+
+        Raises:
+            ValidationFailed: VALIDATION_001 if the location is malformed or not allowed.
+        """
+        resolved = resolve(parse_location(location))
+        require_allowed(resolved, self._allowed, shown=location)
         with self._guard:
-            store = self._stores.get(parsed)
+            store = self._stores.get(resolved)
             if store is None:
-                store = self._stores[parsed] = self._make(parsed)
+                store = self._stores[resolved] = self._make(resolved)
             return store
 
     def _make(self, location: Location) -> StateStore:

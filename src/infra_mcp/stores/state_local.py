@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,7 +39,17 @@ class LocalBlobs:
         # Keys come from validated project ids and fixed names; refuse anything else all the same.
         if any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"unsafe key {key!r}")
-        return self.root.joinpath(*parts)
+        path = self.root.joinpath(*parts)
+        # A symlink planted inside the location (a project folder pointing at /etc) must not lead
+        # reads, writes or deletions out of it.
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise StateUnavailable(
+                f"The state key {key!r} leads out of the state folder {str(self.root)!r} through a symlink; "
+                "nothing was read or written there. Remove the symlink.",
+                details={"location": str(self.root), "key": key},
+            )
+        return path
 
     def get(self, key: str) -> Blob | None:
         with self._errors():
@@ -55,8 +64,8 @@ class LocalBlobs:
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
         path = self._path(key)
         with self._errors():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self._temp_copy(path.parent, data)
+            self._make_folders(path.parent)
+            temp = self._temp_copy(path.parent, data)  # mkstemp: mode 0600, kept by link and replace
             try:
                 if if_none_match:
                     try:
@@ -96,9 +105,21 @@ class LocalBlobs:
                 return []
             return [f"{prefix}{child.name}" for child in folder.iterdir() if child.is_file()]
 
-    def delete_prefix(self, prefix: str) -> None:
-        with self._errors(), contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(self._path(prefix.rstrip("/")))
+    def prune(self, prefix: str) -> None:
+        with contextlib.suppress(OSError):
+            os.rmdir(self._path(prefix.rstrip("/")))  # fails, as wanted, unless the folder is empty
+
+    def _make_folders(self, folder: Path) -> None:
+        """Create ``folder`` and any missing parent as 0700: state is readable by the server's user only."""
+        missing: list[Path] = []
+        while not folder.is_dir():
+            missing.append(folder)
+            if folder.parent == folder:
+                break
+            folder = folder.parent
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir(mode=0o700)
 
     def _current_etag(self, path: Path) -> str | None:
         try:

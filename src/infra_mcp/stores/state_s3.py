@@ -35,7 +35,6 @@ _DENIED = {
     "AccountProblem",
 }
 _WRONG_REGION = {"PermanentRedirect", "301", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"}
-_BATCH = 1000  # DeleteObjects takes at most 1,000 keys
 # Loading the S3 service model costs ~80 ms per botocore session; every store shares one loader
 # (models only: credentials are still resolved per store, from its own session).
 _MODELS = botocore.loaders.create_loader()
@@ -132,15 +131,8 @@ class S3Blobs:
                 keys.extend(prefix + item["Key"][len(full) :] for item in page.get("Contents", []))
         return keys
 
-    def delete_prefix(self, prefix: str) -> None:
-        keys = [self._key(key) for key in self.list(prefix)]
-        with self._errors("delete", prefix):
-            for start in range(0, len(keys), _BATCH):
-                batch = [{"Key": key} for key in keys[start : start + _BATCH]]
-                answer = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    raise self._unavailable("delete", prefix, str(first.get("Code", "")))
+    def prune(self, prefix: str) -> None:
+        """S3 has no folders: nothing to remove."""
 
     @contextmanager
     def _errors(self, action: str, key: str = "") -> Iterator[None]:
