@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+import structlog
 
 from infra_mcp.cli import main
 from infra_mcp.domain.project import Member, Project, Role
@@ -46,6 +50,18 @@ def _damage(path: Path) -> None:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """``main`` points logging at this test's captured stderr; later tests must not log into a closed file."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 # ---- backup ----------------------------------------------------------------------------------------
@@ -167,17 +183,19 @@ async def test_restore_refuses_a_file_that_is_not_an_infra_mcp_database(
 # ---- start-up on a damaged database, as a person sees it --------------------------------------------
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("command", [["serve"], ["plans", "list", "web"]], ids=["serve", "plans"])
-async def test_start_up_on_a_zero_length_database_prints_the_error_and_exits_non_zero(
-    data_dir: Path, command: list[str]
-) -> None:
-    path = await _with_projects(data_dir, "web")
+def _zero_length_in_used_dir(data_dir: Path) -> Path:
+    path = anyio.run(_with_projects, data_dir, "web")
     (data_dir / "secret.key").write_bytes(b"k" * 32)
     path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.slow
+def test_serve_on_a_zero_length_database_prints_the_error_and_exits_non_zero(data_dir: Path) -> None:
+    path = _zero_length_in_used_dir(data_dir)
     env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_USER": "alice"}
     done = subprocess.run(
-        [sys.executable, "-m", "infra_mcp", *command],
+        [sys.executable, "-m", "infra_mcp", "serve"],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -190,4 +208,18 @@ async def test_start_up_on_a_zero_length_database_prints_the_error_and_exits_non
     assert "STATE_001" in done.stderr
     assert "infra-mcp db restore" in done.stderr
     assert "Traceback" not in done.stderr
+    assert path.stat().st_size == 0
+
+
+def test_plans_on_a_zero_length_database_prints_the_error_and_exits_non_zero(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _zero_length_in_used_dir(data_dir)
+    monkeypatch.setenv("INFRA_MCP_DATA_DIR", str(data_dir))
+    capsys.readouterr()  # the set-up's own log lines
+    assert main(["plans", "--user", "alice", "list", "web"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("STATE_001")
+    assert "infra-mcp db restore" in " ".join(err.split())  # rich wraps long lines
     assert path.stat().st_size == 0
