@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import shutil
 import sqlite3
 import sys
 import uuid
@@ -24,11 +25,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateLocked, ValidationFailed
+from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateCorrupted, StateLocked, ValidationFailed
 from infra_mcp.file_modes import PRIVATE_FILE, ensure_private_dir
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import MIGRATIONS
-from infra_mcp.stores.sqlite_integrity import DatabaseReport, check_database, open_lock_path, sidecars
+from infra_mcp.stores.sqlite_integrity import RESTORE_HINT, DatabaseReport, check_database, open_lock_path, sidecars
 
 
 def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,6 +87,7 @@ def backup_database(database: Path, target: Path, *, force: bool = False) -> Dat
         )
     if not target.parent.is_dir():
         raise ValidationFailed(f"The folder {target.parent} does not exist.", details={"path": str(target)})
+    check_database(database, known_version=len(MIGRATIONS))  # a damaged source is named as such, not copied
     with _private_temp(target.parent, f".{target.name}.tmp-") as temp:
         report = _copy_checked(database, temp)
         if force:
@@ -152,7 +154,15 @@ def _copy_checked(source: Path, temp: Path) -> DatabaseReport:
         src.close()
     with temp.open("rb+") as handle:
         os.fsync(handle.fileno())
-    report = check_database(temp, known_version=len(MIGRATIONS), full=True)
+    try:
+        report = check_database(temp, known_version=len(MIGRATIONS), full=True)
+    except StateCorrupted as exc:
+        # The copy is page for page: its damage is the source's. Name the source, not our temporary file.
+        raise StateCorrupted(
+            f"{source} is damaged: a page-by-page copy of it fails integrity_check. Nothing was written. "
+            f"{RESTORE_HINT}",
+            details={**exc.details, "path": str(source)},
+        ) from None
     return DatabaseReport(path=source, exists=True, schema_version=report.schema_version, counts=report.counts)
 
 
@@ -162,7 +172,10 @@ def _keep_aside(database: Path) -> Path | None:
         return None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     aside = database.with_name(f"{database.name}.broken-{stamp}")
-    os.link(database, aside)  # the database itself stays in place until the atomic swap
+    try:
+        os.link(database, aside)  # the database itself stays in place until the atomic swap
+    except OSError:  # a file system without hard links: a copy keeps the same bytes
+        shutil.copy2(database, aside)
     for sidecar in sidecars(database):
         # A stale -wal would be replayed onto the restored file: it must go with the old one.
         with contextlib.suppress(FileNotFoundError):

@@ -96,6 +96,24 @@ async def test_a_backup_never_overwrites_a_file_without_force(
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
 
+async def test_a_backup_of_a_damaged_database_is_refused_naming_it_and_writes_nothing(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = await _with_projects(data_dir, *(f"p-{i}" for i in range(40)))
+    with sqlite3.connect(path) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'projects'").fetchone()[0]
+    db.close()
+    with path.open("r+b") as handle:
+        handle.seek((root - 1) * page_size)
+        handle.write(b"\xff" * page_size)
+    assert _db(data_dir, "backup", str(tmp_path / "backup.sqlite3")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("STATE_001")
+    assert str(path) in err
+    assert [p.name for p in tmp_path.iterdir() if p.is_file()] == []
+
+
 # ---- check -----------------------------------------------------------------------------------------
 
 
