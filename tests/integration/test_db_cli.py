@@ -235,7 +235,7 @@ def test_plans_on_a_zero_length_database_prints_the_error_and_exits_non_zero(
     path = _zero_length_in_used_dir(data_dir)
     monkeypatch.setenv("INFRA_MCP_DATA_DIR", str(data_dir))
     capsys.readouterr()  # the set-up's own log lines
-    assert main(["plans", "--user", "alice", "list", "web"]) == 1
+    assert main(["plans", "list", "web"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("STATE_001")
