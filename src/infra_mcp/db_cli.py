@@ -34,14 +34,24 @@ from infra_mcp.stores.sqlite_integrity import RESTORE_HINT, DatabaseReport, chec
 
 def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``db`` command and its actions to the top-level subparsers."""
+    where = "the data dir (default: INFRA_MCP_DATA_DIR or the user data dir)"
     db = sub.add_parser("db", help="back up, check and restore the project database")
-    db.add_argument("--data-dir", type=Path, help="the data dir (default: INFRA_MCP_DATA_DIR or the user data dir)")
+    db.add_argument("--data-dir", type=Path, help=where)
+    # --data-dir is accepted before or after the action, as `plans` accepts its options.
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=where)
     actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    backup = actions.add_parser("backup", help="copy the database to PATH (safe while the server runs)")
+    backup = actions.add_parser(
+        "backup", help="copy the database to PATH (safe while the server runs)", parents=[data_dir]
+    )
     backup.add_argument("path", type=Path)
     backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
-    actions.add_parser("check", help="run the integrity check the server runs at start-up (exit code 0: ok)")
-    restore = actions.add_parser("restore", help="replace the database with a checked backup (server stopped)")
+    actions.add_parser(
+        "check", help="run the integrity check the server runs at start-up (exit code 0: ok)", parents=[data_dir]
+    )
+    restore = actions.add_parser(
+        "restore", help="replace the database with a checked backup (server stopped)", parents=[data_dir]
+    )
     restore.add_argument("backup", type=Path)
 
 

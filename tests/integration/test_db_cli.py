@@ -131,7 +131,7 @@ async def test_check_passes_a_healthy_database_and_fails_a_damaged_one_with_its_
 
 
 def test_check_of_a_brand_new_data_dir_passes(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _db(data_dir, "check") == 0
+    assert main(["db", "check", "--data-dir", str(data_dir)]) == 0  # the option also goes after the action
     assert "no database" in capsys.readouterr().out
 
 

@@ -106,7 +106,7 @@ class SqliteProjectStore:
         """Check the file is safe to start on, then open (creating folders and the file if needed) and migrate.
 
         The data dir is made ``0700`` and the database files ``0600`` (tightened, with a warning, if
-        looser). While open, the store holds a shared lock that ``infra-mcp db restore`` waits out.
+        looser). While open, the store holds a shared lock: ``infra-mcp db restore`` refuses to run meanwhile.
 
         Raises:
             StateCorrupted: STATE_001 if the file is empty where the data dir shows prior use,
