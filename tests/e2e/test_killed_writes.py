@@ -104,7 +104,8 @@ def _assert_nothing_half_written(data_dir: Path) -> None:
 
 # ---- one case per kind of write: what to prepare, the fatal call, and what must hold after -------------------
 
-Check = Callable[[ClientFactory, Path, dict[str, Any]], Awaitable[None]]
+Prepare = Callable[[ClientFactory], Awaitable[dict[str, Any]]]
+Arguments = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 async def _prepare_project(connect: ClientFactory) -> dict[str, Any]:
@@ -127,7 +128,8 @@ async def _prepare_approved(connect: ClientFactory) -> dict[str, Any]:
         return {"plan_id": plan_id}
 
 
-CASES: dict[str, tuple[Callable[[ClientFactory], Awaitable[dict[str, Any]]], str, Callable[[dict[str, Any]], Any]]] = {
+# write -> (what to prepare in process, the tool whose write is killed, its arguments from what was prepared)
+CASES: dict[str, tuple[Prepare, str, Arguments]] = {
     "update_project": (_prepare_project, "update_project", lambda _: {"project_id": "web", "description": "after"}),
     "save_plan": (_prepare_project, "plan_changes", lambda _: {"project_id": "web", "desired_state": DESIRED}),
     "approve": (_prepare_plan, "approve_plan", lambda p: {"plan_id": p["plan_id"], "comment": "reviewed"}),
