@@ -203,7 +203,9 @@ async def test_restore_refuses_a_file_that_is_not_an_infra_mcp_database(
 
 def _zero_length_in_used_dir(data_dir: Path) -> Path:
     path = anyio.run(_with_projects, data_dir, "web")
-    (data_dir / "secret.key").write_bytes(b"k" * 32)
+    key = data_dir / "secret.key"
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
     path.write_bytes(b"")
     return path
 

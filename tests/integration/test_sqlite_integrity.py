@@ -104,12 +104,27 @@ async def test_a_zero_length_database_in_a_used_data_dir_is_refused_with_state_0
     assert path.stat().st_size == 0  # nothing was created or migrated over it
 
 
-async def test_a_missing_database_beside_the_secret_key_is_refused_with_state_001(tmp_path: Path) -> None:
+async def test_a_missing_database_beside_project_state_is_refused_with_state_001(tmp_path: Path) -> None:
+    _used_state(tmp_path)
     (tmp_path / "secret.key").write_bytes(b"k" * 32)
     error = await _open_error(tmp_path / DB_NAME)
     assert error.code == "STATE_001"
-    assert error.details["prior_use"] == ["secret.key"]
+    assert error.details["problem"] == "empty_but_used"
     assert not (tmp_path / DB_NAME).exists()
+
+
+async def test_a_missing_database_beside_only_the_server_key_starts_as_new(tmp_path: Path) -> None:
+    (tmp_path / "secret.key").write_bytes(b"k" * 32)  # the first start creates the key, then the database
+    async with SqliteProjectStore(tmp_path / DB_NAME) as store:
+        assert await store.list_projects() == []
+
+
+async def test_a_zero_length_database_beside_the_server_key_is_refused_with_state_001(tmp_path: Path) -> None:
+    (tmp_path / "secret.key").write_bytes(b"k" * 32)
+    (tmp_path / DB_NAME).touch()
+    error = await _open_error(tmp_path / DB_NAME)
+    assert error.code == "STATE_001"
+    assert error.details["prior_use"] == ["secret.key"]
 
 
 async def test_a_zero_length_database_with_its_wal_left_is_refused_and_the_wal_kept(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from infra_mcp.errors import InfraError, StateCorrupted, StateUnavailable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_BYTES = 100
+KEY_NAME = "secret.key"  # the server key's default name in the data dir (services/keys.py)
 _TABLES = ("projects", "members", "plans", "audit")
 # SQLite result codes (low byte of the extended code) that mean "the bytes are wrong".
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -69,13 +70,13 @@ def prior_use_signs(path: Path) -> list[str]:
     """What in the data dir of ``path`` shows that an infra-mcp database was used there before.
 
     Only infra-mcp's own traces count, so a brand-new or unrelated folder starts fine: SQLite's
-    journal files beside the database, the secret key, and project state in the default
+    journal files beside the database, the server key, and project state in the default
     ``state`` folder (a ``state.json`` or a ``history`` folder under a project folder).
     """
     data_dir = path.parent
     signs = [p.name for p in sidecars(path) if p.exists()]
-    if (data_dir / "secret.key").exists():
-        signs.append("secret.key")
+    if (data_dir / KEY_NAME).exists():
+        signs.append(KEY_NAME)
     state_root = data_dir / "state"
     if state_root.is_dir():
         projects = sorted(
@@ -106,6 +107,9 @@ def check_database(path: Path, *, known_version: int, full: bool = False) -> Dat
         size = path.stat().st_size
     except FileNotFoundError:
         size = None
+        # The server key is created just before the database at the first start, so beside a
+        # missing file it proves nothing; beside an empty one it does (the file came after it).
+        signs = [sign for sign in signs if sign != KEY_NAME]
     except OSError as exc:
         raise _unavailable(path, str(exc)) from exc
     if not size:
