@@ -1,4 +1,4 @@
-"""The ``infra-mcp`` command: serve, demo, sandbox, and the out-of-band ``plans`` commands."""
+"""The ``infra-mcp`` command: serve, demo, sandbox, the out-of-band ``plans`` commands, and ``db``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from infra_mcp import __version__
+from infra_mcp.db_cli import add_db_parser
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     preject = psub.add_parser("reject", help="reject a plan", parents=[who])
     preject.add_argument("plan_id")
     preject.add_argument("--reason", default="")
+    add_db_parser(sub)
     return parser
 
 
@@ -78,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("WARNING")  # the terminal is for the person; logs stay on stderr
 
         return run_plans_command(args)
+    if args.command == "db":
+        from infra_mcp.db_cli import run_db_command
+        from infra_mcp.logs import configure_logging
+
+        configure_logging("WARNING")
+        return run_db_command(args)
     _parser().print_help(sys.stderr)
     return 2
 

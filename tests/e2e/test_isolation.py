@@ -12,9 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
+from mcp import Client
 from moto.server import ThreadedMotoServer
 
 from infra_mcp.domain.state import StateFile, StateOwner, StateResource
+from infra_mcp.server.app import build_server
+from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import MIGRATIONS
 from infra_mcp.stores.state_local import LocalStateStore
 from infra_mcp.stores.state_scope import IncarnationScope
@@ -206,16 +209,17 @@ async def test_delete_is_refused_after_a_restore_that_dropped_live_resources_wit
 
 
 async def test_a_recreated_project_does_not_adopt_the_state_the_previous_one_left(
-    connect: ClientFactory, data_dir: Path
+    connect: ClientFactory, data_dir: Path, tmp_path: Path
 ) -> None:
-    async with connect("alice", elicitation_callback=Human()) as alice:
+    shared = tmp_path / "shared-state"  # one state location, two databases
+    async with connect("alice", elicitation_callback=Human(), settings={"state_location": str(shared)}) as alice:
         await call_ok(alice, "create_project", {"project_id": "prod"})
         await _apply(alice, {"resources": [BUCKET]}, "prod")
-    (data_dir / "infra-mcp.sqlite3").unlink()  # the database is lost; the state is not
-    for leftover in data_dir.glob("infra-mcp.sqlite3-*"):
-        leftover.unlink()
 
-    async with connect("mallory") as mallory:
+    # The same data dir with its database lost does not even start (the database integrity check);
+    # a fresh data dir (another database) over the same state location is what incarnations guard.
+    other = build_server(Settings(data_dir=tmp_path / "other", user="mallory", state_location=str(shared)))
+    async with Client(other) as mallory:
         refused = await call_error(mallory, "create_project", {"project_id": "prod"})
         assert refused["code"] == "CONFLICT_001"
         assert refused["details"]["found"]["resource_count"] == 1
@@ -242,15 +246,16 @@ def test_the_moto_port_is_loopback_only(s3_endpoint: str) -> None:
 
 
 async def test_creating_a_project_over_damaged_state_files_is_refused_not_adopted(
-    connect: ClientFactory, data_dir: Path
+    connect: ClientFactory, tmp_path: Path
 ) -> None:
-    (data_dir / "state" / "prod").mkdir(parents=True)
-    (data_dir / "state" / "prod" / "state.json").write_bytes(b'{"truncated')
+    shared = tmp_path / "shared-state"
+    (shared / "prod").mkdir(parents=True)
+    (shared / "prod" / "state.json").write_bytes(b'{"truncated')
 
-    async with connect() as client:
+    async with connect(settings={"state_location": str(shared)}) as client:
         assert (await call_error(client, "create_project", {"project_id": "prod"}))["code"] == "CONFLICT_001"
         assert (await call_ok(client, "list_projects"))["projects"] == []
-    assert (data_dir / "state" / "prod" / "state.json").read_bytes() == b'{"truncated'
+    assert (shared / "prod" / "state.json").read_bytes() == b'{"truncated'
 
 
 async def test_a_project_from_before_incarnations_keeps_its_state_after_the_upgrade(

@@ -56,12 +56,12 @@ async def test_a_database_from_a_newer_version_is_refused_with_state_004(tmp_pat
     assert caught.value.code == "STATE_004"
 
 
-async def test_a_file_that_is_not_a_database_is_refused_with_state_004(tmp_path: Path) -> None:
+async def test_a_file_that_is_not_a_database_is_refused_as_corrupted_with_state_001(tmp_path: Path) -> None:
     path = tmp_path / "x.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(InfraError) as caught:
         await SqliteProjectStore(path).open()
-    assert caught.value.code == "STATE_004"
+    assert caught.value.code == "STATE_001"
 
 
 async def test_duplicate_project_ids_are_conflict_001(store: SqliteProjectStore) -> None:

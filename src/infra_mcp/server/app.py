@@ -7,6 +7,7 @@ The services are opened once per server, in the lifespan, from one frozen Settin
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from infra_mcp.container import App, open_app
 from infra_mcp.domain.cloud import UpstreamStatus
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
-from infra_mcp.errors import ValidationFailed
+from infra_mcp.errors import InfraError, ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
@@ -331,7 +332,31 @@ def _register_prompts(mcp: MCPServer[Any], specs: list[PromptSpec]) -> None:
 
 
 def serve_stdio(settings: Settings | None = None) -> None:
-    """Run the server on stdio (how agent hosts launch it). Logs go to stderr."""
+    """Run the server on stdio (how agent hosts launch it). Logs go to stderr.
+
+    Raises:
+        SystemExit: 1 when start-up fails with an InfraError (a damaged database, say), after writing its
+            code and message to stderr: the person reading the host's log needs the message, not a traceback.
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    build_server(settings).run("stdio")
+    try:
+        build_server(settings).run("stdio")
+    except BaseException as exc:
+        error = _infra_error_in(exc)
+        if error is None:
+            raise
+        sys.stderr.write(f"infra-mcp: cannot start: {error.code}: {error.message}\n")
+        raise SystemExit(1) from None
+
+
+def _infra_error_in(exc: BaseException) -> InfraError | None:
+    """The InfraError that ``exc`` is, or that the task groups wrapped it in (the lifespan runs in one)."""
+    if isinstance(exc, InfraError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _infra_error_in(inner)
+            if found is not None:
+                return found
+    return None

@@ -7,8 +7,10 @@ changes rarely; when it does, a new entry in ``MIGRATIONS`` moves old databases 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
@@ -17,6 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 import anyio
+import anyio.to_thread
 import structlog
 
 from infra_mcp.domain.audit import GENESIS, AuditEvent
@@ -25,6 +28,8 @@ from infra_mcp.domain.integrity import AuditChain
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.errors import AlreadyExists, NotFound, PlanStatusInvalid, StateUnavailable
+from infra_mcp.file_modes import PRIVATE_FILE, create_private_file, ensure_private_dir, tighten
+from infra_mcp.stores.sqlite_integrity import check_database, open_lock_path, sidecars
 
 log = structlog.get_logger(__name__)
 
@@ -112,37 +117,77 @@ class SqliteProjectStore:
         # One connection is shared by every task of the server; writes are serialised so two
         # tasks never interleave statements inside one transaction.
         self._write_lock = anyio.Lock()
+        self._open_lock: int | None = None
 
     async def open(self) -> SqliteProjectStore:
-        """Open (creating folders and the file if needed) and migrate.
+        """Check the file is safe to start on, then open (creating folders and the file if needed) and migrate.
+
+        The data dir is made ``0700`` and the database files ``0600`` (tightened, with a warning, if
+        looser). While open, the store holds a shared lock: ``infra-mcp db restore`` refuses to run meanwhile.
 
         Raises:
-            StateUnavailable: STATE_004 if the file cannot be opened or is not a database.
+            StateCorrupted: STATE_001 if the file is empty where the data dir shows prior use,
+                truncated, not a database, or fails its integrity check (the message says how to restore).
+            StateUnavailable: STATE_004 if the file cannot be opened, is from a newer infra-mcp,
+                or a restore is under way.
         """
         db: aiosqlite.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            await anyio.to_thread.run_sync(self._prepare_files)
             db = await aiosqlite.connect(self.path, timeout=30)
             db.row_factory = aiosqlite.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=30000")
             await self._migrate(db)
-        except (sqlite3.Error, OSError) as exc:
+            # SQLite gives the -wal/-shm it just made the main file's mode; this catches older leftovers.
+            for sidecar in sidecars(self.path):
+                tighten(sidecar, PRIVATE_FILE)
+        except BaseException as exc:
             if db is not None:
                 await db.close()  # its worker thread would otherwise keep the process alive
-            raise StateUnavailable(
-                f"Cannot open the project database at {self.path}: {exc}. Check INFRA_MCP_DATA_DIR "
-                "points to a writable folder and the file is an infra-mcp database.",
-                details={"path": str(self.path)},
-            ) from exc
+            self._release_open_lock()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StateUnavailable(
+                    f"Cannot open the project database at {self.path}: {exc}. Check INFRA_MCP_DATA_DIR "
+                    "points to a writable folder and the file is an infra-mcp database.",
+                    details={"path": str(self.path)},
+                ) from exc
+            raise
         self._db = db
         return self
+
+    def _prepare_files(self) -> None:
+        """Private data dir, shared open lock, integrity check, then a ``0600`` file (in a worker thread)."""
+        ensure_private_dir(self.path.parent)
+        self._take_open_lock()
+        for existing in (self.path, *sidecars(self.path)):
+            tighten(existing, PRIVATE_FILE)  # even a damaged file holds everyone's plans: keep it private
+        check_database(self.path, known_version=len(MIGRATIONS))
+        create_private_file(self.path)
+
+    def _take_open_lock(self) -> None:
+        fd = os.open(open_lock_path(self.path), os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateUnavailable(
+                f"The project database {self.path} is being restored (`infra-mcp db restore`). Retry when it is done.",
+                details={"path": str(self.path), "problem": "restore_in_progress"},
+            ) from None
+        self._open_lock = fd
+
+    def _release_open_lock(self) -> None:
+        if self._open_lock is not None:
+            os.close(self._open_lock)  # closing the descriptor drops the flock
+            self._open_lock = None
 
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        self._release_open_lock()
 
     async def __aenter__(self) -> SqliteProjectStore:
         return await self.open()
