@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
-from infra_mcp.domain.integrity import AuditChain, Notary
+from infra_mcp.domain.integrity import AuditChain, Notary, derive
+from infra_mcp.domain.sealed import use_digest_key
 from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.audit import AuditService, RefusalGate
@@ -58,6 +59,7 @@ async def open_app(
     async with AsyncExitStack() as stack:
         key = ServerKey(settings.key_path).get()
         chain = AuditChain(key)
+        use_digest_key(derive(key, "digest"))
         store = SqliteProjectStore(settings.database_path, chain=chain)
         await store.open()
         stack.push_async_callback(store.close)

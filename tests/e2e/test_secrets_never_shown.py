@@ -60,7 +60,14 @@ async def test_a_password_is_never_shown_in_plans_state_or_resources(connect: Cl
     assert PASSWORD not in everything
     assert digest not in everything
     assert hashlib.sha256(PASSWORD.encode()).hexdigest() not in everything
-    # Nor in clear on disk: the database and the state files hold it sealed, or as a digest only.
+    # Nor in clear on disk: the database and the state files hold it sealed, or as a digest only;
+    # and that digest is keyed: a plain SHA-256 (crackable offline for a weak password) is nowhere.
+    plain = hashlib.sha256(json.dumps(PASSWORD, ensure_ascii=False).encode()).hexdigest()
+    keyed_seen = False
     for path in data_dir.rglob("*"):
         if path.is_file() and path.name != "secret.key":
-            assert PASSWORD.encode() not in path.read_bytes(), path
+            content = path.read_bytes()
+            assert PASSWORD.encode() not in content, path
+            assert plain.encode() not in content, path
+            keyed_seen = keyed_seen or b"hmac-sha256:" in content
+    assert keyed_seen

@@ -90,3 +90,24 @@ def test_digest_markers_replace_seals_with_digests_for_state(tmp_path: Path) -> 
 def test_digest_markers_leave_a_tree_without_secrets_untouched() -> None:
     tree = {"A": {"B": [1, 2]}}
     assert digest_markers(tree) is tree
+
+
+def test_digests_are_keyed_so_a_stolen_state_file_cannot_be_cracked_offline() -> None:
+    import hashlib
+    import json
+
+    from infra_mcp.domain.sealed import KEYED_PREFIX, digest_matches, use_digest_key
+
+    plain = hashlib.sha256(json.dumps("hunter2").encode()).hexdigest()
+    use_digest_key(b"k" * 32)
+    try:
+        keyed = secret_digest("hunter2")
+        assert keyed.startswith(KEYED_PREFIX)
+        assert plain not in keyed
+        assert digest_matches("hunter2", keyed)
+        assert not digest_matches("hunter3", keyed)
+        assert digest_matches("hunter2", plain)  # written before digests were keyed: still recognised
+        use_digest_key(b"j" * 32)
+        assert not digest_matches("hunter2", keyed)  # another server's key
+    finally:
+        use_digest_key(None)

@@ -23,7 +23,7 @@ from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.paths import pointer_segments, transform_at
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
 from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
-from infra_mcp.domain.sealed import digest_of, secret_digest
+from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.typefacts import TypeFacts, type_facts
 from infra_mcp.errors import ValidationFailed
@@ -253,7 +253,7 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
         if not secret and new is not _MISSING and digest_of(new) is not None:
             secret = True
         if secret:
-            if _secret_key(old) != _secret_key(new):
+            if not _same_secret(old, new):
                 found.append(_Raw(where, old, new, sensitive=True))
             continue
         if isinstance(old, dict) and isinstance(new, dict) and not _is_leaf(old) and not _is_leaf(new):
@@ -274,10 +274,23 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
     out.extend(found)
 
 
-def _secret_key(value: Any) -> str | None:
-    if value is _MISSING or value is None:
-        return None
-    return digest_of(value) or secret_digest(value)
+def _same_secret(old: Any, new: Any) -> bool:
+    """Whether two secret values (clear, sealed or digested) are the same secret.
+
+    A clear value is compared with a digest in the digest's own form. Two digests of different
+    forms (one written before digests were keyed) cannot be compared: they count as a change,
+    which a following execution settles by writing the keyed form.
+    """
+    if old is _MISSING or old is None or new is _MISSING or new is None:
+        return (old is _MISSING or old is None) and (new is _MISSING or new is None)
+    old_digest, new_digest = digest_of(old), digest_of(new)
+    if old_digest is not None and new_digest is not None:
+        return old_digest == new_digest
+    if old_digest is not None:
+        return digest_matches(new, old_digest)
+    if new_digest is not None:
+        return digest_matches(old, new_digest)
+    return bool(old == new)
 
 
 def _decide_replacement(item: _Work) -> None:

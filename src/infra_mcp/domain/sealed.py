@@ -5,19 +5,35 @@ A write-only value (a password) travels in plans as a *sealed marker* made by
 
     {"__sealed__": "<base64 of nonce + AES-GCM ciphertext>", "sha256": "<hex of the canonical value>"}
 
-and is recorded in state's ``declared`` as ``{"__secret_sha256__": hex}`` (:func:`digest_markers`):
+and is recorded in state's ``declared`` as ``{"__secret_sha256__": digest}`` (:func:`digest_markers`):
 enough for the planner to notice that a secret changed, nothing to recover it. These helpers live in
 the domain so the planner can use them without reaching into services.
+
+Digests are **keyed**: ``hmac-sha256:<hex>`` under a sub-key of the server key, so a weak password
+cannot be recovered offline from a copy of ``state.json``, its history or the database. The key is
+set once at start-up by the wiring (:func:`use_digest_key`); this is the one piece of process-wide
+configuration in the domain, because every digest in a process must be made with the same key.
+Digests written before keying (bare hex SHA-256) are still recognised: a clear value is compared
+with them in their own form (:func:`digest_matches`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any
 
 SEALED_KEY = "__sealed__"
 DIGEST_KEY = "__secret_sha256__"
+KEYED_PREFIX = "hmac-sha256:"
+
+_digest_key: list[bytes | None] = [None]
+
+
+def use_digest_key(key: bytes | None) -> None:
+    """Make every digest of this process keyed with ``key`` (a sub-key derived for digests)."""
+    _digest_key[0] = key
 
 
 def _canonical(value: Any) -> bytes:
@@ -25,8 +41,27 @@ def _canonical(value: Any) -> bytes:
 
 
 def secret_digest(value: Any) -> str:
-    """Hex SHA-256 of a value's canonical JSON: equal secrets give equal digests, whatever their form."""
-    return hashlib.sha256(_canonical(value)).hexdigest()
+    """Digest of a value's canonical JSON: equal secrets give equal digests, whatever their form.
+
+    Keyed (``hmac-sha256:<hex>``) once :func:`use_digest_key` was called; a plain hex SHA-256
+    before (tests of the pure domain, and digests written by older versions).
+    """
+    key = _digest_key[0]
+    if key is None:
+        return hashlib.sha256(_canonical(value)).hexdigest()
+    return KEYED_PREFIX + hmac.new(key, _canonical(value), hashlib.sha256).hexdigest()
+
+
+def digest_matches(value: Any, digest: str) -> bool:
+    """True if clear ``value`` has ``digest``, in whichever form (keyed, or legacy plain) it was made."""
+    if digest.startswith(KEYED_PREFIX):
+        key = _digest_key[0]
+        if key is None:
+            return False
+        mine = KEYED_PREFIX + hmac.new(key, _canonical(value), hashlib.sha256).hexdigest()
+    else:
+        mine = hashlib.sha256(_canonical(value)).hexdigest()
+    return hmac.compare_digest(mine, digest)
 
 
 def is_sealed(obj: Any) -> bool:

@@ -16,7 +16,7 @@ import jsonpatch
 from infra_mcp.catalog.registry import ResourceTypeInfo
 from infra_mcp.domain.paths import pointer_segments
 from infra_mcp.domain.refs import as_reference, is_pseudo, reference_targets
-from infra_mcp.domain.sealed import digest_of, secret_digest
+from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateResource
 from infra_mcp.domain.typefacts import TypeFacts
 
@@ -113,7 +113,7 @@ def _align_secrets(old: Any, new: Any) -> Any:
     """
     digest = digest_of(old)
     if digest is not None:
-        return new if secret_digest(new) == digest else old
+        return new if digest_matches(new, digest) else old
     if isinstance(old, dict) and isinstance(new, dict):
         return {k: _align_secrets(v, new[k]) if k in new else v for k, v in old.items()}
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
