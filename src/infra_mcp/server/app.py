@@ -7,6 +7,7 @@ The services are opened once per server, in the lifespan, from one frozen Settin
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from infra_mcp.errors import InfraError, ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
+from infra_mcp.server.boundary import InfraMCPServer
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.plan_models import redacted_resource, redacted_state
 from infra_mcp.server.plan_tools import register_plan_tools
@@ -39,6 +41,8 @@ Start with list_projects / create_project. Read what exists with list_resources,
 infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
 to do next. Only a person approves: never answer an approval prompt or run an approval command yourself.
 """
+
+_ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 
 ProjectId = Annotated[
     str, Field(description="Project id: lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
@@ -90,7 +94,7 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
             finally:
                 runtime._app = None
 
-    mcp: MCPServer[Any] = MCPServer(
+    mcp: MCPServer[Any] = InfraMCPServer(
         name="infra-mcp",
         title="infra-mcp",
         version=__version__,
@@ -299,7 +303,8 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
 
 
 def _version_number(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    # Not str.isdigit(): it (and int()) accept '١' or '２', which are not version numbers here.
+    if not _ASCII_NUMBER.fullmatch(raw) or int(raw) < 1:
         raise ValidationFailed(
             f"State version must be a positive integer, got {raw!r}. See infra://projects/<id>/state/history.",
             details={"version": raw},

@@ -18,10 +18,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 import structlog
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
 
 from infra_mcp.domain.common import isoformat, utcnow
-from infra_mcp.errors import InfraError, NotFound
+from infra_mcp.errors import InfraError, NotFound, ValidationFailed
 
 log = structlog.get_logger("infra_mcp.calls")
 
@@ -54,7 +54,7 @@ def _context_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in ("project_id", "plan_id") if isinstance(kwargs.get(k), str)}
 
 
-def _error_result(payload: dict[str, Any]) -> Any:  # returned in place of the tool's model
+def error_result(payload: dict[str, Any]) -> Any:  # returned in place of the tool's model
     """An ``isError`` result whose text is exactly the JSON payload (raising ToolError would prefix it)."""
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(payload))], is_error=True)
 
@@ -72,13 +72,13 @@ def handle_tool_errors(name: str) -> Callable[[Callable[_P, Awaitable[_R]]], Cal
                     result = await fn(*args, **kwargs)
                 except InfraError as exc:
                     log.info("tool_call", outcome="error", code=exc.code, ms=_ms(started))
-                    return cast(_R, _error_result(error_payload(exc, request_id)))
+                    return cast(_R, error_result(error_payload(exc, request_id)))
                 except (ToolError, MCPError):
                     log.info("tool_call", outcome="error", ms=_ms(started))
                     raise
                 except Exception:
                     log.exception("tool_call", outcome="internal_error", ms=_ms(started))
-                    return cast(_R, _error_result(internal_payload(request_id)))
+                    return cast(_R, error_result(internal_payload(request_id)))
                 log.info("tool_call", outcome="ok", ms=_ms(started))
                 return result
 
@@ -103,6 +103,11 @@ def handle_resource_errors(uri: str) -> Callable[[Callable[_P, Awaitable[_R]]], 
                 except NotFound as exc:
                     log.info("resource_read", outcome="error", code=exc.code, ms=_ms(started))
                     raise ResourceNotFoundError(json.dumps(error_payload(exc, request_id))) from None
+                except ValidationFailed as exc:
+                    # The SDK sends every other ResourceError as -32603 (internal error); bad input is the
+                    # caller's to fix, so it goes out as invalid params, with the same JSON payload.
+                    log.info("resource_read", outcome="error", code=exc.code, ms=_ms(started))
+                    raise MCPError(code=INVALID_PARAMS, message=json.dumps(error_payload(exc, request_id))) from None
                 except InfraError as exc:
                     log.info("resource_read", outcome="error", code=exc.code, ms=_ms(started))
                     raise ResourceError(json.dumps(error_payload(exc, request_id))) from None

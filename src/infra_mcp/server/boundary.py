@@ -1,0 +1,110 @@
+"""The MCP boundary: argument errors in the project's JSON format, never the SDK's pydantic text.
+
+The SDK validates a tool's arguments (``Tool.run``) before our ``handle_tool_errors`` wrapper runs,
+and reports a failure as a ``ToolError`` whose text is pydantic's multi-line message. Overriding the
+public ``MCPServer.call_tool`` is the least invasive seam that sees that error with its
+``ValidationError`` cause: no private tool manager is replaced and every other path (resolvers,
+output conversion, ``MCPError`` pass-through) stays the SDK's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from infra_mcp.errors import ValidationFailed
+from infra_mcp.server.errors import error_payload, error_result
+
+log = structlog.get_logger("infra_mcp.calls")
+
+# Enough for the caller to fix its call; a hostile payload with thousands of errors or megabyte keys
+# must not come back amplified.
+_MAX_FINDINGS = 20
+_MAX_PART = 80
+
+# Pydantic's error type → what the field expected, in words an agent reads (never the rejected value).
+_EXPECTED = {
+    "missing": "a value (the argument is required)",
+    "string_type": "a string",
+    "string_unicode": "a valid Unicode string (no lone surrogates)",
+    "string_too_long": "a shorter string",
+    "string_too_short": "a longer string",
+    "int_type": "an integer",
+    "int_parsing": "an integer written with ASCII digits 0-9",
+    "int_from_float": "a whole number",
+    "greater_than_equal": "a larger number",
+    "less_than_equal": "a smaller number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a JSON object",
+    "list_type": "a JSON array",
+    "enum": "one of the allowed values",
+    "literal_error": "one of the allowed values",
+    "recursion_loop": "a less deeply nested value",
+}
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part)[:_MAX_PART] for part in loc) or "(arguments)"
+
+
+def argument_error(tool: str, exc: ValidationError) -> ValidationFailed:
+    """Turn the SDK's argument ``ValidationError`` into ``VALIDATION_001`` naming each field.
+
+    The rejected values are not echoed: they are the caller's data, may be huge, and may hold
+    text (lone surrogates) that cannot be encoded on the wire.
+    """
+    errors = exc.errors(include_input=False, include_url=False)
+    findings = [
+        {
+            "field": _field(err["loc"]),
+            "expected": _EXPECTED.get(err["type"], err["msg"][:200]),
+            "problem": err["type"],
+        }
+        for err in errors[:_MAX_FINDINGS]
+    ]
+    listed = "; ".join(f"{f['field']}: expected {f['expected']}" for f in findings[:5])
+    return ValidationFailed(
+        f"Invalid arguments for {tool[:_MAX_PART]}: {listed}. Fix them (see the tool's input schema) and call again.",
+        details={"tool": tool[:_MAX_PART], "findings": findings, "total": len(errors)},
+    )
+
+
+class InfraMCPServer(MCPServer[Any]):
+    """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call a tool; a ``ToolError`` caused by argument validation becomes ``VALIDATION_001``.
+
+        Raises:
+            ToolError: Any other tool error, as the SDK raises it (our tools already answer JSON).
+        """
+        started = time.perf_counter()
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            error = argument_error(name, exc.__cause__)
+            request_id = uuid.uuid4().hex[:16]
+            fields = [f["field"] for f in error.details["findings"]]
+            log.info(
+                "tool_call",
+                tool=name[:_MAX_PART],
+                request_id=request_id,
+                outcome="error",
+                code=error.code,
+                fields=ascii(fields),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            result: CallToolResult = error_result(error_payload(error, request_id))
+            return result
