@@ -13,14 +13,18 @@ import time
 import uuid
 from typing import Any
 
+import anyio
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.server.errors import error_payload, error_result
+from infra_mcp.server.unparsable import relay
 
 log = structlog.get_logger("infra_mcp.calls")
 
@@ -108,3 +112,18 @@ class InfraMCPServer(MCPServer[Any]):
             )
             result: CallToolResult = error_result(error_payload(error, request_id))
             return result
+
+    async def run_stdio_async(self) -> None:
+        """Serve on stdio, answering lines the transport cannot parse instead of dropping them.
+
+        The SDK offers no hook for the transport's parse failures (its dispatcher logs and drops
+        them), so the stdio loop is rebuilt here from the same public parts ``MCPServer`` uses,
+        with :func:`relay` between the transport and the low-level server.
+        """
+        async with stdio_server() as (read_stream, write_stream):
+            sink, parsed = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+            async with anyio.create_task_group() as tasks, parsed:
+                tasks.start_soon(relay, read_stream, sink, write_stream)
+                # _lowlevel_server is the parent's attribute; MCPServer.run_stdio_async uses it the same way.
+                lowlevel = self._lowlevel_server
+                await lowlevel.run(parsed, write_stream, lowlevel.create_initialization_options())
