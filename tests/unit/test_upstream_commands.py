@@ -120,11 +120,11 @@ def test_operation_names_become_cli_verbs() -> None:
 
 
 @pytest.mark.parametrize("value", ["--debug", "-x"])
-def test_a_value_that_argparse_would_read_as_an_option_is_refused(value: str) -> None:
+def test_a_value_that_argparse_would_read_as_an_option_goes_glued_to_its_flag(value: str) -> None:
     call = ops.get_resource("AWS::EC2::VPC", value, region="us-east-1")
-    with pytest.raises(ValidationFailed) as caught:
-        CallAwsDialect().encode(call)
-    assert caught.value.code == "VALIDATION_001"
+    argv = shlex.split(CallAwsDialect().encode(call)["cli_command"])
+    assert f"--identifier={value}" in argv
+    assert value not in argv
 
 
 @pytest.mark.parametrize(

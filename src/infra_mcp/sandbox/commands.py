@@ -78,9 +78,25 @@ def _pascal(flag: str) -> str:
     return "".join(part.capitalize() for part in flag.split("-"))
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$", re.ASCII)
+
+
 def _is_flag(token: str) -> bool:
-    # argparse reads a token with whitespace as a value even if it starts with "--"; so do we.
+    # argparse reads "--name=value" as that flag whatever the value holds; otherwise a token with
+    # whitespace is a value even if it starts with "--". So do we.
+    name, has_inline, _ = token[2:].partition("=")
+    if token.startswith("--") and has_inline and name and not any(c.isspace() for c in name):
+        return True
     return token.startswith("--") and len(token) > 2 and not any(c.isspace() for c in token)
+
+
+def _reads_as_option(token: str) -> bool:
+    """Whether argparse (so the AWS CLI) reads a separate word as an option rather than a value.
+
+    A word starting with '-' is an option unless it is a negative number or holds a space; such a
+    value has to be passed glued to its flag: ``--identifier=-dash-param``.
+    """
+    return token.startswith("-") and len(token) > 1 and not _NEGATIVE_NUMBER.match(token) and " " not in token
 
 
 def _is_loopback(url: str) -> bool:
@@ -109,11 +125,13 @@ def _read_flags(tokens: list[str], where: str) -> tuple[dict[str, str], set[str]
         if has_inline:
             value = inline
             index += 1
-        elif index + 1 < len(tokens) and not _is_flag(tokens[index + 1]):
+        elif index + 1 < len(tokens) and not _reads_as_option(tokens[index + 1]):
             value = tokens[index + 1]
             index += 2
         else:
-            raise CommandError(f"Option --{name} for {where} expects a value.")
+            raise CommandError(
+                f"Option --{name} for {where} expects a value (a value starting with '-' goes as --{name}=value)."
+            )
         if name in values:
             raise CommandError(f"Option --{name} was given more than once for {where}.")
         values[name] = value

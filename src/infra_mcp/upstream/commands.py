@@ -1,6 +1,7 @@
 """Build ``aws`` CLI command lines for the ``call_aws`` dialect, safely.
 
-Every parameter is an explicit ``--flag value`` pair (the upstream refuses ``--cli-input-json``)
+Every parameter is an explicit ``--flag value`` pair, or ``--flag=value`` for a value starting with
+'-' (the upstream refuses ``--cli-input-json``),
 and every value is quoted with :func:`shlex.quote`, so that whatever a value contains (quotes,
 ``;``, ``$(...)``, newlines, a second ``--endpoint-url``) the upstream's ``shlex.split`` gives it
 back as exactly one argument, equal to the original.
@@ -55,14 +56,20 @@ def _flag_value(name: str, value: Any) -> str:
             f"Parameter {name} contains characters that cannot be encoded (lone surrogates).",
             details={"field": name},
         ) from None
-    # argparse on the upstream would read a value starting with '-' as another option, whatever the
-    # quoting; no Cloud Control identifier or token starts with one, so refusing is safe and honest.
-    if text.startswith("-"):
-        raise ValidationFailed(
-            f"Parameter {name} may not start with '-': the upstream would read it as an option.",
-            details={"field": name},
-        )
     return text
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    """``--flag value`` as command-line words, or one ``--flag=value`` word for a value starting with '-'.
+
+    argparse on the upstream reads a separate word starting with '-' as another option, whatever
+    the quoting, so an identifier like ``-dash-param`` (a valid SSM parameter name) goes glued to its
+    flag, which argparse (and so the AWS CLI) always reads as that flag's value.
+    """
+    text = _flag_value(name, value)
+    if text.startswith("-"):
+        return [f"--{kebab(name)}={shlex.quote(text)}"]
+    return [f"--{kebab(name)}", shlex.quote(text)]
 
 
 def build_cli_command(service: str, operation: str, params: Mapping[str, Any], *, region: str) -> str:
@@ -86,6 +93,6 @@ def build_cli_command(service: str, operation: str, params: Mapping[str, Any], *
             continue
         if not _PARAM.fullmatch(name):
             raise ValidationFailed(f"Not an AWS parameter name: {name!r}.", details={"field": "params"})
-        parts += [f"--{kebab(name)}", shlex.quote(_flag_value(name, value))]
+        parts += _flag(name, value)
     parts += ["--region", shlex.quote(validate_region(region))]
     return " ".join(parts)
