@@ -64,3 +64,9 @@ async def test_validation_001_from_a_resource_is_not_sent_as_an_internal_error(c
             await alice.read_resource("infra://projects/web/state/history/zero")
     assert json.loads(caught.value.error.message)["code"] == "VALIDATION_001"
     assert caught.value.error.code != INTERNAL_ERROR
+
+
+async def test_a_region_with_non_ascii_digits_is_refused(connect: ClientFactory) -> None:
+    async with connect("alice") as alice:
+        error = await call_error(alice, "create_project", {"project_id": "web", "default_region": "us-east-١"})
+    assert error["code"] == "VALIDATION_001"

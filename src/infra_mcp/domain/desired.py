@@ -27,7 +27,7 @@ from infra_mcp.errors import ValidationFailed
 
 MAX_FINDINGS_SHOWN = 200
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
 _ENTRY_KEYS = frozenset({"name", "type", "region", "properties", "tags", "depends_on"})
 
 

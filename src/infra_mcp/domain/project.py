@@ -92,7 +92,8 @@ class ProjectSettings(BaseModel):
     state_location: str | None = Field(
         default=None, description="Override of the state location: folder path or s3://bucket/prefix."
     )
-    default_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    # [0-9], not \d: \d matches any Unicode digit, and "us-east-١" is no region.
+    default_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
     approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
 

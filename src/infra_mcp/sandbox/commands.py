@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]+$")
 _COMMON = ("role-arn", "type-version-id")
 
 

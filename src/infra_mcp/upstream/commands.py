@@ -20,7 +20,7 @@ from infra_mcp.errors import ValidationFailed
 _SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _OPERATION = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _PARAM = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]+$")
 
 
 def compact_json(value: Any) -> str:
