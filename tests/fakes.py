@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
-from infra_mcp.domain.plan import Plan, PlanStatus
-from infra_mcp.domain.project import Project
+from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
+from infra_mcp.domain.project import Project, no_such_project
 from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
 from infra_mcp.errors import (
     AlreadyExists,
@@ -47,7 +47,7 @@ class FakeProjectStore:
         try:
             return self.projects[project_id]
         except KeyError:
-            raise NotFound(f"No project {project_id!r}.", details={"project_id": project_id}) from None
+            raise no_such_project(project_id) from None
 
     async def list_projects(self, member: str | None = None) -> list[Project]:
         found = sorted(self.projects.values(), key=lambda p: p.id)
@@ -78,7 +78,7 @@ class FakeProjectStore:
         try:
             return self.plans[plan_id].model_copy(deep=True)
         except KeyError:
-            raise NotFound(f"No plan {plan_id!r}.", details={"plan_id": plan_id}) from None
+            raise no_such_plan(plan_id) from None
 
     async def list_plans(
         self, project_id: str, *, statuses: Sequence[PlanStatus] | None = None, limit: int = 50

@@ -119,11 +119,11 @@ async def test_one_user_is_refused_another_users_project_by_tool_and_by_resource
             ("restore_state", {"version": 1}),
         ]:
             error = await call_error(mallory, tool, {"project_id": "alices", **args})
-            assert error["code"] == "AUTH_001", tool
+            assert error["code"] == "RESOURCE_001", tool  # as if it did not exist: no existence probe
         assert await read_json(mallory, "infra://projects") == []
         with pytest.raises(MCPError) as caught:
             await mallory.read_resource("infra://projects/alices/state")
-        assert json.loads(caught.value.error.message)["code"] == "AUTH_001"
+        assert json.loads(caught.value.error.message)["code"] == "RESOURCE_001"
     async with connect("alice") as alice:
         assert (await call_ok(alice, "get_project", {"project_id": "alices"}))["project"]["name"] == "alices"
 

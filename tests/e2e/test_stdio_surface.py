@@ -64,10 +64,10 @@ async def test_every_project_and_state_tool_and_resource_works_over_stdio(data_d
 
     async with Client(stdio_params(data_dir, "mallory")) as mallory:
         assert (await call_ok(mallory, "list_projects"))["projects"] == []
-        assert (await call_error(mallory, "get_project", {"project_id": "web"}))["code"] == "AUTH_001"
+        assert (await call_error(mallory, "get_project", {"project_id": "web"}))["code"] == "RESOURCE_001"
         with pytest.raises(MCPError) as caught:
             await mallory.read_resource("infra://projects/web/state/history")
-        assert json.loads(caught.value.error.message)["code"] == "AUTH_001"
+        assert json.loads(caught.value.error.message)["code"] == "RESOURCE_001"
 
     async with Client(stdio_params(data_dir, "vic")) as vic:
         assert (await call_ok(vic, "list_resources", {"project_id": "web"}))["count"] == 1

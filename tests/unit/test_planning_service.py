@@ -111,7 +111,7 @@ async def test_a_viewer_cannot_plan_but_can_read_plans(service: PlanningService)
     assert await _code(service.create_resource("web", name="v", type="EC2::VPC", user="val")) == "AUTH_001"
     plan = await service.plan_changes("web", {"resources": [vpc()]}, "", "alice")
     assert (await service.get_plan(plan.id, "val")).id == plan.id
-    assert await _code(service.get_plan(plan.id, "mallory")) == "AUTH_001"
+    assert await _code(service.get_plan(plan.id, "mallory")) == "RESOURCE_001"  # a non-member: as if not there
 
 
 async def test_write_only_values_never_appear_in_plan_json_or_text(

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from infra_mcp.domain.common import validate_project_id
 from infra_mcp.domain.project import Member, Permission, Project, Role
-from infra_mcp.errors import AccessDenied, ValidationFailed
+from infra_mcp.errors import AccessDenied, NotFound, ValidationFailed
 
 
 @pytest.mark.parametrize("good", ["a", "web-app", "a1", "x" * 63, "0-9"])
@@ -57,11 +57,12 @@ def test_a_role_without_the_permission_gets_auth_001_naming_the_roles_that_would
     assert caught.value.details["role"] == "viewer"
 
 
-def test_a_non_member_has_no_permission_at_all() -> None:
+def test_a_non_member_has_no_permission_at_all_and_is_told_the_project_is_not_there() -> None:
     project = _project()
     assert not any(project.can("mallory", p) for p in Permission)
-    with pytest.raises(AccessDenied):
+    with pytest.raises(NotFound) as caught:
         project.require("mallory", Permission.READ)
+    assert caught.value.code == "RESOURCE_001"
 
 
 def test_an_unknown_role_is_refused() -> None:

@@ -64,7 +64,8 @@ async def test_users_see_only_projects_they_belong_to(service: ProjectService) -
     await service.create_project("alices", name=None, description="", user="alice")
     await service.create_project("bobs", name=None, description="", user="bob")
     assert [p.id for p in await service.list_projects("alice")] == ["alices"]
-    assert await _codes(service.get_project("bobs", "alice")) == "AUTH_001"
+    # A non-member learns nothing about existence: the same answer as for a project that is not there.
+    assert await _codes(service.get_project("bobs", "alice")) == "RESOURCE_001"
 
 
 async def test_an_unknown_project_is_resource_001(service: ProjectService) -> None:
@@ -145,3 +146,11 @@ async def test_only_owners_may_delete_and_deleting_removes_the_state(
     await service.delete_project("web", user="alice")
     assert "web" not in store.projects
     assert await states.store.read("web") is None
+
+
+@pytest.mark.parametrize("user", ["rule:auto-approval", "system:reconcile"])
+async def test_a_project_cannot_be_created_by_an_internal_actor_name(
+    service: ProjectService, store: FakeProjectStore, user: str
+) -> None:
+    assert await _codes(service.create_project("web", name=None, description="", user=user)) == "VALIDATION_001"
+    assert await _codes(service.get_project("web", "alice")) == "RESOURCE_001"

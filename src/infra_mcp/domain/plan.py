@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra_mcp.domain.common import sha256_of, utcnow
+from infra_mcp.errors import NotFound
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 SENSITIVE = "(sensitive value)"
@@ -277,3 +278,8 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         """False for a "No changes" plan: nothing to approve, nothing to execute."""
         return any(c.action is not Action.NOOP for c in self.changes)
+
+
+def no_such_plan(plan_id: str) -> NotFound:
+    """The one answer for a plan that is missing or whose project the caller is no member of."""
+    return NotFound(f"No plan {plan_id!r}. Use list_plans to see a project's plans.", details={"plan_id": plan_id})

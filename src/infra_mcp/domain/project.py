@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from infra_mcp.domain.common import utcnow, validate_project_id
 from infra_mcp.domain.state import StateOwner
-from infra_mcp.errors import AccessDenied
+from infra_mcp.errors import AccessDenied, NotFound, ValidationFailed
 
 
 class Role(StrEnum):
@@ -38,6 +38,40 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 UserName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+# Audit actors infra-mcp writes itself (approval_rules.RULE_APPROVER is "rule:auto-approval"); a user
+# holding such a name could pass their own acts off as the server's.
+RESERVED_USER_PREFIXES = ("rule:", "system:")
+
+
+def require_assignable_user(user: str, *, field: str = "user") -> str:
+    """Return ``user`` unless it is an internal actor name (``rule:...``, ``system:...``).
+
+    Raises:
+        ValidationFailed: VALIDATION_001 for a reserved name.
+    """
+    if user.strip().lower().startswith(RESERVED_USER_PREFIXES):
+        raise ValidationFailed(
+            f"User name {user[:80]!r} is reserved: names starting with {' or '.join(RESERVED_USER_PREFIXES)} "
+            "are infra-mcp's own actors in the audit log. Use another name.",
+            details={"field": field, "reserved_prefixes": list(RESERVED_USER_PREFIXES)},
+        )
+    return user
+
+
+class ProjectHidden(NotFound):
+    """A project the user is no member of: answered exactly like one that does not exist.
+
+    A distinct class so that callers who looked a plan up can answer "no such plan" instead.
+    """
+
+
+def no_such_project(project_id: str) -> NotFound:
+    """The one answer for a project that is missing or that the caller is no member of."""
+    return NotFound(
+        f"No project {project_id!r}. Use list_projects to see the projects you belong to.",
+        details={"project_id": project_id},
+    )
 
 
 class Member(BaseModel):
@@ -150,11 +184,16 @@ class Project(BaseModel):
         """Return the user's role if it grants ``permission``.
 
         Raises:
-            AccessDenied: naming the role held and the roles that would do.
+            AccessDenied: naming the role held and the roles that would do (members only).
+            ProjectHidden: RESOURCE_001 for a non-member, worded like a missing project.
         """
         role = self.role_of(user)
         if role is not None and permission in ROLE_PERMISSIONS[role]:
             return role
+        if role is None:
+            # AUTH_001 here would tell a non-member the project exists (a missing one is RESOURCE_001).
+            hidden = no_such_project(self.id)
+            raise ProjectHidden(hidden.message, details=hidden.details)
         needed = sorted(r.value for r, perms in ROLE_PERMISSIONS.items() if permission in perms)
         held = role.value if role else "no role"
         raise AccessDenied(

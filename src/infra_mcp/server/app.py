@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from infra_mcp import __version__
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.cloud import UpstreamStatus
+from infra_mcp.domain.project import require_assignable_user
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
 from infra_mcp.errors import InfraError, ValidationFailed
@@ -78,8 +79,11 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
     Raises:
         PromptFileError: naming the malformed prompt file.
+        ValidationFailed: VALIDATION_001 if the acting user has a reserved name (``rule:...``).
     """
     settings = settings or Settings()
+    # The acting user must not pass for one of our own audit actors (e.g. rule:auto-approval).
+    require_assignable_user(settings.user, field="INFRA_MCP_USER")
     specs = prompts if prompts is not None else load_prompts(prompt_files())
     runtime = Runtime(settings)
 

@@ -21,6 +21,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, TextContent
 
 from infra_mcp.domain.common import isoformat, utcnow
+from infra_mcp.domain.plan import no_such_plan
+from infra_mcp.domain.project import ProjectHidden
 from infra_mcp.errors import InfraError, NotFound, ValidationFailed
 
 log = structlog.get_logger("infra_mcp.calls")
@@ -50,6 +52,17 @@ def internal_payload(request_id: str) -> dict[str, Any]:
     }
 
 
+def _seen_by_caller(exc: InfraError, kwargs: dict[str, Any]) -> InfraError:
+    """The error as the caller may see it: a plan in a project they are no member of is "no such plan".
+
+    Otherwise the answer would name the plan's project and tell a non-member the plan exists.
+    """
+    plan_id = kwargs.get("plan_id")
+    if isinstance(exc, ProjectHidden) and isinstance(plan_id, str):
+        return no_such_plan(plan_id)
+    return exc
+
+
 def _context_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in ("project_id", "plan_id") if isinstance(kwargs.get(k), str)}
 
@@ -72,7 +85,7 @@ def handle_tool_errors(name: str) -> Callable[[Callable[_P, Awaitable[_R]]], Cal
                     result = await fn(*args, **kwargs)
                 except InfraError as exc:
                     log.info("tool_call", outcome="error", code=exc.code, ms=_ms(started))
-                    return cast(_R, error_result(error_payload(exc, request_id)))
+                    return cast(_R, error_result(error_payload(_seen_by_caller(exc, kwargs), request_id)))
                 except (ToolError, MCPError):
                     log.info("tool_call", outcome="error", ms=_ms(started))
                     raise
@@ -102,7 +115,8 @@ def handle_resource_errors(uri: str) -> Callable[[Callable[_P, Awaitable[_R]]], 
                     result = await fn(*args, **kwargs)
                 except NotFound as exc:
                     log.info("resource_read", outcome="error", code=exc.code, ms=_ms(started))
-                    raise ResourceNotFoundError(json.dumps(error_payload(exc, request_id))) from None
+                    shown = _seen_by_caller(exc, kwargs)
+                    raise ResourceNotFoundError(json.dumps(error_payload(shown, request_id))) from None
                 except ValidationFailed as exc:
                     # The SDK sends every other ResourceError as -32603 (internal error); bad input is the
                     # caller's to fix, so it goes out as invalid params, with the same JSON payload.

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow, validate_project_id
-from infra_mcp.domain.project import Member, Permission, Project, ProjectSettings, Role
+from infra_mcp.domain.project import Member, Permission, Project, ProjectSettings, Role, require_assignable_user
 from infra_mcp.domain.state import DataDeletion, StateResource, possibly_live
 from infra_mcp.errors import AlreadyExists, StateCorrupted, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStore, StateStores
@@ -65,10 +65,11 @@ class ProjectService:
         """Create a project owned by ``user``.
 
         Raises:
-            ValidationFailed: bad id, name or settings (nothing stored).
+            ValidationFailed: bad id, name or settings, or a reserved user name (nothing stored).
             AlreadyExists: CONFLICT_001 if the id is taken.
         """
         validate_project_id(project_id)
+        require_assignable_user(user)
         try:
             project = Project(
                 id=project_id,
@@ -111,7 +112,8 @@ class ProjectService:
 
         Raises:
             AccessDenied: AUTH_001 unless ``user`` is an owner.
-            ValidationFailed: an unknown role, the owner removed, bad settings (nothing stored).
+            ValidationFailed: an unknown role, the owner removed, a reserved member name, bad settings
+                (nothing stored).
         """
         current = await self.get_project(project_id, user, Permission.MANAGE)
         update: dict[str, Any] = {"updated_at": utcnow()}
@@ -125,6 +127,8 @@ class ProjectService:
                 update["settings"] = ProjectSettings.model_validate(merged)
             if members is not None:
                 update["members"] = [Member.model_validate(m) for m in members]
+                for index, member in enumerate(update["members"]):
+                    require_assignable_user(member.user, field=f"members/{index}/user")
             candidate = Project.model_validate({**current.model_dump(), **update})
         except ValidationError as exc:
             raise validation_failed_from(exc, what="project update") from None

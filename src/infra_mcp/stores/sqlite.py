@@ -25,8 +25,8 @@ import structlog
 from infra_mcp.domain.audit import GENESIS, AuditEvent
 from infra_mcp.domain.common import isoformat
 from infra_mcp.domain.integrity import AuditChain
-from infra_mcp.domain.plan import Plan, PlanStatus
-from infra_mcp.domain.project import Project
+from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
+from infra_mcp.domain.project import Project, no_such_project
 from infra_mcp.errors import AlreadyExists, NotFound, PlanStatusInvalid, StateUnavailable
 from infra_mcp.file_modes import PRIVATE_FILE, create_private_file, ensure_private_dir, tighten
 from infra_mcp.stores.sqlite_integrity import check_database, open_lock_path, sidecars
@@ -254,10 +254,7 @@ class SqliteProjectStore:
         async with self.db.execute("SELECT doc FROM projects WHERE id = ?", (project_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise NotFound(
-                f"No project {project_id!r}. Use list_projects to see the projects you belong to.",
-                details={"project_id": project_id},
-            )
+            raise no_such_project(project_id)
         return Project.model_validate_json(row["doc"])
 
     async def list_projects(self, member: str | None = None) -> list[Project]:
@@ -322,9 +319,7 @@ class SqliteProjectStore:
         async with self.db.execute("SELECT doc FROM plans WHERE id = ?", (plan_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise NotFound(
-                f"No plan {plan_id!r}. Use list_plans to see a project's plans.", details={"plan_id": plan_id}
-            )
+            raise no_such_plan(plan_id)
         return Plan.model_validate_json(row["doc"])
 
     async def list_plans(
