@@ -32,7 +32,7 @@ PROJECT_TOOLS: list[tuple[str, dict[str, Any]]] = [
     ("plan_rollback", {"to_version": 1}),
     ("list_plans", {}),
 ]
-PROJECT_RESOURCES = ["", "/state", "/state/history", "/state/history/1", "/audit"]
+PROJECT_RESOURCES = ["", "/state", "/state/history", "/state/history/1", "/audit", "/audit/verify"]
 PLAN_TOOLS: list[tuple[str, dict[str, Any]]] = [
     ("get_plan", {}),
     ("approve_plan", {}),
