@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
+from pydantic import BaseModel
 
+from infra_mcp.server.boundary import InfraMCPServer
 from tests.e2e.conftest import ClientFactory, call_error, call_ok
 
 
@@ -70,3 +73,22 @@ async def test_a_region_with_non_ascii_digits_is_refused(connect: ClientFactory)
     async with connect("alice") as alice:
         error = await call_error(alice, "create_project", {"project_id": "web", "default_region": "us-east-١"})
     assert error["code"] == "VALIDATION_001"
+
+
+class _Answer(BaseModel):
+    n: int
+
+
+async def test_a_result_that_fails_its_output_schema_is_internal_001_json_without_the_details() -> None:
+    server = InfraMCPServer(name="boundary-test")
+
+    @server.tool(name="broken")
+    async def broken() -> _Answer:
+        return {"n": "not a number"}  # type: ignore[return-value]
+
+    async with Client(server) as client:
+        result = await client.call_tool("broken", {})
+    assert result.is_error
+    payload = json.loads(result.content[0].text)  # type: ignore[union-attr]
+    assert payload["code"] == "INTERNAL_001"
+    assert "not a number" not in result.content[0].text  # type: ignore[union-attr]

@@ -16,14 +16,14 @@ from typing import Any
 import anyio
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from infra_mcp.errors import ValidationFailed
-from infra_mcp.server.errors import error_payload, error_result
+from infra_mcp.server.errors import error_payload, error_result, internal_payload
 from infra_mcp.server.unparsable import relay
 
 log = structlog.get_logger("infra_mcp.calls")
@@ -89,12 +89,20 @@ class InfraMCPServer(MCPServer[Any]):
     ) -> CallToolResult | InputRequiredResult:
         """Call a tool; a ``ToolError`` caused by argument validation becomes ``VALIDATION_001``.
 
+        A crash the SDK caught outside our tool bodies becomes ``INTERNAL_001`` (logged, never shown).
+
         Raises:
             ToolError: Any other tool error, as the SDK raises it (our tools already answer JSON).
         """
         started = time.perf_counter()
         try:
             return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            # A bug outside our tool bodies (e.g. the result failing its output schema): still JSON.
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("tool_call", tool=name[:_MAX_PART], request_id=request_id, outcome="internal_error")
+            internal: CallToolResult = error_result(internal_payload(request_id))
+            return internal
         except ToolError as exc:
             if not isinstance(exc.__cause__, ValidationError):
                 raise
