@@ -57,6 +57,7 @@ def test_flags_override_the_environment(tmp_path: Path, monkeypatch: pytest.Monk
         ["--failure-rate-type", "AWS::EC2::VPC"],
         ["--operation-latency-ms", "create=soon"],
         ["--http", "no-port"],
+        ["--http", "127.0.0.1:٨٠"],  # int() reads Arabic-Indic digits; a port number must not
     ],
 )
 def test_malformed_flags_are_refused(argv: list[str]) -> None:
