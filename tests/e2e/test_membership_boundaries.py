@@ -107,7 +107,9 @@ async def test_a_member_whose_role_is_too_low_still_gets_auth_001(connect: Clien
         assert (await call_error(vic, "reject_plan", {"plan_id": plan_id}))["code"] == "AUTH_001"
 
 
-@pytest.mark.parametrize("name", ["rule:auto-approval", "rule:anything", "system:reconcile", "SYSTEM:x", " rule:x"])
+@pytest.mark.parametrize(
+    "name", ["rule:auto-approval", "rule:anything", "infra-mcp:reconcile", "system:reconcile", "SYSTEM:x", " rule:x"]
+)
 async def test_internal_actor_names_cannot_be_added_as_members(connect: ClientFactory, name: str) -> None:
     async with connect("alice") as alice:
         await call_ok(alice, "create_project", {"project_id": "web"})
@@ -121,7 +123,7 @@ async def test_internal_actor_names_cannot_be_added_as_members(connect: ClientFa
     assert [m["user"] for m in members] == ["alice"]
 
 
-@pytest.mark.parametrize("name", ["rule:auto-approval", "system:x"])
+@pytest.mark.parametrize("name", ["rule:auto-approval", "infra-mcp:reconcile", "system:x"])
 def test_an_internal_actor_name_is_refused_as_the_acting_user_at_start_up(tmp_path: Any, name: str) -> None:
     with pytest.raises(ValidationFailed):
         build_server(Settings(data_dir=tmp_path, user=name))

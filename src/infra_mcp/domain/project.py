@@ -39,20 +39,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 UserName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-# Audit actors infra-mcp writes itself (approval_rules.RULE_APPROVER is "rule:auto-approval"); a user
-# holding such a name could pass their own acts off as the server's.
-RESERVED_USER_PREFIXES = ("rule:", "system:")
+# Audit actors that are infra-mcp itself (approval_rules.RULE_APPROVER "rule:auto-approval",
+# reconciliation "infra-mcp:reconcile"). A user holding such a name could pass their acts off as the
+# server's, and the audit's refusal gate always records internal actors.
+RESERVED_USER_PREFIXES = ("rule:", "infra-mcp:", "system:")
 
 
 def require_assignable_user(user: str, *, field: str = "user") -> str:
-    """Return ``user`` unless it is an internal actor name (``rule:...``, ``system:...``).
+    """Return ``user`` unless it is an internal actor name (``rule:...``, ``infra-mcp:...``, ``system:...``).
 
     Raises:
         ValidationFailed: VALIDATION_001 for a reserved name.
     """
     if user.strip().lower().startswith(RESERVED_USER_PREFIXES):
         raise ValidationFailed(
-            f"User name {user[:80]!r} is reserved: names starting with {' or '.join(RESERVED_USER_PREFIXES)} "
+            f"User name {user[:80]!r} is reserved: names starting with {', '.join(RESERVED_USER_PREFIXES)} "
             "are infra-mcp's own actors in the audit log. Use another name.",
             details={"field": field, "reserved_prefixes": list(RESERVED_USER_PREFIXES)},
         )

@@ -11,14 +11,15 @@ import structlog
 from infra_mcp.domain.audit import AuditCheck, AuditEvent, check_chain
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import AuditChain
-from infra_mcp.domain.project import Permission
+from infra_mcp.domain.project import RESERVED_USER_PREFIXES, Permission
 from infra_mcp.errors import NotFound
 from infra_mcp.ports import ProjectStore
 
 log = structlog.get_logger(__name__)
 
-# Actors that are infra-mcp itself (rules, reconciliation), never people: always audited.
-INTERNAL_ACTOR_PREFIXES = ("rule:", "infra-mcp:", "system:")
+# Actors that are infra-mcp itself (rules, reconciliation), never people: always audited. The same
+# prefixes are refused as user names, so no person can be one.
+INTERNAL_ACTOR_PREFIXES = RESERVED_USER_PREFIXES
 
 
 class AuditService:
