@@ -13,9 +13,10 @@ async def test_refusals_to_non_members_never_reach_the_projects_audit(connect: C
         before = await audit(alice)
         async with connect("mallory") as mallory:
             for _ in range(30):
-                assert (await call_error(mallory, "execute_plan", {"plan_id": plan_id}))["code"] == "AUTH_001"
-                assert (await call_error(mallory, "approve_plan", {"plan_id": plan_id}))["code"] == "AUTH_001"
-                assert (await call_error(mallory, "reject_plan", {"plan_id": plan_id}))["code"] == "AUTH_001"
+                # A non-member is told the plan is not there (RESOURCE_001), so plan ids cannot be probed.
+                assert (await call_error(mallory, "execute_plan", {"plan_id": plan_id}))["code"] == "RESOURCE_001"
+                assert (await call_error(mallory, "approve_plan", {"plan_id": plan_id}))["code"] == "RESOURCE_001"
+                assert (await call_error(mallory, "reject_plan", {"plan_id": plan_id}))["code"] == "RESOURCE_001"
         after = await audit(alice)
         assert [e["id"] for e in after] == [e["id"] for e in before]
 
