@@ -24,7 +24,6 @@ from rich.table import Table
 
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.plan import ApprovalMethod, PlanStatus
-from infra_mcp.domain.project import require_assignable_user
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import InfraError
@@ -67,7 +66,6 @@ def run_plans_command(args: argparse.Namespace) -> int:
 
 
 async def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
-    require_assignable_user(settings.user, field="--user")  # nobody approves as rule:auto-approval
     # No reconciliation here: a person approving should not start talking to AWS.
     async with open_app(settings, reconcile=False) as app:
         command = args.plans_command
