@@ -145,13 +145,15 @@ async def test_the_prompt_starts_with_the_servers_facts_and_quotes_the_author_la
 async def test_descriptions_and_comments_have_limits_at_the_tool_boundary(connect: ClientFactory) -> None:
     async with connect("alice", elicitation_callback=Human()) as client:
         await make_project(client)
-        too_long = await client.call_tool(
-            "plan_changes", {"project_id": "web", "desired_state": vpc_stack(subnets=0), "description": "x" * 2001}
+        too_long = await call_error(
+            client,
+            "plan_changes",
+            {"project_id": "web", "desired_state": vpc_stack(subnets=0), "description": "x" * 2001},
         )
-        assert too_long.is_error
+        assert too_long["code"] == "VALIDATION_001"
         plan_id = await make_plan(client, vpc_stack(subnets=0))
-        comment = await client.call_tool("approve_plan", {"plan_id": plan_id, "comment": "y" * 1001})
-        assert comment.is_error
+        comment = await call_error(client, "approve_plan", {"plan_id": plan_id, "comment": "y" * 1001})
+        assert comment["code"] == "VALIDATION_001"
         assert (await plan_of(client, plan_id))["status"] == "pending"
 
 
