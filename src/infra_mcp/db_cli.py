@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateCorrupted, StateLocked, ValidationFailed
-from infra_mcp.file_modes import PRIVATE_FILE, ensure_private_dir
+from infra_mcp.file_modes import PRIVATE_FILE, ensure_private_dir, fsync_dir
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import MIGRATIONS
 from infra_mcp.stores.sqlite_integrity import RESTORE_HINT, DatabaseReport, check_database, open_lock_path, sidecars
@@ -107,7 +107,7 @@ def backup_database(database: Path, target: Path, *, force: bool = False) -> Dat
                 os.link(temp, target)  # atomic create-only: a file that appeared meanwhile is not clobbered
             except FileExistsError:
                 raise AlreadyExists(f"{target} already exists.", details={"path": str(target)}) from None
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     return report
 
 
@@ -135,7 +135,7 @@ def restore_database(database: Path, backup: Path) -> tuple[Path | None, Databas
         _require_infra_database(report)
         aside = _keep_aside(database)
         os.replace(temp, database)  # the one atomic step: readers see the old file or the restored one
-        _fsync_dir(database.parent)
+        fsync_dir(database.parent)
     return aside, report
 
 
@@ -222,14 +222,6 @@ def _private_temp(folder: Path, prefix: str) -> Iterator[Path]:
         for leftover in (temp, *sidecars(temp)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _counts(report: DatabaseReport) -> str:

@@ -56,3 +56,12 @@ def create_private_file(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a new or renamed directory entry durable, not just the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

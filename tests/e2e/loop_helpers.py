@@ -12,6 +12,7 @@ import re
 import select
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -188,6 +189,23 @@ def sandbox_world(data_dir: Path) -> set[tuple[str, str]]:
 async def state_resources(client: Client, project_id: str = "web") -> set[tuple[str, str]]:
     state = await read_json(client, f"infra://projects/{project_id}/state")
     return {(r["type"], r["id"]) for r in state["resources"]}
+
+
+def plans_without_terminal(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``infra-mcp plans ARGS`` the way an agent's shell tool runs it: no terminal, no stdin."""
+    full = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    full.pop("INFRA_MCP_USER", None)
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "infra_mcp", "plans", *args],
+        env=full,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        start_new_session=True,  # no controlling terminal, even when pytest runs in one
+    )
 
 
 TERMINAL_CODE = re.compile(rb"type this code: ([A-Z0-9]{3}-[A-Z0-9]{3})")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from tests.e2e.loop_helpers import (
     make_project,
     plan_of,
     plans_at_terminal,
+    plans_without_terminal,
     sandbox_world,
     state_resources,
     vpc_stack,
@@ -300,22 +298,6 @@ async def test_the_plan_resources_show_the_plan_its_diff_and_its_audit(connect: 
 # ---- the out-of-band CLI: a person in a terminal, on the same database ---------------------------------
 
 
-def _plans_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``infra-mcp plans ...`` with no terminal (as an agent's shell would run it)."""
-    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
-    env.pop("INFRA_MCP_USER", None)
-    return subprocess.run(
-        [sys.executable, "-m", "infra_mcp", "plans", *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,  # no controlling terminal, even when pytest runs in one
-    )
-
-
 @pytest.mark.slow
 async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: ClientFactory, data_dir: Path) -> None:
     person = login_user()
@@ -332,7 +314,7 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         assert (await call_error(alice, "approve_plan", {"plan_id": plan_id}))["code"] == "APPROVAL_002"
 
-        listed = _plans_cli(data_dir, "list", "web")
+        listed = plans_without_terminal(data_dir, "list", "web")
         assert listed.returncode == 0, listed.stderr
         assert plan_id in listed.stdout
         status, screen = plans_at_terminal(data_dir, "approve", plan_id)
@@ -361,7 +343,7 @@ async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFac
         )
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         await approve(alice, plan_id)
-        rejected = _plans_cli(data_dir, "reject", plan_id, "--reason", "not today")
+        rejected = plans_without_terminal(data_dir, "reject", plan_id, "--reason", "not today")
         assert rejected.returncode == 0, rejected.stderr
         assert (await plan_of(alice, plan_id))["status"] == "rejected"
         assert (await call_error(alice, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"

@@ -7,8 +7,6 @@ agent) would: through a real MCP client, the terminal command, or the database f
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +25,12 @@ from tests.e2e.loop_helpers import (
     make_project,
     plan_of,
     plans_at_terminal,
+    plans_without_terminal,
     sandbox_world,
     vpc_stack,
 )
 
 README_RULE = {"max_risk": "low", "max_cost_delta_usd": 5, "actions": ["create", "update"]}
-
-
-def _no_terminal(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``infra-mcp plans ...`` the way an agent's shell tool runs it: no terminal, no stdin."""
-    full = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "infra_mcp", "plans", *args],
-        env=full,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        start_new_session=True,
-    )
 
 
 async def _project_with_person_as_approver(client: Any, **approval: Any) -> None:
@@ -65,13 +49,13 @@ async def test_the_terminal_approval_refuses_without_a_terminal_and_refuses_yes(
     async with connect("alice") as client:
         await _project_with_person_as_approver(client)
         plan_id = await make_plan(client, vpc_stack(subnets=0))
-    piped = _no_terminal(data_dir, "approve", plan_id)
+    piped = plans_without_terminal(data_dir, "approve", plan_id)
     assert piped.returncode == 2
     assert "no interactive terminal" in piped.stderr
-    yes = _no_terminal(data_dir, "approve", plan_id, "--yes")
+    yes = plans_without_terminal(data_dir, "approve", plan_id, "--yes")
     assert yes.returncode == 2
     assert "--yes is refused" in yes.stderr
-    spoofed = _no_terminal(data_dir, "approve", plan_id, "--yes", "--user", "carol")
+    spoofed = plans_without_terminal(data_dir, "approve", plan_id, "--yes", "--user", "carol")
     assert spoofed.returncode == 2  # there is no --user any more
     async with connect("alice") as client:
         assert (await plan_of(client, plan_id))["status"] == "pending"

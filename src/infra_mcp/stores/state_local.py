@@ -19,6 +19,7 @@ from pathlib import Path
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.errors import StateUnavailable
+from infra_mcp.file_modes import fsync_dir
 from infra_mcp.stores.state_common import Blob, Clock, PreconditionFailed, VersionedStateStore
 
 _TEMP_PREFIX = ".tmp-"
@@ -79,7 +80,7 @@ class LocalBlobs:
                         os.replace(temp, path)
                 else:
                     os.replace(temp, path)
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     temp.unlink()
@@ -182,12 +183,3 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Make the new directory entry durable, not just the file's bytes.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
