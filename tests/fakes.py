@@ -68,10 +68,12 @@ class FakeProjectStore:
         for plan_id in [k for k, p in self.plans.items() if p.project_id == project_id]:
             del self.plans[plan_id]
 
-    async def save_plan(self, plan: Plan) -> Plan:
+    async def save_plan(self, plan: Plan, *, audit: AuditEvent | None = None) -> Plan:
         if plan.id in self.plans:
             raise AlreadyExists(f"Plan {plan.id!r} already exists.")
         self.plans[plan.id] = plan.model_copy(deep=True)
+        if audit is not None:
+            await self.append_audit(audit)
         return plan
 
     async def get_plan(self, plan_id: str) -> Plan:
@@ -89,7 +91,7 @@ class FakeProjectStore:
         found.sort(key=lambda p: p.created_at, reverse=True)
         return [p.model_copy(deep=True) for p in found[:limit]]
 
-    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus) -> Plan:
+    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus, audit: AuditEvent | None = None) -> Plan:
         current = await self.get_plan(plan.id)
         if current.status is not expected_status:
             raise PlanStatusInvalid(
@@ -97,6 +99,8 @@ class FakeProjectStore:
                 details={"plan_id": plan.id, "status": current.status.value},
             )
         self.plans[plan.id] = plan.model_copy(deep=True)
+        if audit is not None:
+            await self.append_audit(audit)
         return plan
 
     async def append_audit(self, event: AuditEvent) -> None:

@@ -33,7 +33,9 @@ class ProjectStore(Protocol):
 
     async def delete_project(self, project_id: str) -> None: ...
 
-    async def save_plan(self, plan: Plan) -> Plan: ...
+    async def save_plan(self, plan: Plan, *, audit: AuditEvent | None = None) -> Plan:
+        """Store a new plan and its ``audit`` line in one transaction (both or neither)."""
+        ...
 
     async def get_plan(self, plan_id: str) -> Plan:
         """Raises NotFound (RESOURCE_001)."""
@@ -43,10 +45,11 @@ class ProjectStore(Protocol):
         self, project_id: str, *, statuses: Sequence[PlanStatus] | None = None, limit: int = 50
     ) -> list[Plan]: ...
 
-    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus) -> Plan:
-        """Write ``plan`` only if the stored status is still ``expected_status``.
+    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus, audit: AuditEvent | None = None) -> Plan:
+        """Write ``plan`` only if the stored status is still ``expected_status``, and its ``audit``
+        line in the same transaction (a status change and its record are one unit of work).
 
-        Raises PlanStatusInvalid (PLAN_003) if another actor moved it first.
+        Raises PlanStatusInvalid (PLAN_003) if another actor moved it first (nothing is written).
         """
         ...
 

@@ -8,7 +8,8 @@ instant, but deterministic, with no sleeping or racing against the write.
 Database writes (``<write>:before_commit`` / ``<write>:after_commit``), where ``<write>`` is
 ``update_project``, ``save_plan`` or ``approve`` (the plan row moving from pending to approved):
 ``before_commit`` dies inside the transaction, its statements run but not committed; ``after_commit``
-dies right after the commit returned, before anything else (the audit line, the answer) happens.
+dies right after the commit returned, before anything else (the answer) happens. The plan row and
+its audit line are committed together, so both cases must leave both or neither.
 
 A state checkpoint during execute_plan, ``checkpoint:committed``: dies with history/<serial>.json
 written (the version is committed) but state.json not yet moved to it, the widest window of a state
@@ -77,7 +78,7 @@ def _install_commit_hook() -> None:
     aiosqlite.Connection.commit = commit  # type: ignore[method-assign]
 
 
-def _approving(plan: Any, *, expected_status: PlanStatus) -> bool:
+def _approving(plan: Any, *, expected_status: PlanStatus, **_: Any) -> bool:
     return bool(plan.status is PlanStatus.APPROVED and expected_status is PlanStatus.PENDING)
 
 

@@ -87,13 +87,17 @@ def _assert_nothing_half_written(data_dir: Path) -> None:
     check_database(data_dir / "infra-mcp.sqlite3", known_version=len(MIGRATIONS), full=True)
     for doc in _rows(data_dir, "projects"):
         Project.model_validate_json(doc)
+    recorded = {(e["action"], e["target"], e["outcome"]) for e in map(json.loads, _rows(data_dir, "audit"))}
     for doc in _rows(data_dir, "plans"):
         plan = Plan.model_validate_json(doc)
+        # A plan and its audit line are one unit of work: no plan nobody recorded making or approving.
+        assert ("plan.create", plan.id, "ok") in recorded, plan.id
         if plan.status is PlanStatus.PENDING:
             assert plan.approval is None, plan.id
         if plan.status is PlanStatus.APPROVED:
             assert plan.approval is not None, plan.id
             assert plan.approval.fingerprint == plan.compute_fingerprint(), plan.id
+            assert ("plan.approve", plan.id, "ok") in recorded, plan.id
     state_root = data_dir / "state"
     for project in state_root.iterdir() if state_root.is_dir() else []:
         if (project / "state.json").exists():

@@ -185,12 +185,7 @@ class ApprovalService:
             ),
         )
         approved = plan.model_copy(update={"status": PlanStatus.APPROVED, "approval": approval})
-        try:
-            saved = await self.projects.update_plan(approved, expected_status=PlanStatus.PENDING)
-        except PlanStatusInvalid as exc:
-            await self._audit(plan, actor, "plan.approve", "refused", code=exc.code, reason="lost_race")
-            raise
-        await self._audit(
+        record = self._event(
             plan,
             actor,
             "plan.approve",
@@ -202,6 +197,11 @@ class ApprovalService:
             agent_comment=agent_comment,
             person_comment=person_comment,
         )
+        try:
+            saved = await self.projects.update_plan(approved, expected_status=PlanStatus.PENDING, audit=record)
+        except PlanStatusInvalid as exc:
+            await self._audit(plan, actor, "plan.approve", "refused", code=exc.code, reason="lost_race")
+            raise
         log.info("plan_approved", project_id=plan.project_id, plan_id=plan.id, user=approver, method=method.value)
         return saved
 
@@ -239,11 +239,11 @@ class ApprovalService:
         if plan.status is not PlanStatus.PENDING:
             return plan
         request = ApprovalRequest(requested_at=self.clock(), requested_by=user, command=command)
+        record = self._event(plan, user, "plan.approve", "awaiting_out_of_band", command=command)
         with contextlib.suppress(PlanStatusInvalid):  # someone acted first: their outcome stands
             plan = await self.projects.update_plan(
-                plan.model_copy(update={"approval_request": request}), expected_status=PlanStatus.PENDING
+                plan.model_copy(update={"approval_request": request}), expected_status=PlanStatus.PENDING, audit=record
             )
-            await self._audit(plan, user, "plan.approve", "awaiting_out_of_band", command=command)
         return plan
 
     async def reject(self, plan_id: str, user: str, reason: str = "") -> Plan:
@@ -263,11 +263,11 @@ class ApprovalService:
                     "rejection": Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason),
                 }
             )
-            saved = await self.projects.update_plan(rejected, expected_status=plan.status)
+            record = self._event(plan, user, "plan.reject", "ok", reason=reason, previous_status=plan.status.value)
+            saved = await self.projects.update_plan(rejected, expected_status=plan.status, audit=record)
         except InfraError as exc:
             await self._audit(plan, user, "plan.reject", "refused", code=exc.code, reason=exc.message)
             raise
-        await self._audit(plan, user, "plan.reject", "ok", reason=reason, previous_status=plan.status.value)
         log.info("plan_rejected", project_id=plan.project_id, plan_id=plan.id, user=user)
         return saved
 
@@ -303,8 +303,11 @@ class ApprovalService:
             agent_comment="approved by the project's auto-approval rule",
         )
 
+    def _event(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> AuditEvent:
+        return AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        event = AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+        event = self._event(plan, actor, action, outcome, **details)
         if outcome == "refused":
             await self.refusals.record(event)
         else:

@@ -454,13 +454,8 @@ class ExecutionService:
         execution = plan.execution.model_copy(
             update={"finished_at": self.clock(), "outcomes": list(outcomes.values()), "final_serial": final.serial}
         )
-        done = await self.projects.update_plan(
-            plan.model_copy(update={"status": status, "execution": execution}), expected_status=PlanStatus.EXECUTING
-        )
-        if final.serial != plan.base_serial:
-            await supersede_others(self.projects, project.id, final, except_plan=plan.id)
         counts = {s.value: sum(1 for o in outcomes.values() if o.status is s) for s in ChangeOutcomeStatus}
-        await self._audit(
+        outcome_event = self._event(
             plan,
             user,
             "plan.execute",
@@ -473,11 +468,21 @@ class ExecutionService:
                 if o.status is ChangeOutcomeStatus.FAILED
             ][:50],
         )
+        done = await self.projects.update_plan(
+            plan.model_copy(update={"status": status, "execution": execution}),
+            expected_status=PlanStatus.EXECUTING,
+            audit=outcome_event,
+        )
+        if final.serial != plan.base_serial:
+            await supersede_others(self.projects, project.id, final, except_plan=plan.id)
         log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=status.value, **counts)
         return done
 
+    def _event(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> AuditEvent:
+        return AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        event = AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
+        event = self._event(plan, actor, action, outcome, **details)
         if outcome == "refused":
             await self.refusals.record(event)
         else:

@@ -144,16 +144,14 @@ class PlanningService:
             if any(f.severity == "error" for f in findings):
                 raise_findings(findings, "plan")
             plan = plan.model_copy(update={"findings": [*plan.findings, *findings]})
-        saved = await self.projects.save_plan(self.notary.sign_plan(plan))
-        await self.projects.append_audit(
-            AuditEvent(
-                project_id=project.id,
-                actor=user,
-                action="plan.create",
-                target=plan.id,
-                details={"kind": kind, "summary": plan.summary.text, "risk": plan.risk.value},
-            )
+        record = AuditEvent(
+            project_id=project.id,
+            actor=user,
+            action="plan.create",
+            target=plan.id,
+            details={"kind": kind, "summary": plan.summary.text, "risk": plan.risk.value},
         )
+        saved = await self.projects.save_plan(self.notary.sign_plan(plan), audit=record)
         log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
         return saved
 

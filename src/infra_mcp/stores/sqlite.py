@@ -301,18 +301,26 @@ class SqliteProjectStore:
     # Plans ------------------------------------------------------------------
 
     @_serialised
-    async def save_plan(self, plan: Plan) -> Plan:
+    async def save_plan(self, plan: Plan, *, audit: AuditEvent | None = None) -> Plan:
+        """Insert ``plan`` and, in the same transaction, its ``audit`` line (both or neither)."""
         try:
+            await self.db.execute("BEGIN IMMEDIATE")
             await self.db.execute(
                 "INSERT INTO plans (id, project_id, status, created_at, doc) VALUES (?, ?, ?, ?, ?)",
                 (plan.id, plan.project_id, plan.status.value, isoformat(plan.created_at), plan.model_dump_json()),
             )
+            if audit is not None:
+                await self._insert_audit(audit)
             await self.db.commit()
         except sqlite3.IntegrityError as exc:
             await self.db.rollback()
             if "FOREIGN KEY" in str(exc):
                 raise NotFound(f"No project {plan.project_id!r}.", details={"project_id": plan.project_id}) from None
             raise AlreadyExists(f"Plan {plan.id!r} already exists.", details={"plan_id": plan.id}) from None
+        except BaseException:
+            if self.db.in_transaction:
+                await self.db.rollback()
+            raise
         return plan
 
     async def get_plan(self, plan_id: str) -> Plan:
@@ -337,13 +345,30 @@ class SqliteProjectStore:
         return [Plan.model_validate_json(r["doc"]) for r in rows]
 
     @_serialised
-    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus) -> Plan:
-        cursor = await self.db.execute(
-            "UPDATE plans SET doc = ?, status = ? WHERE id = ? AND status = ?",
-            (plan.model_dump_json(), plan.status.value, plan.id, expected_status.value),
-        )
-        await self.db.commit()
-        if cursor.rowcount != 1:
+    async def update_plan(self, plan: Plan, *, expected_status: PlanStatus, audit: AuditEvent | None = None) -> Plan:
+        """Compare-and-set the plan's row and, in the same transaction, append its ``audit`` line.
+
+        A status change and the audit line that tells of it are one unit of work: a crash between
+        the two can no longer leave an approval (or an execution) nobody recorded.
+        """
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            cursor = await self.db.execute(
+                "UPDATE plans SET doc = ?, status = ? WHERE id = ? AND status = ?",
+                (plan.model_dump_json(), plan.status.value, plan.id, expected_status.value),
+            )
+            moved = cursor.rowcount == 1
+            if moved and audit is not None:
+                await self._insert_audit(audit)
+            if moved:
+                await self.db.commit()
+            else:
+                await self.db.rollback()
+        except BaseException:
+            if self.db.in_transaction:
+                await self.db.rollback()
+            raise
+        if not moved:
             current = await self.get_plan(plan.id)
             raise PlanStatusInvalid(
                 f"Plan {plan.id} is now {current.status.value}, not {expected_status.value}: someone else acted on "
@@ -366,31 +391,35 @@ class SqliteProjectStore:
 
     @_serialised
     async def append_audit(self, event: AuditEvent) -> None:
-        """Append ``event``, stamped with its project's incarnation (if the caller did not know it) and
-        linked to the project's previous entry, read in the same transaction.
-
-        Stamping comes first: the link covers the incarnation too.
-        """
+        """Append ``event`` on its own (see :meth:`_insert_audit`)."""
         try:
             await self.db.execute("BEGIN IMMEDIATE")
-            event = await self._with_incarnation(event)
-            if self.chain is not None:
-                async with self.db.execute(
-                    "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT 1", (event.project_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
-                previous = str(json.loads(row["doc"]).get("hash") or GENESIS) if row else GENESIS
-                event = event.model_copy(update={"prev_hash": previous, "hash": ""})
-                event = event.model_copy(update={"hash": self.chain.link(previous, event.model_dump(mode="json"))})
-            await self.db.execute(
-                "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
-                (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
-            )
+            await self._insert_audit(event)
             await self.db.commit()
         except BaseException:
             if self.db.in_transaction:
                 await self.db.rollback()
             raise
+
+    async def _insert_audit(self, event: AuditEvent) -> None:
+        """Insert ``event`` inside the caller's transaction: stamped with its project's incarnation (if
+        the caller did not know it) and linked to the project's previous entry.
+
+        Stamping comes first: the link covers the incarnation too.
+        """
+        event = await self._with_incarnation(event)
+        if self.chain is not None:
+            async with self.db.execute(
+                "SELECT doc FROM audit WHERE project_id = ? ORDER BY rowid DESC LIMIT 1", (event.project_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            previous = str(json.loads(row["doc"]).get("hash") or GENESIS) if row else GENESIS
+            event = event.model_copy(update={"prev_hash": previous, "hash": ""})
+            event = event.model_copy(update={"hash": self.chain.link(previous, event.model_dump(mode="json"))})
+        await self.db.execute(
+            "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+            (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
+        )
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         async with self.db.execute(
