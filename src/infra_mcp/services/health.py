@@ -112,8 +112,7 @@ class HealthService:
         Returns at once: the server answers while this runs, and a call on a project not reached
         yet reconciles that project first.
         """
-        for project_id in project_ids:
-            self._health[project_id] = ProjectHealth(project_id=project_id)
+        self.mark_pending(project_ids)
         limiter = anyio.CapacityLimiter(BACKGROUND_CONCURRENCY)
 
         async def one(project_id: str) -> None:
@@ -122,6 +121,11 @@ class HealthService:
 
         for project_id in project_ids:
             group.start_soon(one, project_id, name=f"reconcile {project_id}")
+
+    def mark_pending(self, project_ids: list[str]) -> None:
+        """Note that these projects are not reconciled yet: each one's next call reconciles it first."""
+        for project_id in project_ids:
+            self._health[project_id] = ProjectHealth(project_id=project_id)
 
     def needs_attempt(self, health: ProjectHealth) -> bool:
         """Whether the project's next call must reconcile first (see the module docstring)."""
