@@ -110,6 +110,8 @@ async def open_app(
             background = await stack.enter_async_context(anyio.create_task_group())
             # Unwound first: stop the checks still running (a stuck one would hold up shutdown).
             stack.callback(background.cancel_scope.cancel)
-            health.start(background, [project.id for project in await store.list_projects()])
+            default = settings.default_state_location
+            every = await store.list_projects()
+            health.start(background, [(p.id, p.settings.state_location or default) for p in every])
         log.info("app_opened", data_dir=str(settings.data_dir), user=settings.user)
         yield app

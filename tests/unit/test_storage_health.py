@@ -36,7 +36,7 @@ class Degradable:
     async def start(self) -> None:
         """Start-up: check every project in the background, then wait until all checks ended."""
         async with anyio.create_task_group() as group:
-            self.health.start(group, ["web", "other"])
+            self.health.start(group, [("web", "s3://team/web"), ("other", "/state")])
 
 
 @pytest.fixture

@@ -35,8 +35,11 @@ log = structlog.get_logger(__name__)
 Reconcile = Callable[[str], Awaitable[ReconcileReport | None]]
 
 # Projects checked at once in the background: enough to finish 50 local projects in a blink,
-# few enough that worker threads stay free for the calls agents make meanwhile.
-BACKGROUND_CONCURRENCY = 4
+# few enough that worker threads stay free for the calls agents make meanwhile. A storage call
+# runs in a worker thread that a deadline cannot interrupt, so one location that hangs may hold
+# PER_LOCATION of them until its timeouts end; the other locations keep the rest.
+BACKGROUND_CONCURRENCY = 8
+PER_LOCATION = 2
 STORAGE_FAILED = StateUnavailable.code
 
 # The projects the current task is reconciling: their own store calls must not wait for themselves.
@@ -106,21 +109,28 @@ class HealthService:
 
     # ---- reconciliation --------------------------------------------------------------------
 
-    def start(self, group: anyio.abc.TaskGroup, project_ids: list[str]) -> None:
+    def start(self, group: anyio.abc.TaskGroup, projects: list[tuple[str, str]]) -> None:
         """Mark every project pending and reconcile them in ``group``, a few at a time.
+
+        Args:
+            group: Runs the checks; cancelling it abandons the ones still running.
+            projects: ``(project_id, state location)`` pairs. At most ``PER_LOCATION`` checks of one
+                location run at once, so a location that hangs holds up only its own projects.
 
         Returns at once: the server answers while this runs, and a call on a project not reached
         yet reconciles that project first.
         """
-        self.mark_pending(project_ids)
-        limiter = anyio.CapacityLimiter(BACKGROUND_CONCURRENCY)
+        self.mark_pending([project_id for project_id, _ in projects])
+        overall = anyio.CapacityLimiter(BACKGROUND_CONCURRENCY)
+        per_location: dict[str, anyio.CapacityLimiter] = {}
 
-        async def one(project_id: str) -> None:
-            async with limiter:
+        async def one(project_id: str, location: anyio.CapacityLimiter) -> None:
+            async with location, overall:
                 await self.settle(project_id)
 
-        for project_id in project_ids:
-            group.start_soon(one, project_id, name=f"reconcile {project_id}")
+        for project_id, where in projects:
+            location = per_location.setdefault(where, anyio.CapacityLimiter(PER_LOCATION))
+            group.start_soon(one, project_id, location, name=f"reconcile {project_id}")
 
     def mark_pending(self, project_ids: list[str]) -> None:
         """Note that these projects are not reconciled yet: each one's next call reconciles it first."""
