@@ -90,7 +90,7 @@ async def open_app(
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
-            planning=PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle),
+            planning=PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending),
             approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
             audit=AuditService(store, chain),
             execution=ExecutionService(

@@ -105,6 +105,12 @@ async def test_a_project_whose_storage_refuses_connections_degrades_alone_and_re
             await client.read_resource("infra://projects/ledger/state")
         assert json.loads(caught.value.error.message)["code"] == "STATE_004"
 
+        # What does not need its storage still works: its plans, its settings.
+        plans = await call_ok(client, "list_plans", {"project_id": "ledger"})
+        assert [p["status"] for p in plans["plans"]] == ["executed"]
+        assert (await call_ok(client, "get_plan", {"plan_id": plans["plans"][0]["id"]}))["plan"]["status"] == "executed"
+        await call_ok(client, "update_project", {"project_id": "ledger", "description": "the books"})
+
         # Its health shows where everyone looks.
         ledger = await call_ok(client, "get_project", {"project_id": "ledger"})
         assert ledger["health"]["storage"] == "degraded"

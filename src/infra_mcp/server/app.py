@@ -38,7 +38,8 @@ infra-mcp manages AWS infrastructure per project, safely: desired state -> plan 
 approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
 Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
 infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
-to do next. Only a person approves: never answer an approval prompt or run an approval command yourself.
+to do next; STATE_004 means that project's storage is down (get_server_status shows health). Only a
+person approves: never answer an approval prompt or run an approval command yourself.
 """
 
 ProjectId = Annotated[

@@ -158,6 +158,16 @@ class HealthService:
                     await self._attempt(project_id, scope)
         return self.of(project_id)
 
+    async def settle_pending(self, project_id: str) -> ProjectHealth:
+        """Like :meth:`settle`, but only for a project not tried yet (or being tried now).
+
+        For calls that do not need the project's storage (its plans): they wait for a first attempt,
+        whose outcome may change a plan, but never hit a storage that already failed again.
+        """
+        if self.of(project_id).reconciliation in (Reconciliation.PENDING, Reconciliation.RUNNING):
+            return await self.settle(project_id)
+        return self.of(project_id)
+
     async def _attempt(self, project_id: str, scope: anyio.CancelScope) -> None:
         if self._reconcile is None:
             raise RuntimeError("HealthService.bind was not called")

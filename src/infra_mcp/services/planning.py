@@ -51,8 +51,8 @@ class PlanningService:
         sealer: Seals write-only values before a plan is stored.
         pricing: Where prices come from (the bundled table by default).
         lint: Run cfn-lint on changed resources (tests of unrelated rules may turn it off).
-        settle: Reconciles a project whose reconciliation is still pending before its plans are read
-            (it may finish an interrupted plan); never raises when the project's storage fails, so
+        settle: Reconciles a project not reconciled yet since start-up before its plans are read
+            (that may finish an interrupted plan); never raises when the project's storage fails, so
             plans stay readable while it is degraded.
     """
 
