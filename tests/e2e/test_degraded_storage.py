@@ -7,11 +7,14 @@ recovers without a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,7 +22,9 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from moto.server import ThreadedMotoServer
 
-from tests.e2e.conftest import ClientFactory, call_error, call_ok
+from infra_mcp.container import open_app
+from infra_mcp.domain.project import Member, Project, ProjectSettings, Role
+from tests.e2e.conftest import ClientFactory, call_error, call_ok, settings_for
 from tests.e2e.loop_helpers import Human, approve, make_plan
 
 BUCKET = {"name": "logs", "type": "AWS::S3::Bucket", "properties": {"BucketName": "ledger-logs"}}
@@ -42,6 +47,33 @@ def moto_on(port: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint on 127.0.0.1 that accepts connections and never answers (until it closes them all)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:  # the reads still waiting on them end now
+            connection.close()
+        listener.close()
 
 
 @pytest.fixture
@@ -153,3 +185,41 @@ async def test_an_upstream_that_cannot_start_does_not_stop_the_server_from_answe
         assert status["upstream"]["healthy"] is False
         assert status["healthy"] is False
         assert status["degraded_projects"] == []
+
+
+async def test_storage_that_never_answers_is_cut_off_at_the_deadline_and_the_project_reported_degraded(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    with silent_endpoint() as endpoint:
+        location = f"s3://team-{uuid.uuid4().hex[:12]}/infra"
+        settings = {
+            "s3_endpoint_url": endpoint,
+            "allowed_state_locations": [location],
+            "s3_max_attempts": 1,
+            "s3_read_timeout_seconds": 120,  # far beyond the deadline: only the deadline can end the wait
+            "reconcile_deadline_seconds": 0.5,
+        }
+        # Written to the database directly: create_project would (rightly) read the location first.
+        async with open_app(settings_for(data_dir, "alice", **settings), reconcile=False) as app:
+            await app.store.create_project(
+                Project(
+                    id="ledger",
+                    name="ledger",
+                    owner="alice",
+                    members=[Member(user="alice", role=Role.OWNER)],
+                    settings=ProjectSettings(state_location=location),
+                )
+            )
+
+        async with connect(settings=settings) as client:
+            refused = await call_error(client, "list_resources", {"project_id": "ledger"})
+            assert refused["code"] == "STATE_004"
+            assert refused["details"]["timed_out"] is True
+            assert refused["details"]["degraded_project"] == "ledger"
+            ledger = await call_ok(client, "get_project", {"project_id": "ledger"})
+            assert ledger["health"]["storage"] == "degraded"
+
+            await call_ok(client, "create_project", {"project_id": "shop"})
+            assert (await call_ok(client, "list_resources", {"project_id": "shop"}))["count"] == 0
+            status = await call_ok(client, "get_server_status")
+            assert status["degraded_projects"] == ["ledger"]

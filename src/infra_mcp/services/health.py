@@ -73,6 +73,7 @@ class HealthService:
         self._health: dict[str, ProjectHealth] = {}
         self._failures: dict[str, StateUnavailable] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._cut_off: set[str] = set()  # a storage call of theirs was abandoned by a cancellation
         self._reconcile: Reconcile | None = None
 
     def bind(self, reconcile: Reconcile) -> None:
@@ -100,6 +101,10 @@ class HealthService:
         log.warning("project_storage_degraded", project_id=project_id, code=error.code)
         self._failures[project_id] = error
         self._health[project_id] = self.of(project_id).storage_failed(error.code, error.message)
+
+    def storage_cut_off(self, project_id: str) -> None:
+        """A storage call of ``project_id`` was cancelled before it answered (see :meth:`_interrupted`)."""
+        self._cut_off.add(project_id)
 
     def forget(self, project_id: str) -> None:
         """Drop a deleted project's record (a project created again under its id starts clean)."""
@@ -172,6 +177,7 @@ class HealthService:
         if self._reconcile is None:
             raise RuntimeError("HealthService.bind was not called")
         self._health[project_id] = self.of(project_id).reconciling()
+        self._cut_off.discard(project_id)
         token = _reconciling.set(_reconciling.get() | {project_id})
         outcome: Reconciliation | None = None
         try:
@@ -203,16 +209,31 @@ class HealthService:
             self._health[project_id] = self.of(project_id).reconciled(outcome)
 
     def _interrupted(self, project_id: str, *, timed_out: bool) -> None:
-        """Cancelled: by the deadline, or because the server is stopping. The next call tries again."""
+        """Cancelled: by the deadline, or because the server is stopping. The next call tries again.
+
+        A deadline that cut off a storage call means the storage did not answer: the project is
+        degraded (STATE_004). Otherwise the time went elsewhere (polling Cloud Control, say).
+        """
+        stalled = project_id in self._cut_off
+        self._cut_off.discard(project_id)
         if not timed_out:
             self._health[project_id] = self.of(project_id).model_copy(update={"reconciliation": Reconciliation.PENDING})
+            return
+        log.error("reconcile_timed_out", project_id=project_id, deadline_seconds=self.deadline_seconds)
+        if stalled:
+            silent = StateUnavailable(
+                f"The state storage of project {project_id!r} did not answer within {self.deadline_seconds:g} s "
+                "(INFRA_MCP_RECONCILE_DEADLINE_SECONDS).",
+                details={"project_id": project_id, "timed_out": True},
+            )
+            self.storage_failed(project_id, silent)
+            self._health[project_id] = self.of(project_id).reconcile_failed(silent.code, silent.message)
             return
         self._health[project_id] = self.of(project_id).reconcile_failed(
             "STATE_003",
             f"Reconciliation did not finish within {self.deadline_seconds:g} s; the project's next call tries again.",
             timed_out=True,
         )
-        log.error("reconcile_timed_out", project_id=project_id, deadline_seconds=self.deadline_seconds)
 
     async def ready(self, project_id: str) -> None:
         """Return once ``project_id`` has nothing to reconcile before a call may use its state.
@@ -230,9 +251,9 @@ class HealthService:
         if _code(health) == STORAGE_FAILED and failure is not None:
             raise degraded(project_id, failure)
         raise StateLocked(
-            f"Project {project_id!r} is still reconciling what an interrupted execution left in flight (it did not "
-            f"finish within {self.deadline_seconds:g} s). Try again in a minute; get_server_status shows when it "
-            "is done.",
+            f"Project {project_id!r} is being reconciled (what an interrupted execution left in flight is checked "
+            f"before anything else), and that did not finish within {self.deadline_seconds:g} s. Try again in a "
+            "minute; get_server_status shows when it is done.",
             details={"project_id": project_id, "reconciliation": health.reconciliation.value},
         )
 
@@ -262,6 +283,9 @@ class TrackedStore:
     def _watched(self) -> Iterator[None]:
         try:
             yield
+        except anyio.get_cancelled_exc_class():
+            self.health.storage_cut_off(self.project_id)
+            raise
         except StateUnavailable as exc:
             if exc.details.get("degraded_project") != self.project_id:  # not one already recorded
                 self.health.storage_failed(self.project_id, exc)
