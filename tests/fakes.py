@@ -20,6 +20,7 @@ from infra_mcp.errors import (
     PlanStatusInvalid,
     StateConflict,
     StateLocked,
+    StateUnavailable,
     ValidationFailed,
 )
 from infra_mcp.stores.state_scope import IncarnationScope
@@ -252,3 +253,45 @@ class FakeStateStores:
 
     def for_project(self, project: Project) -> IncarnationScope:
         return IncarnationScope(self.store, project.state_owner)
+
+
+class UnreachableStorage(StateUnavailable):
+    """What a fake store raises for a project whose storage is down (STATE_004, like the S3 store)."""
+
+    def __init__(self, project_id: str) -> None:
+        super().__init__(
+            f"State storage of {project_id!r} refused to answer (EndpointConnectionError). Check the network.",
+            details={"aws_error_code": "EndpointConnectionError"},
+        )
+
+
+class _FlakyStore:
+    """A project's view of a FakeStateStore that raises :class:`UnreachableStorage` while its project is down."""
+
+    def __init__(self, inner: IncarnationScope, stores: FlakyStateStores, project_id: str) -> None:
+        self._inner = inner
+        self._stores = stores
+        self._project_id = project_id
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self._inner, name)
+
+        async def call(*args: object, **kwargs: object) -> object:
+            if self._project_id in self._stores.down:
+                self._stores.refused += 1
+                raise UnreachableStorage(self._project_id)
+            return await method(*args, **kwargs)
+
+        return call
+
+
+class FlakyStateStores(FakeStateStores):
+    """FakeStateStores whose storage can be taken down per project (``down``), counting refused calls."""
+
+    def __init__(self, store: FakeStateStore | None = None) -> None:
+        super().__init__(store)
+        self.down: set[str] = set()
+        self.refused = 0
+
+    def for_project(self, project: Project) -> IncarnationScope:
+        return _FlakyStore(super().for_project(project), self, project.id)  # type: ignore[return-value]

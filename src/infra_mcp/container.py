@@ -2,6 +2,9 @@
 
 Both the MCP server's lifespan and the CLI (``infra-mcp plans ...``) open the same App, so a
 person approving out of band works on exactly the database the server uses.
+
+Every service reaches project state through :class:`~infra_mcp.services.health.TrackedStates`, so
+one project's failing storage degrades that project only (issue 16).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
@@ -19,6 +23,7 @@ from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.audit import AuditService, RefusalGate
 from infra_mcp.services.execution import ExecutionService
+from infra_mcp.services.health import HealthService, TrackedStates
 from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
@@ -36,7 +41,9 @@ log = structlog.get_logger(__name__)
 class App:
     settings: Settings
     store: SqliteProjectStore
-    states: StateStoreRegistry
+    states: TrackedStates
+    locations: StateStoreRegistry
+    health: HealthService
     catalog: Catalog
     projects: ProjectService
     state: StateService
@@ -53,8 +60,10 @@ async def open_app(
 ) -> AsyncIterator[App]:
     """Open the database, state stores and the upstream; close them after.
 
-    The upstream connects lazily (on its first call), so opening is cheap. With ``reconcile``,
-    executions interrupted by a crash are reconciled before the app is handed out.
+    Opening does not wait on any project's storage nor on the upstream (it connects lazily, on its
+    first call). With ``reconcile``, every project is checked in the background, each with a
+    deadline, and executions interrupted by a crash are reconciled; a call on a project not reached
+    yet reconciles it first (see :class:`~infra_mcp.services.health.HealthService`).
     """
     async with AsyncExitStack() as stack:
         key = ServerKey(settings.key_path).get()
@@ -63,7 +72,9 @@ async def open_app(
         store = SqliteProjectStore(settings.database_path, chain=chain)
         await store.open()
         stack.push_async_callback(store.close)
-        states = StateStoreRegistry(settings)
+        locations = StateStoreRegistry(settings)
+        health = HealthService(deadline_seconds=settings.reconcile_deadline_seconds)
+        states = TrackedStates(locations, health)
         catalog = default_catalog()
         projects = ProjectService(store, states)
         sealer = SecretSealer(settings.key_path)
@@ -76,10 +87,12 @@ async def open_app(
             settings=settings,
             store=store,
             states=states,
+            locations=locations,
+            health=health,
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
-            planning=PlanningService(store, states, catalog, sealer, notary=notary),
+            planning=PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending),
             approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
             audit=AuditService(store, chain),
             execution=ExecutionService(
@@ -94,8 +107,13 @@ async def open_app(
             ),
             upstream=upstream,
         )
+        health.bind(app.execution.reconcile_if_needed)
         if reconcile:
-            for report in await app.execution.reconcile_all():
-                log.warning("reconciled_interrupted_execution", report=report.model_dump(mode="json"))
+            background = await stack.enter_async_context(anyio.create_task_group())
+            # Unwound first: stop the checks still running (a stuck one would hold up shutdown).
+            stack.callback(background.cancel_scope.cancel)
+            default = settings.default_state_location
+            every = await store.list_projects()
+            health.start(background, [(p.id, p.settings.state_location or default) for p in every])
         log.info("app_opened", data_dir=str(settings.data_dir), user=settings.user)
         yield app

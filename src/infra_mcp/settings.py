@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     aws_region: str = Field(default="us-east-1", description="Region for the S3 state bucket and new projects.")
     aws_profile: str | None = Field(default=None, description="AWS profile used for the S3 state store.")
     s3_endpoint_url: str | None = Field(default=None, description="Custom S3 endpoint (moto, MinIO, ...).")
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0, description="S3 state store: connect timeout.")
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0, description="S3 state store: read timeout.")
+    s3_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="S3 state store: attempts per call (retries on throttling and errors)."
+    )
+    reconcile_deadline_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long one project's reconciliation (at start-up, in the background, or before its next "
+        "call) may take before it is abandoned; the project's next call tries again.",
+    )
     user: str = Field(default_factory=_default_user, description="The acting user on stdio.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

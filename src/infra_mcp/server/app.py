@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from infra_mcp import __version__
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.cloud import UpstreamStatus
+from infra_mcp.domain.health import StorageHealth
 from infra_mcp.domain.project import require_assignable_user
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
@@ -40,7 +41,8 @@ infra-mcp manages AWS infrastructure per project, safely: desired state -> plan 
 approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
 Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
 infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
-to do next. Only a person approves: never answer an approval prompt or run an approval command yourself.
+to do next; STATE_004 means that project's storage is down (get_server_status shows health). Only a
+person approves: never answer an approval prompt or run an approval command yourself.
 """
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
@@ -120,7 +122,7 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
 def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     def view(project: Any) -> m.ProjectView:
-        return m.ProjectView(project=project, your_role=project.role_of(rt.user))
+        return m.ProjectView(project=project, your_role=project.role_of(rt.user), health=rt.app.health.of(project.id))
 
     @mcp.tool(name="create_project", title="Create project", annotations=WRITES)
     @handle_tool_errors("create_project")
@@ -140,13 +142,13 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="get_project", title="Get project", annotations=READ_ONLY)
     @handle_tool_errors("get_project")
     async def get_project(project_id: ProjectId) -> m.ProjectView:
-        """A project's details, members, settings and approval policy."""
+        """A project's details, members, settings, approval policy and storage health."""
         return view(await rt.app.projects.get_project(project_id, rt.user))
 
     @mcp.tool(name="list_projects", title="List projects", annotations=READ_ONLY)
     @handle_tool_errors("list_projects")
     async def list_projects() -> m.ProjectList:
-        """Projects you are a member of."""
+        """Projects you are a member of, with their storage health."""
         projects = await rt.app.projects.list_projects(rt.user)
         return m.ProjectList(user=rt.user, projects=[view(p) for p in projects])
 
@@ -183,6 +185,7 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
         """Delete a project, its plans and the state files it wrote. Refused while any record shows live resources."""
         _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
+        rt.app.health.forget(project_id)
         return m.DeletedProject(project_id=project_id, deleted_keys=len(deletion.deleted), left_alone=deletion.left)
 
 
@@ -263,6 +266,24 @@ def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def get_upstream_status() -> UpstreamStatus:
         """Which upstream AWS MCP server is used (sandbox or AWS, dialect), who we are there, and its health."""
         return await rt.app.upstream.status()
+
+    @mcp.tool(name="get_server_status", title="Server status", annotations=READ_ONLY)
+    @handle_tool_errors("get_server_status")
+    async def get_server_status() -> m.ServerStatus:
+        """Health at a glance: each of your projects' storage health, pending reconciliations, the upstream's health."""
+        projects = await rt.app.projects.list_projects(rt.user)
+        health = [rt.app.health.of(p.id) for p in projects]
+        upstream = await rt.app.upstream.status()
+        degraded = [h.project_id for h in health if h.storage is StorageHealth.DEGRADED]
+        pending = [h.project_id for h in health if not h.settled]
+        return m.ServerStatus(
+            user=rt.user,
+            healthy=not degraded and not pending and upstream.healthy,
+            projects=health,
+            degraded_projects=degraded,
+            pending_reconciliations=pending,
+            upstream=upstream,
+        )
 
 
 # Resources ----------------------------------------------------------------------------------------

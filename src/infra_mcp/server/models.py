@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from infra_mcp.domain.cloud import UpstreamStatus
+from infra_mcp.domain.health import ProjectHealth
 from infra_mcp.domain.project import Project, Role
 from infra_mcp.domain.state import HistoryEntry, StateResource
 
@@ -11,6 +13,9 @@ from infra_mcp.domain.state import HistoryEntry, StateResource
 class ProjectView(BaseModel):
     project: Project
     your_role: Role | None = Field(description="The acting user's role in this project.")
+    health: ProjectHealth = Field(
+        description="Its storage health (healthy | degraded | unknown) and reconciliation since the server started."
+    )
 
 
 class ProjectList(BaseModel):
@@ -63,3 +68,14 @@ class RestoredState(BaseModel):
         default_factory=list, description="Resources dropped from the record (forget_resources=true)."
     )
     note: str = "Only the record changed; AWS was not touched. Use plan_rollback to make AWS match an older version."
+
+
+class ServerStatus(BaseModel):
+    user: str = Field(description="The acting user; only projects they belong to are listed.")
+    healthy: bool = Field(description="No visible project degraded or pending, and the upstream answers.")
+    projects: list[ProjectHealth] = Field(description="Storage health and reconciliation of each visible project.")
+    degraded_projects: list[str] = Field(description="Projects whose storage failed its last call (STATE_004).")
+    pending_reconciliations: list[str] = Field(
+        description="Projects not reconciled yet since start-up (their next call reconciles them first)."
+    )
+    upstream: UpstreamStatus

@@ -218,16 +218,32 @@ class ExecutionService:
         """
         reports = []
         for project in await self.projects.list_projects():
-            store = self.states.for_project(project)
-            if not await self._needs_reconcile(project, store):
-                continue
             try:
-                reports.append(await self.reconcile(project.id))
+                report = await self.reconcile_if_needed(project.id)
             except StateLocked:
                 log.warning("reconcile_skipped_locked", project_id=project.id)
             except InfraError as exc:
                 log.error("reconcile_failed", project_id=project.id, code=exc.code)
+            else:
+                if report is not None:
+                    reports.append(report)
         return reports
+
+    async def reconcile_if_needed(self, project_id: str) -> ReconcileReport | None:
+        """Reconcile ``project_id`` if its journal has entries or one of its plans is stuck ``executing``.
+
+        Returns:
+            The report, or None when there was nothing to reconcile.
+
+        Raises:
+            StateUnavailable: STATE_004, the project's storage does not answer.
+            StateLocked: STATE_003 while another holder has the project's state lock.
+        """
+        project = await self.projects.get_project(project_id)
+        store = self.states.for_project(project)
+        if not await self._needs_reconcile(project, store):
+            return None
+        return await self.reconcile(project.id)
 
     # ---- the state lock --------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets as random_ids
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 import structlog
@@ -51,6 +51,9 @@ class PlanningService:
         sealer: Seals write-only values before a plan is stored.
         pricing: Where prices come from (the bundled table by default).
         lint: Run cfn-lint on changed resources (tests of unrelated rules may turn it off).
+        settle: Reconciles a project not reconciled yet since start-up before its plans are read
+            (that may finish an interrupted plan); never raises when the project's storage fails, so
+            plans stay readable while it is degraded.
     """
 
     def __init__(
@@ -63,8 +66,10 @@ class PlanningService:
         notary: Notary,
         pricing: Pricing | None = None,
         lint: bool = True,
+        settle: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.projects = projects
+        self.settle = settle
         self.notary = notary
         self.states = states
         self.catalog = catalog
@@ -353,11 +358,16 @@ class PlanningService:
             )
         plan = await self.projects.get_plan(plan_id)
         await self._project(plan.project_id, user, Permission.READ)
+        if self.settle is not None:
+            await self.settle(plan.project_id)
+            plan = await self.projects.get_plan(plan_id)
         return plan
 
     async def list_plans(self, project_id: str, user: str, status: PlanStatus | str | None = None) -> list[Plan]:
         """The project's plans, newest first, optionally of one status."""
         await self._project(project_id, user, Permission.READ)
+        if self.settle is not None:
+            await self.settle(project_id)
         statuses = None
         if status is not None:
             try:

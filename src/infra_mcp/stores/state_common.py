@@ -329,6 +329,16 @@ class VersionedStateStore:
         # Backends block (boto3, file I/O): keep them off the event loop.
         return await anyio.to_thread.run_sync(partial(func, *args))
 
+    async def _look(self, func: Callable[..., T], *args: object) -> T:
+        """Run a read in a worker thread that a cancellation (a deadline, shutdown) leaves behind.
+
+        A storage that does not answer holds the thread until its timeouts end; the caller need not
+        wait with it. Only reads: their one possible write (moving state.json up to a rolled-forward
+        version) is compare-and-swap, harmless if it lands late. Writes and locks are always waited
+        for, so nobody is left guessing whether one happened.
+        """
+        return await anyio.to_thread.run_sync(partial(func, *args), abandon_on_cancel=True)
+
     # ----------------------------------------------------------------- public API
 
     async def read(self, project_id: str) -> StateFile | None:
@@ -339,7 +349,7 @@ class VersionedStateStore:
             StateCorrupted: STATE_001, ``details["newest_valid_version"]`` names what to restore.
             StateUnavailable: STATE_004.
         """
-        return await self._run(self._read, ProjectKeys.of(project_id))
+        return await self._look(self._read, ProjectKeys.of(project_id))
 
     async def write(self, state: StateFile) -> StateFile:
         """Write ``state`` as the next version (serial = current + 1, same lineage) and return what was stored.
@@ -375,7 +385,7 @@ class VersionedStateStore:
 
     async def history(self, project_id: str) -> list[HistoryEntry]:
         """Every version, newest first; a damaged history file is listed with ``valid=False``."""
-        return await self._run(self._history, ProjectKeys.of(project_id))
+        return await self._look(self._history, ProjectKeys.of(project_id))
 
     async def read_version(self, project_id: str, serial: int) -> StateFile:
         """One version from history.
@@ -384,7 +394,7 @@ class VersionedStateStore:
             NotFound: RESOURCE_001 if there is no such version.
             StateCorrupted: STATE_001 if that version is damaged.
         """
-        return await self._run(self._read_version, ProjectKeys.of(project_id), serial)
+        return await self._look(self._read_version, ProjectKeys.of(project_id), serial)
 
     async def acquire_lock(self, project_id: str, *, owner: str, operation: str, lease_seconds: float) -> LockInfo:
         """Take the project's lease lock, taking over an expired one.
@@ -412,7 +422,7 @@ class VersionedStateStore:
 
     async def read_journal(self, project_id: str) -> Journal:
         """The project's journal of in-flight requests (empty if none was written)."""
-        return await self._run(self._read_journal, ProjectKeys.of(project_id))
+        return await self._look(self._read_journal, ProjectKeys.of(project_id))
 
     async def write_journal(self, journal: Journal) -> None:
         keys = ProjectKeys.of(journal.project_id)

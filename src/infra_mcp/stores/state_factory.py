@@ -131,5 +131,8 @@ class StateStoreRegistry:
                 region=self._settings.aws_region,
                 profile=self._settings.aws_profile,
                 endpoint_url=self._settings.s3_endpoint_url,
+                max_attempts=self._settings.s3_max_attempts,
+                connect_timeout=self._settings.s3_connect_timeout_seconds,
+                read_timeout=self._settings.s3_read_timeout_seconds,
             )
         return LocalStateStore(location)

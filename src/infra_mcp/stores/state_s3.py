@@ -52,6 +52,8 @@ class S3Blobs:
         profile: str | None = None,
         endpoint_url: str | None = None,
         max_attempts: int = 3,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -67,8 +69,8 @@ class S3Blobs:
                 region_name=region,
                 endpoint_url=endpoint_url,
                 config=botocore.config.Config(
-                    connect_timeout=5,
-                    read_timeout=30,
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
                     retries={"max_attempts": max_attempts, "mode": "standard"},
                 ),
             )
@@ -200,6 +202,8 @@ class S3StateStore(VersionedStateStore):
         endpoint_url: Custom S3 endpoint (moto, MinIO, LocalStack).
         clock: Current time, for lock leases (tests inject a fake clock).
         max_attempts: Attempts per S3 call (retries with backoff on throttling and connection errors).
+        connect_timeout: Seconds to wait for a connection to the endpoint.
+        read_timeout: Seconds to wait for an answer on a connection.
 
     Raises:
         StateUnavailable: STATE_004 if the profile does not exist.
@@ -215,9 +219,18 @@ class S3StateStore(VersionedStateStore):
         endpoint_url: str | None = None,
         clock: Clock = utcnow,
         max_attempts: int = 3,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
     ) -> None:
         blobs = S3Blobs(
-            bucket, prefix, region=region, profile=profile, endpoint_url=endpoint_url, max_attempts=max_attempts
+            bucket,
+            prefix,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            max_attempts=max_attempts,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
         )
         super().__init__(blobs, clock=clock)
         self.bucket = bucket
