@@ -434,3 +434,45 @@ async def test_waiting_gives_up_after_the_timeout_naming_the_request_token() -> 
 
 def test_the_scripted_answers_are_valid_call_aws_shapes() -> None:
     assert json.loads(OK_EVENT.structured_content["result"][0]["response"]["as_json"])["ProgressEvent"] == EVENT  # type: ignore[index]
+
+
+# ---- the AWS endpoint itself unreachable (the upstream runs, AWS does not answer) ----------------
+
+UNREACHABLE = answer(
+    {
+        "cli_command": "aws ...",
+        "error": 'Error while executing the command: Could not connect to the endpoint URL: "http://127.0.0.1:9/"',
+    }
+)
+READ_TIMEOUT = answer(
+    {
+        "cli_command": "aws ...",
+        "error": 'Error while executing the command: Read timeout on endpoint URL: "https://cloudcontrolapi.us-east-1.amazonaws.com/"',
+    }
+)
+
+
+async def test_an_unreachable_aws_endpoint_is_retried_and_then_reported_as_aws_mcp_001() -> None:
+    transport = ScriptedTransport(UNREACHABLE)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream(transport, attempts=3).create_resource(VPC, {}, region="us-east-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert caught.value.details["reason"] == "endpoint_unreachable"
+    assert caught.value.details["may_have_executed"] is False
+    assert len(transport.calls) == 3
+
+
+async def test_an_unreachable_aws_endpoint_that_comes_back_is_retried_to_success() -> None:
+    transport = ScriptedTransport(UNREACHABLE, OK_EVENT)
+    event = await upstream(transport).create_resource(VPC, {}, region="us-east-1")
+    assert event.request_token == "tok-1"
+    assert len(transport.calls) == 2
+
+
+async def test_a_read_timeout_on_a_create_without_client_token_is_not_repeated_and_may_have_run() -> None:
+    transport = ScriptedTransport(READ_TIMEOUT, OK_EVENT)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream(transport).create_resource(VPC, {}, region="us-east-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert caught.value.details["may_have_executed"] is True
+    assert len(transport.calls) == 1

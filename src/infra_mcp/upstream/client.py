@@ -12,7 +12,7 @@ from infra_mcp.domain.cloud import CallerIdentity, ProgressEvent, ResourceDescri
 from infra_mcp.errors import InfraError, UpstreamAWSError, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.aws_errors import is_transient
-from infra_mcp.upstream.connection import ConnectFailed, ToolTransport, TransportFailure, UpstreamProtocolError
+from infra_mcp.upstream.connection import EndpointUnreachable, ToolTransport, TransportFailure, UpstreamProtocolError
 from infra_mcp.upstream.dialects import AwsAnswer, Dialect
 from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy, retrying
 
@@ -164,8 +164,8 @@ class McpUpstream:
         def should_retry(exc: Exception) -> bool:
             if isinstance(exc, UpstreamThrottled):
                 return True  # a throttled request was not executed
-            if isinstance(exc, ConnectFailed):
-                return True  # nothing was sent
+            if isinstance(exc, TransportFailure) and not exc.may_have_executed:
+                return True  # nothing was sent (to the upstream, or by it to AWS)
             if isinstance(exc, TransportFailure) or is_transient(exc):
                 return call.idempotent  # AWS may have acted: only repeat what cannot do harm
             return False
@@ -176,15 +176,10 @@ class McpUpstream:
             self._last_error = f"AWS_MCP_001: {exc}"
             log.warning("upstream_call_failed", operation=call.operation, attempts=attempts, error=str(exc))
             raise UpstreamUnavailable(
-                f"The upstream AWS MCP server did not complete {call.operation}: {exc} "
-                + (
-                    "AWS may have acted: check with get/list before retrying."
-                    if exc.may_have_executed and not call.idempotent
-                    else "Check get_upstream_status; the next call reconnects."
-                ),
+                f"The upstream AWS MCP server did not complete {call.operation}: {exc} " + _next_step(exc, call),
                 details={
                     "operation": call.operation,
-                    "reason": type(exc).__name__,
+                    "reason": exc.reason or type(exc).__name__,
                     "may_have_executed": exc.may_have_executed and not call.idempotent,
                     "attempts": attempts,
                 },
@@ -222,3 +217,14 @@ class McpUpstream:
             raise
         self._breaker.record_success()
         return self._dialect.decode(call, result)
+
+
+def _next_step(exc: TransportFailure, call: ops.AwsCall) -> str:
+    if exc.may_have_executed and not call.idempotent:
+        return "AWS may have acted: check with get/list before retrying."
+    if isinstance(exc, EndpointUnreachable):
+        return (
+            "Nothing reached AWS. Check the upstream's network, proxy (HTTPS_PROXY), CA bundle and "
+            "AWS_ENDPOINT_URL_* settings, then retry."
+        )
+    return "Check get_upstream_status; the next call reconnects."

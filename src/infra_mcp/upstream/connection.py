@@ -30,6 +30,8 @@ class TransportFailure(Exception):
     """The upstream could not be used; subclasses say whether the call may have run."""
 
     may_have_executed = True
+    # What AWS_MCP_001's details call it (default: the class name).
+    reason: str | None = None
 
 
 class ConnectFailed(TransportFailure):
@@ -44,6 +46,22 @@ class ConnectionLost(TransportFailure):
 
 class CallTimedOut(TransportFailure):
     """No answer within the per-call time-out: AWS may or may not have acted."""
+
+
+class EndpointUnreachable(TransportFailure):
+    """The upstream ran the command but could not reach the AWS endpoint (refused, DNS, proxy, TLS).
+
+    botocore raises these before the request is sent, so repeating it cannot do harm.
+    """
+
+    may_have_executed = False
+    reason = "endpoint_unreachable"
+
+
+class EndpointLost(TransportFailure):
+    """The AWS endpoint took the request but no answer came back (read time-out, connection closed)."""
+
+    reason = "endpoint_lost"
 
 
 class UpstreamProtocolError(Exception):
