@@ -452,3 +452,22 @@ def test_the_first_poll_follows_retry_after_and_later_polls_never_come_sooner() 
     assert driver._delay(_in_progress(None), 0.5, first=True) == 0.5
     skewed = datetime.now(UTC) + timedelta(hours=1)
     assert driver._delay(_in_progress(skewed), 0.5, first=True) == 5.0  # capped at maximum
+
+
+# ---- nothing sent: the plan is not used up --------------------------------------------------------
+
+
+async def test_execute_with_the_upstream_unreachable_keeps_the_plan_approved_and_says_retry(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    world.upstream.go_down()
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "AWS_MCP_001"
+    assert error.details["nothing_sent"] is True
+    assert error.details["plan_status"] == "approved"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
+    assert world.cloud.calls == []
+    assert (world.projects.audit[-1].action, world.projects.audit[-1].outcome) == ("plan.execute", "refused")
+
+    world.upstream.down = None
+    done = await world.execution.execute(plan.id, "ed")
+    assert done.status is PlanStatus.EXECUTED

@@ -6,6 +6,7 @@ Order of business in :meth:`ExecutionService.execute`:
 2. the project's state lock (a second execution is refused with STATE_003), renewed while running;
 3. anything an earlier, interrupted execution left in the journal is reconciled first;
 4. the plan must still be fresh against the state (else PLAN_001, and it is superseded);
+4b. the upstream must answer one cheap call (else AWS_MCP_001: nothing was sent, the plan stays approved);
 5. compare-and-set approved -> executing (of two racing executions exactly one gets here);
 6. the walk (``execution_walk``), checkpoints and journal (``execution_ledger``);
 7. the plan ends ``executed`` or ``failed`` with each change's outcome; plans made against the
@@ -39,7 +40,15 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
-from infra_mcp.errors import ApprovalExpired, InfraError, IntegrityFailed, PlanStale, PlanStatusInvalid, StateLocked
+from infra_mcp.errors import (
+    ApprovalExpired,
+    InfraError,
+    IntegrityFailed,
+    PlanStale,
+    PlanStatusInvalid,
+    StateLocked,
+    UpstreamUnavailable,
+)
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.audit import RefusalGate
 from infra_mcp.services.execution_graph import Node, build_graph
@@ -370,6 +379,7 @@ class ExecutionService:
         plan = await self.projects.get_plan(plan_id)
         state = await store.read(project.id) or StateFile.empty(project.id)
         await self._refusing(plan, user, self._fresh(plan, project, state, user))
+        await self._refusing(plan, user, self._upstream_answers(plan))
         nodes = build_graph(plan, state.resources)  # a cycle is refused here, before anything is sent
         started = self.clock()
         outcomes = {c.name: ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes}
@@ -385,6 +395,28 @@ class ExecutionService:
         await self._audit(plan, user, "plan.execute", "started", changes=len(outcomes))
         log.info("execution_started", project_id=project.id, plan_id=plan.id, changes=len(outcomes))
         return await self._run(plan, project, store, state, user, nodes, outcomes, progress)
+
+    async def _upstream_answers(self, plan: Plan) -> None:
+        """One cheap call (STS GetCallerIdentity) before the plan is marked executing.
+
+        An upstream that cannot be reached, or whose circuit breaker is open (that refusal is
+        immediate), would fail every change with nothing sent; marking the plan ``failed`` then
+        would cost a person another approval for no reason. So the plan stays ``approved``.
+
+        Raises:
+            UpstreamUnavailable: AWS_MCP_001 with ``details["nothing_sent"]``; retry once
+                get_upstream_status is healthy.
+        """
+        changes = plan.actionable_changes
+        region = changes[0].region if changes else "us-east-1"
+        try:
+            await self.upstream.caller_identity(region=region)
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(
+                f"The upstream AWS MCP server cannot be reached, so nothing was sent to AWS and plan {plan.id} "
+                f"is still approved. {exc.message} Check get_upstream_status, then call execute_plan again.",
+                details={**exc.details, "plan_id": plan.id, "plan_status": plan.status.value, "nothing_sent": True},
+            ) from None
 
     async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
         await self._require_valid_approval(plan, project)
