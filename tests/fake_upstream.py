@@ -34,7 +34,7 @@ from infra_mcp.domain.plan import ApprovalMethod, Plan
 from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectSettings, Role
 from infra_mcp.domain.state import StateFile
-from infra_mcp.errors import NotFound, UpstreamThrottled, UpstreamUnavailable
+from infra_mcp.errors import NotFound, UpstreamRefusesChanges, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution_ops import PollPolicy
@@ -99,6 +99,7 @@ class FakeUpstream:
     def __init__(self, cloud: FakeCloud | None = None, *, polls_to_complete: int = 1) -> None:
         self.cloud = cloud or FakeCloud(polls_to_complete=polls_to_complete)
         self.down: UpstreamUnavailable | None = None
+        self.refuses_changes: UpstreamRefusesChanges | None = None
 
     def go_down(self, reason: str = "ConnectFailed") -> None:
         """Every later call fails as an unreachable upstream does: AWS_MCP_001, nothing sent."""
@@ -368,6 +369,9 @@ class FakeUpstream:
             healthy=True,
             region="us-east-1",
         )
+
+    def change_refusal(self) -> UpstreamRefusesChanges | None:
+        return self.refuses_changes
 
     async def aclose(self) -> None:
         return None

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     upstream_tool: str | None = Field(
         default=None, description="Tool name on the upstream (default: call_aws / aws___run_script by dialect)."
     )
+    upstream_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object of extra environment variables for a stdio upstream (win over inherited ones).",
+    )
     upstream_timeout_seconds: float = Field(default=60.0, gt=0)
     sandbox_latency_ms: int = Field(default=0, ge=0, description="Sandbox: simulated latency per operation.")
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -12,7 +12,7 @@ import pytest
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
-from infra_mcp.errors import InfraError
+from infra_mcp.errors import InfraError, UpstreamRefusesChanges
 from infra_mcp.services.execution_ops import Driver, PollPolicy
 from tests.fake_upstream import World, res, subnet, vpc
 
@@ -471,3 +471,13 @@ async def test_execute_with_the_upstream_unreachable_keeps_the_plan_approved_and
     world.upstream.down = None
     done = await world.execution.execute(plan.id, "ed")
     assert done.status is PlanStatus.EXECUTED
+
+
+async def test_execute_against_a_read_only_upstream_refuses_up_front_and_keeps_the_plan_approved(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    world.upstream.refuses_changes = UpstreamRefusesChanges("read-only", details={"reason": "read_only"})
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "AWS_MCP_004"
+    assert error.details["plan_status"] == "approved"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
+    assert world.cloud.calls == []

@@ -397,17 +397,22 @@ class ExecutionService:
         return await self._run(plan, project, store, state, user, nodes, outcomes, progress)
 
     async def _upstream_answers(self, plan: Plan) -> None:
-        """One cheap call (STS GetCallerIdentity) before the plan is marked executing.
+        """The upstream takes changes as configured, and answers one cheap call (STS GetCallerIdentity).
 
         An upstream that cannot be reached, or whose circuit breaker is open (that refusal is
         immediate), would fail every change with nothing sent; marking the plan ``failed`` then
         would cost a person another approval for no reason. So the plan stays ``approved``.
 
         Raises:
+            UpstreamRefusesChanges: AWS_MCP_004, the upstream runs read-only or asks its own consent.
             UpstreamUnavailable: AWS_MCP_001 with ``details["nothing_sent"]``; retry once
                 get_upstream_status is healthy.
         """
         changes = plan.actionable_changes
+        refusal = self.upstream.change_refusal()
+        if refusal is not None and changes:
+            refusal.details.update(plan_id=plan.id, plan_status=plan.status.value, nothing_sent=True)
+            raise refusal
         region = changes[0].region if changes else "us-east-1"
         try:
             await self.upstream.caller_identity(region=region)

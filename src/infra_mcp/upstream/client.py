@@ -9,7 +9,13 @@ from typing import Any, Literal
 import structlog
 
 from infra_mcp.domain.cloud import CallerIdentity, ProgressEvent, ResourceDescription, UpstreamStatus
-from infra_mcp.errors import InfraError, UpstreamAWSError, UpstreamThrottled, UpstreamUnavailable
+from infra_mcp.errors import (
+    InfraError,
+    UpstreamAWSError,
+    UpstreamRefusesChanges,
+    UpstreamThrottled,
+    UpstreamUnavailable,
+)
 from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.aws_errors import is_transient
 from infra_mcp.upstream.connection import EndpointUnreachable, ToolTransport, TransportFailure, UpstreamProtocolError
@@ -33,6 +39,9 @@ class McpUpstream:
         timeout: Per-call time-out in seconds.
         retry: Retry policy for throttling and transient failures.
         breaker: Circuit breaker over connection failures.
+        read_only: The upstream runs with ``READ_OPERATIONS_ONLY`` (it refuses every mutation).
+        mutation_consent: The upstream runs with ``REQUIRE_MUTATION_CONSENT`` (it asks its own client
+            to confirm each mutation; infra-mcp does not forward that prompt, so each would fail).
     """
 
     def __init__(
@@ -46,6 +55,8 @@ class McpUpstream:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        read_only: bool = False,
+        mutation_consent: bool = False,
     ) -> None:
         self._transport = transport
         self._dialect = dialect
@@ -56,6 +67,8 @@ class McpUpstream:
         self._retry = retry or RetryPolicy()
         self._breaker = breaker or CircuitBreaker()
         self._last_error: str | None = None
+        self._read_only = read_only
+        self._mutation_consent = mutation_consent
 
     async def __aenter__(self) -> McpUpstream:
         return self
@@ -118,6 +131,24 @@ class McpUpstream:
     async def caller_identity(self, *, region: str) -> CallerIdentity:
         return ops.caller_identity((await self._call(ops.get_caller_identity(region=region))).data)
 
+    def change_refusal(self) -> UpstreamRefusesChanges | None:
+        """The error every change would end in as the upstream is configured, or None (see the port)."""
+        if self._read_only:
+            return UpstreamRefusesChanges(
+                "The upstream AWS MCP server runs read-only (READ_OPERATIONS_ONLY=true), so it would refuse every "
+                "change; nothing was sent. Start it without READ_OPERATIONS_ONLY (see the README's upstream "
+                "section), then execute the plan again: it stays approved.",
+                details={"reason": "read_only", "setting": "READ_OPERATIONS_ONLY"},
+            )
+        if self._mutation_consent:
+            return UpstreamRefusesChanges(
+                "The upstream AWS MCP server asks its own consent for every change (REQUIRE_MUTATION_CONSENT=true), "
+                "which infra-mcp does not forward: the plan's approval is that consent. Nothing was sent. Start "
+                "the upstream without REQUIRE_MUTATION_CONSENT, then execute the plan again: it stays approved.",
+                details={"reason": "mutation_consent", "setting": "REQUIRE_MUTATION_CONSENT"},
+            )
+        return None
+
     async def status(self) -> UpstreamStatus:
         """Report which upstream this is and whether it answers now (one ``sts get-caller-identity``)."""
         caller: CallerIdentity | None = None
@@ -130,6 +161,8 @@ class McpUpstream:
             if self._kind == "sandbox"
             else "Real AWS through the upstream MCP server."
         )
+        if self._read_only or self._mutation_consent:
+            note += " It is configured to refuse changes: execute_plan will refuse up front."
         if self._dialect.experimental:
             note += " The run_script dialect is EXPERIMENTAL: not yet verified against the managed AWS MCP Server."
         return UpstreamStatus(
@@ -145,6 +178,8 @@ class McpUpstream:
             caller=caller,
             last_error=self._last_error,
             consecutive_failures=self._breaker.consecutive_failures,
+            read_only=self._read_only,
+            mutation_consent=self._mutation_consent,
             note=note,
         )
 

@@ -21,6 +21,25 @@ from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy
 from infra_mcp.upstream.run_script import RunScriptDialect
 
 _CLIENT_INFO = Implementation(name="infra-mcp", version="0.1.0")
+# What a real upstream inherits from our environment (README "Upstream environment"): how it reaches
+# AWS (credentials, region, endpoints, proxy, CA bundle), its own settings, and uv's (uvx launches it).
+# Anything else stays here: the upstream is another program and needs none of our secrets.
+PASSED_NAMES = frozenset(
+    {
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "READ_OPERATIONS_ONLY",
+        "REQUIRE_MUTATION_CONSENT",
+    }
+)
+PASSED_PREFIXES = ("AWS_", "UV_")  # AWS_ covers AWS_CA_BUNDLE, AWS_ENDPOINT_URL_* and AWS_API_MCP_*
 _SECRET_WORD = re.compile(r"(?i)(secret|token|password|passwd|credential|api[-_]?key|access[-_]?key|auth)")
 
 
@@ -35,10 +54,11 @@ def upstream_env(
 ) -> dict[str, str]:
     """The environment the upstream process gets, on top of the MCP SDK's safe defaults (PATH, HOME...).
 
-    The sandbox gets the data directory and its knobs. A real upstream gets our ``AWS_*`` variables
-    (credentials, profile, region, endpoint, config files, and awslabs' ``AWS_API_MCP_*`` options) so it
-    signs as we would; ``settings.aws_profile``/``aws_region`` fill in what the environment lacks.
-    Credentials travel only here: never in arguments, never in logs or status.
+    The sandbox gets the data directory and its knobs. A real upstream gets the allow-list
+    (:data:`PASSED_NAMES`, ``AWS_*``, ``UV_*``): credentials, profile, region, endpoints, proxy and CA
+    bundle, and awslabs' own settings, so it reaches AWS as we would; ``settings.aws_profile``/``aws_region``
+    fill in what the environment lacks. ``settings.upstream_env`` (``INFRA_MCP_UPSTREAM_ENV``) comes last
+    and wins. Credentials travel only here: never in arguments, never in logs or status.
     """
     environ = os.environ if environ is None else environ
     if settings.uses_sandbox:
@@ -53,13 +73,20 @@ def upstream_env(
         if settings.sandbox_seed is not None:
             env["INFRA_MCP_SANDBOX_SEED"] = str(settings.sandbox_seed)
     else:
-        env = {k: v for k, v in environ.items() if k.startswith("AWS_")}
+        # Reached only for a real upstream: the sandbox must not inherit AWS credentials.
+        env = {k: v for k, v in environ.items() if k in PASSED_NAMES or k.startswith(PASSED_PREFIXES)}
         if settings.aws_profile and "AWS_PROFILE" not in env:
             env["AWS_PROFILE"] = settings.aws_profile
         env.setdefault("AWS_REGION", settings.aws_region)
         env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
+    env.update(settings.upstream_env)
     env.update(extra or {})
     return env
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    # As awslabs reads its booleans: "true" in any case is on, anything else off.
+    return env.get(name, "").strip().lower() == "true"
 
 
 def redact_args(args: list[str]) -> list[str]:
@@ -142,6 +169,8 @@ def make_upstream(
         return Client(target, mode="legacy", client_info=_CLIENT_INFO, cache=None)
 
     timeout = settings.upstream_timeout_seconds
+    # Only a stdio upstream's environment is ours to know; a URL upstream's settings are its own.
+    stdio_env = env if isinstance(target, StdioServerParameters) else {}
     return McpUpstream(
         McpConnection(factory, connect_timeout=max(timeout, 30.0)),
         dialect,
@@ -151,4 +180,6 @@ def make_upstream(
         timeout=timeout,
         retry=retry,
         breaker=breaker,
+        read_only=_flag(stdio_env, "READ_OPERATIONS_ONLY"),
+        mutation_consent=_flag(stdio_env, "REQUIRE_MUTATION_CONSENT"),
     )
