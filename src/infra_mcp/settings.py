@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         description="JSON object of extra environment variables for a stdio upstream (win over inherited ones).",
     )
     upstream_timeout_seconds: float = Field(default=60.0, gt=0)
+    upstream_start_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a starting upstream has to complete the MCP handshake before its start counts as hung.",
+    )
     sandbox_latency_ms: int = Field(default=0, ge=0, description="Sandbox: simulated latency per operation.")
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sandbox_throttle_rate: float = Field(default=0.0, ge=0.0, le=1.0)

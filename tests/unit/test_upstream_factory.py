@@ -15,6 +15,7 @@ from infra_mcp.upstream.factory import (
     make_upstream,
     redact_args,
     redact_url,
+    stdio_target,
     upstream_env,
 )
 
@@ -80,7 +81,7 @@ async def test_the_default_upstream_is_the_sandbox_launched_with_this_python(tmp
     up = make_upstream(Settings(data_dir=tmp_path))
     status_target = up._target
     assert status_target.startswith("python -m infra_mcp.sandbox")
-    params = up._transport._factory().server  # type: ignore[attr-defined]
+    params = stdio_target(Settings(data_dir=tmp_path), {})
     assert isinstance(params, StdioServerParameters)
     assert (params.command, params.args) == (sys.executable, ["-m", "infra_mcp.sandbox"])
     await up.aclose()

@@ -21,6 +21,7 @@ from infra_mcp.upstream.aws_errors import is_transient
 from infra_mcp.upstream.connection import EndpointUnreachable, ToolTransport, TransportFailure, UpstreamProtocolError
 from infra_mcp.upstream.dialects import AwsAnswer, Dialect
 from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy, retrying
+from infra_mcp.upstream.stderr_tail import last_line
 
 log = structlog.get_logger(__name__)
 
@@ -210,13 +211,16 @@ class McpUpstream:
         except TransportFailure as exc:
             self._last_error = f"AWS_MCP_001: {exc}"
             log.warning("upstream_call_failed", operation=call.operation, attempts=attempts, error=str(exc))
+            stderr = getattr(exc, "upstream_stderr", None)
+            said = f" Its stderr ends: {last_line(stderr)!r}." if stderr else ""
             raise UpstreamUnavailable(
-                f"The upstream AWS MCP server did not complete {call.operation}: {exc} " + _next_step(exc, call),
+                f"The upstream AWS MCP server did not complete {call.operation}: {exc}{said} " + _next_step(exc, call),
                 details={
                     "operation": call.operation,
                     "reason": exc.reason or type(exc).__name__,
                     "may_have_executed": exc.may_have_executed and not call.idempotent,
                     "attempts": attempts,
+                    **({"upstream_stderr": stderr} if stderr else {}),
                 },
             ) from None
         except InfraError as exc:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import Implementation
 
@@ -19,6 +20,7 @@ from infra_mcp.upstream.connection import McpConnection
 from infra_mcp.upstream.dialects import Dialect
 from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy
 from infra_mcp.upstream.run_script import RunScriptDialect
+from infra_mcp.upstream.stderr_tail import StderrTail
 
 _CLIENT_INFO = Implementation(name="infra-mcp", version="0.1.0")
 # What a real upstream inherits from our environment (README "Upstream environment"): how it reaches
@@ -129,6 +131,13 @@ def describe_target(settings: Settings, env: Mapping[str, str]) -> str:
     return f"{line} (env: {names})" if names else line
 
 
+def stdio_target(settings: Settings, env: dict[str, str]) -> StdioServerParameters:
+    """How a stdio upstream is launched: the configured command, or this Python running the sandbox."""
+    if settings.upstream_command:
+        return StdioServerParameters(command=settings.upstream_command, args=list(settings.upstream_args), env=env)
+    return StdioServerParameters(command=sys.executable, args=["-m", "infra_mcp.sandbox"], env=env)
+
+
 def make_upstream(
     settings: Settings,
     *,
@@ -157,22 +166,23 @@ def make_upstream(
         target, described = server, f"in-process {server.name}"
     elif settings.upstream_url:
         target, described = settings.upstream_url, describe_target(settings, {})
-    elif settings.upstream_command:
-        target = StdioServerParameters(command=settings.upstream_command, args=list(settings.upstream_args), env=env)
-        described = describe_target(settings, env)
     else:
-        target = StdioServerParameters(command=sys.executable, args=["-m", "infra_mcp.sandbox"], env=env)
-        described = describe_target(settings, env)
+        target, described = stdio_target(settings, env), describe_target(settings, env)
+
+    stderr = StderrTail() if isinstance(target, StdioServerParameters) else None
 
     def factory() -> Client:
         # Legacy handshake: the real upstreams are built on mcp 1.x (DESIGN §5), and the sandbox speaks it too.
+        if isinstance(target, StdioServerParameters) and stderr is not None:
+            transport = stdio_client(target, errlog=stderr.open())
+            return Client(transport, mode="legacy", client_info=_CLIENT_INFO, cache=None)
         return Client(target, mode="legacy", client_info=_CLIENT_INFO, cache=None)
 
     timeout = settings.upstream_timeout_seconds
     # Only a stdio upstream's environment is ours to know; a URL upstream's settings are its own.
     stdio_env = env if isinstance(target, StdioServerParameters) else {}
     return McpUpstream(
-        McpConnection(factory, connect_timeout=max(timeout, 30.0)),
+        McpConnection(factory, connect_timeout=settings.upstream_start_timeout_seconds, stderr=stderr),
         dialect,
         kind="sandbox" if settings.uses_sandbox else "aws",
         target=described,
