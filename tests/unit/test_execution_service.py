@@ -481,3 +481,14 @@ async def test_execute_against_a_read_only_upstream_refuses_up_front_and_keeps_t
     assert error.details["plan_status"] == "approved"
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
     assert world.cloud.calls == []
+
+
+async def test_a_create_refused_as_already_exists_does_not_claim_the_other_owners_resource(world: World) -> None:
+    world.upstream.fail("net", "CREATE", "AlreadyExists", "bucket name taken by another account")
+    plan = await world.approved([vpc("net")])
+    done = await world.execution.execute(plan.id, "ed")
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert outcome.status is ChangeOutcomeStatus.FAILED
+    assert outcome.error_code == "AlreadyExists"
+    assert outcome.physical_id is None
+    assert (await world.state()).resources == []

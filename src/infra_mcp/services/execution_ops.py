@@ -222,10 +222,14 @@ def _arn(properties: dict[str, Any] | None) -> str | None:
     return value if isinstance(value, str) and value.startswith("arn:") else None
 
 
-def _failed_event(final: ProgressEvent, physical_id: str | None) -> NodeResult:
-    return NodeResult(
-        False, physical_id or final.identifier, final.request_token, final.error_code or "Failed", final.status_message
-    )
+def _failed_event(final: ProgressEvent, physical_id: str | None, *, create: bool = False) -> NodeResult:
+    """The result of a FAILED request.
+
+    A failed create's event may name a resource (``AlreadyExists`` names the one that is in the way,
+    often another owner's): it is not ours, so it is never recorded as the change's physical id.
+    """
+    identifier = physical_id if create else physical_id or final.identifier
+    return NodeResult(False, identifier, final.request_token, final.error_code or "Failed", final.status_message)
 
 
 class Operations:
@@ -342,7 +346,7 @@ class Operations:
         assert spec is not None
         if node.kind == "create":
             if not ok or not final.identifier:
-                return _failed_event(final, None)  # a failed create is not invented into state
+                return _failed_event(final, None, create=True)  # a failed create is not invented into state
             properties = final.resource_model
             self.ledger.put(
                 new_record(spec, final.identifier, properties, catalog=self.driver.catalog, now=self.clock())
