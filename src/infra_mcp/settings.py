@@ -65,7 +65,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="JSON object of extra environment variables for a stdio upstream (win over inherited ones).",
     )
-    upstream_timeout_seconds: float = Field(default=60.0, gt=0)
+    upstream_timeout_seconds: float = Field(default=60.0, gt=0, description="Patience for one attempt of a call.")
+    upstream_call_deadline_seconds: float = Field(
+        default=150.0,
+        gt=0,
+        description="Total patience for one upstream call, retries included (a hung upstream is replaced "
+        "and the call retried within it).",
+    )
     upstream_start_timeout_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -12,7 +12,7 @@ import pytest
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
-from infra_mcp.errors import InfraError, UpstreamRefusesChanges
+from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
 from infra_mcp.services.execution_ops import Driver, PollPolicy
 from tests.fake_upstream import World, res, subnet, vpc
 
@@ -492,3 +492,20 @@ async def test_a_create_refused_as_already_exists_does_not_claim_the_other_owner
     assert outcome.error_code == "AlreadyExists"
     assert outcome.physical_id is None
     assert (await world.state()).resources == []
+
+
+async def test_a_create_whose_outcome_is_unknown_says_so_and_stays_in_the_journal(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+
+    async def timed_out(*_args: object, **_kwargs: object) -> object:
+        raise UpstreamUnavailable(
+            "no answer", details={"reason": "CallTimedOut", "outcome_unknown": True, "may_have_executed": False}
+        )
+
+    world.upstream.create_resource = timed_out  # type: ignore[method-assign]
+    done = await world.execution.execute(plan.id, "ed")
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert outcome.status is ChangeOutcomeStatus.FAILED
+    assert outcome.in_doubt is True
+    assert outcome.error_code == "AWS_MCP_001"
+    assert len((await world.store.read_journal("web")).entries) == 1

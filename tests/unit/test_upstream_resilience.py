@@ -476,3 +476,67 @@ async def test_a_read_timeout_on_a_create_without_client_token_is_not_repeated_a
     assert caught.value.code == "AWS_MCP_001"
     assert caught.value.details["may_have_executed"] is True
     assert len(transport.calls) == 1
+
+
+# ---- a total deadline per call, and a hung upstream replaced -------------------------------------
+
+
+class HangingTransport:
+    """Every call 'hangs' until its time-out: the fake clock moves by that much, then CallTimedOut."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.timeouts: list[float] = []
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:
+        self.timeouts.append(timeout)
+        self.clock.now += timeout
+        raise CallTimedOut(f"No answer from the upstream within {timeout:g}s.")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_retries_of_a_call_without_answer_stop_at_the_total_deadline() -> None:
+    clock = FakeClock()
+    transport = HangingTransport(clock)
+    up = McpUpstream(
+        transport,
+        CallAwsDialect(),
+        kind="aws",
+        target="hung",
+        region="us-east-1",
+        timeout=60,
+        deadline=100,
+        retry=RetryPolicy.immediate(5),
+        breaker=CircuitBreaker(threshold=100),
+        clock=clock,
+    )
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await up.create_resource(VPC, {}, region="us-east-1", client_token="ct-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert transport.timeouts == [60, 40]
+    assert caught.value.details["outcome_unknown"] is True
+    assert caught.value.details["deadline_seconds"] == 100
+
+
+async def test_a_call_without_answer_replaces_the_hung_upstream_before_the_retry() -> None:
+    server = slow_server()
+    clients: list[Client] = []
+
+    def factory() -> Client:
+        clients.append(Client(server, mode="legacy", cache=None))
+        return clients[-1]
+
+    connection = McpConnection(factory, connect_timeout=5)
+    async with McpUpstream(
+        connection, CallAwsDialect(), kind="sandbox", target="slow", region="us-east-1", timeout=0.2,
+        retry=RetryPolicy.immediate(2),
+    ) as up:  # fmt: skip
+        with anyio.fail_after(5), pytest.raises(UpstreamUnavailable):
+            await up.get_resource(VPC, "vpc-1", region="us-east-1")
+    assert len(clients) == 2

@@ -82,6 +82,7 @@ class NodeResult:
     request_token: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    in_doubt: bool = False
 
 
 def _failure(exc: InfraError) -> NodeResult:
@@ -316,7 +317,17 @@ class Operations:
         try:
             event = await self.driver.call(lambda: send(token))
         except UpstreamUnavailable as exc:
-            return _failure(exc)
+            result = _failure(exc)
+            if exc.details.get("outcome_unknown"):
+                # The upstream's own retries (same ClientToken, a fresh upstream after a hang) already were
+                # the immediate reconciliation; with none of them answered, the truth is "unknown".
+                result.error_code, result.in_doubt = exc.code, True
+                result.error_message = (
+                    f"Outcome unknown: no answer from the upstream, and the request may have reached AWS "
+                    f"({exc.message}). It stays in the journal: the next execution of this project, or a server "
+                    "restart, reconciles it by its ClientToken first. Check get_upstream_status before re-planning."
+                )
+            return result
         except InfraError as exc:
             self.ledger.settle(token)
             return _failure(exc)

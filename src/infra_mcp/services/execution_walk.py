@@ -122,6 +122,7 @@ class Walk:
             self._failed_nodes.add(node.key)
             outcome.status = ChangeOutcomeStatus.FAILED
             outcome.error_code, outcome.error_message = result.error_code, result.error_message
+            outcome.in_doubt = result.in_doubt
             log.warning("change_failed", node=node.key, error_code=result.error_code)
         else:
             log.info("change_succeeded", node=node.key, physical_id=result.physical_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy, retrying
 from infra_mcp.upstream.stderr_tail import last_line
 
 log = structlog.get_logger(__name__)
+_MUTATIONS = frozenset({"CreateResource", "UpdateResource", "DeleteResource"})
 
 
 class McpUpstream:
@@ -37,7 +39,9 @@ class McpUpstream:
         kind: ``sandbox`` or ``aws``, for status and logs.
         target: What the upstream is, secrets already redacted.
         region: Default region (status and health checks).
-        timeout: Per-call time-out in seconds.
+        timeout: Per-attempt time-out in seconds.
+        deadline: Total seconds one call may take, retries included (default: 2.5 time-outs), so a hung
+            upstream holds a change for a bounded, known time instead of time-out x attempts.
         retry: Retry policy for throttling and transient failures.
         breaker: Circuit breaker over connection failures.
         read_only: The upstream runs with ``READ_OPERATIONS_ONLY`` (it refuses every mutation).
@@ -58,6 +62,8 @@ class McpUpstream:
         breaker: CircuitBreaker | None = None,
         read_only: bool = False,
         mutation_consent: bool = False,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._transport = transport
         self._dialect = dialect
@@ -65,6 +71,8 @@ class McpUpstream:
         self._target = target
         self._region = region
         self._timeout = timeout
+        self._deadline = deadline if deadline is not None else timeout * 2.5
+        self._clock = clock
         self._retry = retry or RetryPolicy()
         self._breaker = breaker or CircuitBreaker()
         self._last_error: str | None = None
@@ -189,15 +197,18 @@ class McpUpstream:
     async def _call(self, call: ops.AwsCall) -> AwsAnswer:
         """Make ``call`` with retries; translate transport failures into AWS_MCP_001."""
         arguments = self._dialect.encode(call)  # bad input fails here, before any I/O
-        started = time.monotonic()
+        started = self._clock()
         attempts = 0
 
         async def once() -> AwsAnswer:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(call, arguments)
+            remaining = self._deadline - (self._clock() - started)
+            return await self._attempt(call, arguments, timeout=max(0.001, min(self._timeout, remaining)))
 
         def should_retry(exc: Exception) -> bool:
+            if self._clock() - started >= self._deadline:
+                return False  # the call's total budget is spent: report, do not keep the caller waiting
             if isinstance(exc, UpstreamThrottled):
                 return True  # a throttled request was not executed
             if isinstance(exc, TransportFailure) and not exc.may_have_executed:
@@ -219,7 +230,11 @@ class McpUpstream:
                     "operation": call.operation,
                     "reason": exc.reason or type(exc).__name__,
                     "may_have_executed": exc.may_have_executed and not call.idempotent,
+                    # Whether AWS may have acted on some attempt, retry-safe or not: the outcome is then
+                    # unknown until reconciled (by ClientToken / request token).
+                    "outcome_unknown": exc.may_have_executed and call.operation in _MUTATIONS,
                     "attempts": attempts,
+                    "deadline_seconds": self._deadline,
                     **({"upstream_stderr": stderr} if stderr else {}),
                 },
             ) from None
@@ -233,14 +248,14 @@ class McpUpstream:
             "upstream_call",
             operation=call.operation,
             attempts=attempts,
-            ms=round((time.monotonic() - started) * 1000),
+            ms=round((self._clock() - started) * 1000),
         )
         return answer
 
-    async def _attempt(self, call: ops.AwsCall, arguments: dict[str, Any]) -> AwsAnswer:
+    async def _attempt(self, call: ops.AwsCall, arguments: dict[str, Any], *, timeout: float) -> AwsAnswer:  # noqa: ASYNC109 - the per-attempt share of the call's deadline
         self._breaker.before_call()
         try:
-            result = await self._transport.call_tool(self._dialect.tool, arguments, timeout=self._timeout)
+            result = await self._transport.call_tool(self._dialect.tool, arguments, timeout=timeout)
         except TransportFailure:
             self._breaker.record_failure()
             raise

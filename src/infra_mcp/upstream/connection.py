@@ -144,6 +144,9 @@ class McpConnection:
             with anyio.fail_after(timeout):
                 return await client.call_tool(name, arguments)
         except TimeoutError:
+            # A hung upstream would hang the retry too: the next call starts a fresh one (stdio: a new
+            # process). Mutations carry a ClientToken, so the retry is answered with the original request.
+            self._drop(gen)
             raise CallTimedOut(f"No answer from the upstream within {timeout:g}s.") from None
         except MCPError as exc:
             if exc.error.code == CONNECTION_CLOSED:

@@ -190,6 +190,7 @@ def make_upstream(
         timeout=timeout,
         retry=retry,
         breaker=breaker,
+        deadline=settings.upstream_call_deadline_seconds,
         read_only=_flag(stdio_env, "READ_OPERATIONS_ONLY"),
         mutation_consent=_flag(stdio_env, "REQUIRE_MUTATION_CONSENT"),
     )
