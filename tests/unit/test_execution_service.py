@@ -509,3 +509,28 @@ async def test_a_create_whose_outcome_is_unknown_says_so_and_stays_in_the_journa
     assert outcome.in_doubt is True
     assert outcome.error_code == "AWS_MCP_001"
     assert len((await world.store.read_journal("web")).entries) == 1
+
+
+async def test_a_change_waiting_on_a_slow_upstream_reports_progress_messages_while_it_waits(world: World) -> None:
+    world.execution.heartbeat_seconds = 0.01
+    plan = await world.approved([vpc("net")])
+    heard = anyio.Event()
+    create = world.upstream.create_resource
+
+    async def slow_create(*args: object, **kwargs: object) -> ProgressEvent:
+        await heard.wait()  # answers only once a "still waiting" message went out
+        return await create(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def report(done: float, total: float | None, message: str) -> None:
+        await world.report(done, total, message)
+        if message.startswith("Still waiting"):
+            heard.set()
+
+    world.upstream.create_resource = slow_create  # type: ignore[method-assign]
+    with anyio.fail_after(30):
+        done = await world.execution.execute(plan.id, "ed", report)
+    assert done.status is PlanStatus.EXECUTED
+    waiting = [m for _, _, m in world.progress if m.startswith("Still waiting")]
+    assert waiting
+    assert "net" in waiting[0]
+    assert_progress_strictly_increases_to(world, 1)

@@ -117,6 +117,7 @@ class ExecutionService:
         process_alive: Whether a pid runs on this host; a state lock whose holder is a process of
             this host that no longer runs is broken instead of waited out (see :meth:`_lock`).
         refusals: Decides which refusals are audited (members only, rate-limited); shared with approvals.
+        heartbeat_seconds: While changes run, a progress message every this many seconds names them.
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class ExecutionService:
         sleep: Sleep = anyio.sleep,
         process_alive: Callable[[int], bool] = pid_alive,
         refusals: RefusalGate | None = None,
+        heartbeat_seconds: float | None = 15.0,
     ) -> None:
         self.projects = projects
         self.states = states
@@ -153,6 +155,7 @@ class ExecutionService:
         self.sleep = sleep
         self.process_alive = process_alive
         self.refusals = refusals or RefusalGate(projects, clock=clock)
+        self.heartbeat_seconds = heartbeat_seconds
 
     def _driver(self) -> Driver:
         return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
@@ -470,7 +473,14 @@ class ExecutionService:
         initial = {r.name: r for r in state.resources}
         operations = Operations(plan, self._driver(), ledger, initial, self.clock)
         walk = Walk(
-            nodes, operations, ledger, outcomes, parallelism=self.parallelism, clock=self.clock, progress=progress
+            nodes,
+            operations,
+            ledger,
+            outcomes,
+            parallelism=self.parallelism,
+            clock=self.clock,
+            progress=progress,
+            heartbeat=self.heartbeat_seconds,
         )
         await walk.run()
         final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)

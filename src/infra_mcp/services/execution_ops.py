@@ -337,6 +337,14 @@ class Operations:
         except InfraError as exc:
             result = _failure(exc)
             result.request_token = event.request_token
+            if isinstance(exc, UpstreamUnavailable):
+                # AWS accepted the request; only its end is unknown. The journal keeps the request token.
+                result.error_code, result.in_doubt = exc.code, True
+                result.error_message = (
+                    f"Outcome unknown: Cloud Control accepted request {event.request_token}, but its end could not "
+                    f"be learned ({exc.message}). It stays in the journal: the next execution of this project, or a "
+                    "server restart, asks Cloud Control how it ended before anything else."
+                )
             return result
 
     def _conclude(self, node: Node, final: ProgressEvent, token: str, physical_id: str | None) -> NodeResult:
