@@ -534,3 +534,31 @@ async def test_a_change_waiting_on_a_slow_upstream_reports_progress_messages_whi
     assert waiting
     assert "net" in waiting[0]
     assert_progress_strictly_increases_to(world, 1)
+
+
+async def test_a_create_that_ran_but_went_unanswered_is_reconciled_at_once_and_the_plan_tells_the_truth(
+    world: World,
+) -> None:
+    plan = await world.approved([vpc("net")])
+    create = world.upstream.create_resource
+    answered = 0
+
+    async def sent_but_unanswered(*args: object, **kwargs: object) -> ProgressEvent:
+        nonlocal answered
+        event = await create(*args, **kwargs)  # type: ignore[arg-type]
+        answered += 1
+        if answered == 1:  # AWS got it; the answer was lost
+            raise UpstreamUnavailable(
+                "no answer", details={"reason": "CallTimedOut", "outcome_unknown": True, "may_have_executed": False}
+            )
+        return event
+
+    world.upstream.create_resource = sent_but_unanswered  # type: ignore[method-assign]
+    done = await world.execution.execute(plan.id, "ed")
+    assert done.status is PlanStatus.EXECUTED
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert (outcome.status, outcome.in_doubt) == (ChangeOutcomeStatus.SUCCEEDED, False)
+    assert outcome.physical_id == world.upstream.identifier_of("net")
+    assert [r.name for r in (await world.state()).resources] == ["net"]
+    assert (await world.store.read_journal("web")).entries == []
+    assert len([k for k in world.cloud.resources if k[0] == "AWS::EC2::VPC"]) == 1

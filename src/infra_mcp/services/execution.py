@@ -484,7 +484,27 @@ class ExecutionService:
         )
         await walk.run()
         final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)
-        return await self._finish(plan, project, store, final, user, outcomes)
+        done = await self._finish(plan, project, store, final, user, outcomes)
+        if any(o.in_doubt for o in outcomes.values()):
+            done = await self._reconcile_at_once(done, project, store, user)
+        return done
+
+    async def _reconcile_at_once(self, plan: Plan, project: Project, store: StateStore, user: str) -> Plan:
+        """Settle the requests that went unanswered now, while we still hold the lock.
+
+        Left for later, the state would lack resources that exist, the next plan would propose them
+        again, and its approval would be wasted on a PLAN_001 once reconciliation moved the state.
+        An upstream still unreachable leaves them in the journal (and the outcomes in doubt).
+        """
+        try:
+            # One cheap call first: a dead upstream would otherwise cost a whole deadline per request.
+            await self.upstream.caller_identity(region=next(iter(plan.actionable_changes)).region)
+            report = await self._reconciler().reconcile(project, store, user=user)
+        except InfraError as exc:
+            log.warning("reconcile_at_once_failed", project_id=project.id, plan_id=plan.id, code=exc.code)
+            return plan
+        log.info("reconciled_at_once", project_id=project.id, plan_id=plan.id, unresolved=report.unresolved)
+        return await self.projects.get_plan(plan.id)
 
     async def _finish(
         self,
