@@ -34,7 +34,7 @@ from infra_mcp.domain.plan import ApprovalMethod, Plan
 from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectSettings, Role
 from infra_mcp.domain.state import StateFile
-from infra_mcp.errors import NotFound, UpstreamThrottled
+from infra_mcp.errors import NotFound, UpstreamRefusesChanges, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution_ops import PollPolicy
@@ -98,6 +98,19 @@ class FakeUpstream:
 
     def __init__(self, cloud: FakeCloud | None = None, *, polls_to_complete: int = 1) -> None:
         self.cloud = cloud or FakeCloud(polls_to_complete=polls_to_complete)
+        self.down: UpstreamUnavailable | None = None
+        self.refuses_changes: UpstreamRefusesChanges | None = None
+
+    def go_down(self, reason: str = "ConnectFailed") -> None:
+        """Every later call fails as an unreachable upstream does: AWS_MCP_001, nothing sent."""
+        self.down = UpstreamUnavailable(
+            "The upstream AWS MCP server did not complete the call: it cannot be reached.",
+            details={"reason": reason, "may_have_executed": False},
+        )
+
+    def _reachable(self) -> None:
+        if self.down is not None:
+            raise self.down
 
     # ---- scripting -------------------------------------------------------------------------
 
@@ -197,6 +210,7 @@ class FakeUpstream:
     async def create_resource(
         self, type_name: str, desired_state: dict[str, Any], *, region: str, client_token: str | None = None
     ) -> ProgressEvent:
+        self._reachable()
         self.cloud.calls.append(("create", type_name, None))
         self._maybe_throttle("create")
         replay = self._replay(client_token)
@@ -237,6 +251,7 @@ class FakeUpstream:
         return self._issue("CREATE", type_name, region, identifier, client_token, outcome, name)
 
     async def get_resource(self, type_name: str, identifier: str, *, region: str) -> ResourceDescription:
+        self._reachable()
         self.cloud.calls.append(("get", type_name, identifier))
         self._maybe_throttle("get")
         properties = self.cloud.resources.get((type_name, identifier))
@@ -256,6 +271,7 @@ class FakeUpstream:
         region: str,
         client_token: str | None = None,
     ) -> ProgressEvent:
+        self._reachable()
         self.cloud.calls.append(("update", type_name, identifier))
         self._maybe_throttle("update")
         replay = self._replay(client_token)
@@ -284,6 +300,7 @@ class FakeUpstream:
     async def delete_resource(
         self, type_name: str, identifier: str, *, region: str, client_token: str | None = None
     ) -> ProgressEvent:
+        self._reachable()
         self.cloud.calls.append(("delete", type_name, identifier))
         self._maybe_throttle("delete")
         replay = self._replay(client_token)
@@ -304,6 +321,7 @@ class FakeUpstream:
     async def list_resources(
         self, type_name: str, *, region: str, next_token: str | None = None
     ) -> tuple[list[ResourceDescription], str | None]:
+        self._reachable()
         found = [
             ResourceDescription(type_name=t, identifier=i, properties=copy.deepcopy(p))
             for (t, i), p in self.cloud.resources.items()
@@ -312,6 +330,7 @@ class FakeUpstream:
         return found, None
 
     async def get_request_status(self, request_token: str, *, region: str) -> ProgressEvent:
+        self._reachable()
         self.cloud.calls.append(("status", "", request_token))
         self._maybe_throttle("status")
         request = self.cloud.requests[request_token]
@@ -337,6 +356,7 @@ class FakeUpstream:
                     self.cloud.in_flight -= 1
 
     async def caller_identity(self, *, region: str) -> CallerIdentity:
+        self._reachable()
         return CallerIdentity(account="000000000000", arn="arn:aws:iam::000000000000:user/fake", user_id="FAKE")
 
     async def status(self) -> UpstreamStatus:
@@ -349,6 +369,9 @@ class FakeUpstream:
             healthy=True,
             region="us-east-1",
         )
+
+    def change_refusal(self) -> UpstreamRefusesChanges | None:
+        return self.refuses_changes
 
     async def aclose(self) -> None:
         return None

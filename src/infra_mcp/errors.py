@@ -20,6 +20,7 @@ Codes (the seed's, extended):
 ``AWS_MCP_001``     upstream AWS MCP server unreachable, dead or timed out
 ``AWS_MCP_002``     the upstream answered with an AWS error (AWS code kept in details)
 ``AWS_MCP_003``     throttled by AWS even after retries
+``AWS_MCP_004``     the upstream is configured to refuse changes (read-only, or consent per change)
 ``PLAN_001``        plan is stale: the state moved since it was made
 ``PLAN_002``        plan content no longer matches its approved fingerprint
 ``PLAN_003``        plan is not in a status that allows the action
@@ -113,6 +114,15 @@ class UpstreamThrottled(UpstreamAWSError):
     code = "AWS_MCP_003"
 
 
+class UpstreamRefusesChanges(InfraError):
+    """The upstream will refuse every change as configured (``READ_OPERATIONS_ONLY``, ``REQUIRE_MUTATION_CONSENT``).
+
+    Raised before anything is sent; ``details["reason"]`` is ``read_only`` or ``mutation_consent``.
+    """
+
+    code = "AWS_MCP_004"
+
+
 class PlanStale(InfraError):
     code = "PLAN_001"
 
@@ -164,6 +174,7 @@ ALL_CODES: tuple[str, ...] = tuple(
                 UpstreamUnavailable,
                 UpstreamAWSError,
                 UpstreamThrottled,
+                UpstreamRefusesChanges,
                 PlanStale,
                 PlanTampered,
                 PlanStatusInvalid,

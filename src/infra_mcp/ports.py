@@ -12,6 +12,7 @@ from infra_mcp.domain.cloud import CallerIdentity, ProgressEvent, ResourceDescri
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
+from infra_mcp.errors import UpstreamRefusesChanges
 
 
 class ProjectStore(Protocol):
@@ -161,6 +162,10 @@ class Upstream(Protocol):
     async def caller_identity(self, *, region: str) -> CallerIdentity: ...
 
     async def status(self) -> UpstreamStatus: ...
+
+    def change_refusal(self) -> UpstreamRefusesChanges | None:
+        """The error every change would end in as the upstream is configured (read-only ...), or None. No I/O."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -72,7 +72,22 @@ class Settings(BaseSettings):
     upstream_tool: str | None = Field(
         default=None, description="Tool name on the upstream (default: call_aws / aws___run_script by dialect)."
     )
-    upstream_timeout_seconds: float = Field(default=60.0, gt=0)
+    upstream_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON object of extra environment variables for a stdio upstream (win over inherited ones).",
+    )
+    upstream_timeout_seconds: float = Field(default=60.0, gt=0, description="Patience for one attempt of a call.")
+    upstream_call_deadline_seconds: float = Field(
+        default=150.0,
+        gt=0,
+        description="Total patience for one upstream call, retries included (a hung upstream is replaced "
+        "and the call retried within it).",
+    )
+    upstream_start_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a starting upstream has to complete the MCP handshake before its start counts as hung.",
+    )
     sandbox_latency_ms: int = Field(default=0, ge=0, description="Sandbox: simulated latency per operation.")
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sandbox_throttle_rate: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -70,3 +70,18 @@ def test_an_unknown_aws_profile_is_state_unavailable(s3_client: Any) -> None:
         S3StateStore("any-bucket", PREFIX, region=REGION, profile="no-such-profile-anywhere")
     assert raised.value.code == "STATE_004"
     assert raised.value.details["aws_error_code"] == "ProfileNotFound"
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"])
+def test_aws_endpoint_variables_meant_for_the_upstream_do_not_redirect_the_state_store(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    store = S3StateStore("state-bucket", "p", region="us-east-1")
+    assert "127.0.0.1" not in store.backend._client.meta.endpoint_url
+
+
+def test_the_state_store_uses_its_own_endpoint_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    store = S3StateStore("state-bucket", "p", region="us-east-1", endpoint_url="http://127.0.0.1:4566")
+    assert store.backend._client.meta.endpoint_url == "http://127.0.0.1:4566"

@@ -12,7 +12,7 @@ import pytest
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
-from infra_mcp.errors import InfraError
+from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
 from infra_mcp.services.execution_ops import Driver, PollPolicy
 from tests.fake_upstream import World, res, subnet, vpc
 
@@ -452,3 +452,113 @@ def test_the_first_poll_follows_retry_after_and_later_polls_never_come_sooner() 
     assert driver._delay(_in_progress(None), 0.5, first=True) == 0.5
     skewed = datetime.now(UTC) + timedelta(hours=1)
     assert driver._delay(_in_progress(skewed), 0.5, first=True) == 5.0  # capped at maximum
+
+
+# ---- nothing sent: the plan is not used up --------------------------------------------------------
+
+
+async def test_execute_with_the_upstream_unreachable_keeps_the_plan_approved_and_says_retry(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    world.upstream.go_down()
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "AWS_MCP_001"
+    assert error.details["nothing_sent"] is True
+    assert error.details["plan_status"] == "approved"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
+    assert world.cloud.calls == []
+    assert (world.projects.audit[-1].action, world.projects.audit[-1].outcome) == ("plan.execute", "refused")
+
+    world.upstream.down = None
+    done = await world.execution.execute(plan.id, "ed")
+    assert done.status is PlanStatus.EXECUTED
+
+
+async def test_execute_against_a_read_only_upstream_refuses_up_front_and_keeps_the_plan_approved(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+    world.upstream.refuses_changes = UpstreamRefusesChanges("read-only", details={"reason": "read_only"})
+    error = await refused(world.execution.execute(plan.id, "ed"))
+    assert error.code == "AWS_MCP_004"
+    assert error.details["plan_status"] == "approved"
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.APPROVED
+    assert world.cloud.calls == []
+
+
+async def test_a_create_refused_as_already_exists_does_not_claim_the_other_owners_resource(world: World) -> None:
+    world.upstream.fail("net", "CREATE", "AlreadyExists", "bucket name taken by another account")
+    plan = await world.approved([vpc("net")])
+    done = await world.execution.execute(plan.id, "ed")
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert outcome.status is ChangeOutcomeStatus.FAILED
+    assert outcome.error_code == "AlreadyExists"
+    assert outcome.physical_id is None
+    assert (await world.state()).resources == []
+
+
+async def test_a_create_whose_outcome_is_unknown_says_so_and_stays_in_the_journal(world: World) -> None:
+    plan = await world.approved([vpc("net")])
+
+    async def timed_out(*_args: object, **_kwargs: object) -> object:
+        raise UpstreamUnavailable(
+            "no answer", details={"reason": "CallTimedOut", "outcome_unknown": True, "may_have_executed": False}
+        )
+
+    world.upstream.create_resource = timed_out  # type: ignore[method-assign]
+    done = await world.execution.execute(plan.id, "ed")
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert outcome.status is ChangeOutcomeStatus.FAILED
+    assert outcome.in_doubt is True
+    assert outcome.error_code == "AWS_MCP_001"
+    assert len((await world.store.read_journal("web")).entries) == 1
+
+
+async def test_a_change_waiting_on_a_slow_upstream_reports_progress_messages_while_it_waits(world: World) -> None:
+    world.execution.heartbeat_seconds = 0.01
+    plan = await world.approved([vpc("net")])
+    heard = anyio.Event()
+    create = world.upstream.create_resource
+
+    async def slow_create(*args: object, **kwargs: object) -> ProgressEvent:
+        await heard.wait()  # answers only once a "still waiting" message went out
+        return await create(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def report(done: float, total: float | None, message: str) -> None:
+        await world.report(done, total, message)
+        if message.startswith("Still waiting"):
+            heard.set()
+
+    world.upstream.create_resource = slow_create  # type: ignore[method-assign]
+    with anyio.fail_after(30):
+        done = await world.execution.execute(plan.id, "ed", report)
+    assert done.status is PlanStatus.EXECUTED
+    waiting = [m for _, _, m in world.progress if m.startswith("Still waiting")]
+    assert waiting
+    assert "net" in waiting[0]
+    assert_progress_strictly_increases_to(world, 1)
+
+
+async def test_a_create_that_ran_but_went_unanswered_is_reconciled_at_once_and_the_plan_tells_the_truth(
+    world: World,
+) -> None:
+    plan = await world.approved([vpc("net")])
+    create = world.upstream.create_resource
+    answered = 0
+
+    async def sent_but_unanswered(*args: object, **kwargs: object) -> ProgressEvent:
+        nonlocal answered
+        event = await create(*args, **kwargs)  # type: ignore[arg-type]
+        answered += 1
+        if answered == 1:  # AWS got it; the answer was lost
+            raise UpstreamUnavailable(
+                "no answer", details={"reason": "CallTimedOut", "outcome_unknown": True, "may_have_executed": False}
+            )
+        return event
+
+    world.upstream.create_resource = sent_but_unanswered  # type: ignore[method-assign]
+    done = await world.execution.execute(plan.id, "ed")
+    assert done.status is PlanStatus.EXECUTED
+    (outcome,) = done.execution.outcomes  # type: ignore[union-attr]
+    assert (outcome.status, outcome.in_doubt) == (ChangeOutcomeStatus.SUCCEEDED, False)
+    assert outcome.physical_id == world.upstream.identifier_of("net")
+    assert [r.name for r in (await world.state()).resources] == ["net"]
+    assert (await world.store.read_journal("web")).entries == []
+    assert len([k for k in world.cloud.resources if k[0] == "AWS::EC2::VPC"]) == 1

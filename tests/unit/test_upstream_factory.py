@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from mcp import StdioServerParameters
 
 from infra_mcp.settings import Settings
@@ -14,6 +15,7 @@ from infra_mcp.upstream.factory import (
     make_upstream,
     redact_args,
     redact_url,
+    stdio_target,
     upstream_env,
 )
 
@@ -79,7 +81,7 @@ async def test_the_default_upstream_is_the_sandbox_launched_with_this_python(tmp
     up = make_upstream(Settings(data_dir=tmp_path))
     status_target = up._target
     assert status_target.startswith("python -m infra_mcp.sandbox")
-    params = up._transport._factory().server  # type: ignore[attr-defined]
+    params = stdio_target(Settings(data_dir=tmp_path), {})
     assert isinstance(params, StdioServerParameters)
     assert (params.command, params.args) == (sys.executable, ["-m", "infra_mcp.sandbox"])
     await up.aclose()
@@ -90,3 +92,64 @@ def test_the_dialect_and_its_tool_follow_settings(tmp_path: Path) -> None:
     run_script = make_dialect(Settings(data_dir=tmp_path, upstream_dialect="run_script"))
     assert (run_script.name, run_script.tool, run_script.experimental) == ("run_script", "aws___run_script", True)
     assert make_dialect(Settings(data_dir=tmp_path, upstream_tool="aws___call_aws")).tool == "aws___call_aws"
+
+
+PASSED_THROUGH = {
+    "HTTPS_PROXY": "http://proxy:3128",
+    "HTTP_PROXY": "http://proxy:3128",
+    "NO_PROXY": "localhost,127.0.0.1",
+    "https_proxy": "http://proxy:3128",
+    "http_proxy": "http://proxy:3128",
+    "no_proxy": "localhost",
+    "AWS_CA_BUNDLE": "/etc/ca.pem",
+    "REQUESTS_CA_BUNDLE": "/etc/ca.pem",
+    "SSL_CERT_FILE": "/etc/ca.pem",
+    "SSL_CERT_DIR": "/etc/ssl/certs",
+    "READ_OPERATIONS_ONLY": "true",
+    "REQUIRE_MUTATION_CONSENT": "false",
+    "AWS_API_MCP_WORKING_DIR": "/tmp/w",
+    "UV_INDEX_URL": "https://mirror/simple",
+}
+
+
+def test_a_real_upstream_gets_the_proxy_ca_bundle_uv_and_its_own_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, upstream_command="uvx")
+    env = upstream_env(settings, {**PASSED_THROUGH, "GITHUB_TOKEN": "no", "PYTHONPATH": "/x"})
+    assert {k: env[k] for k in PASSED_THROUGH} == PASSED_THROUGH
+    assert "GITHUB_TOKEN" not in env
+    assert "PYTHONPATH" not in env
+
+
+def test_upstream_env_setting_adds_variables_and_wins_over_the_environment(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, upstream_command="uvx", upstream_env={"FASTMCP_LOG_LEVEL": "ERROR", "NO_PROXY": "*"}
+    )
+    env = upstream_env(settings, {"NO_PROXY": "localhost"})
+    assert env["FASTMCP_LOG_LEVEL"] == "ERROR"
+    assert env["NO_PROXY"] == "*"
+
+
+def test_upstream_env_setting_is_read_as_a_json_object(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INFRA_MCP_UPSTREAM_ENV", '{"READ_OPERATIONS_ONLY": "true"}')
+    assert Settings(data_dir=tmp_path).upstream_env == {"READ_OPERATIONS_ONLY": "true"}
+
+
+async def test_a_read_only_upstream_says_so_in_its_status_and_refuses_changes_up_front(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, upstream_command="uvx", upstream_env={"READ_OPERATIONS_ONLY": "True"})
+    upstream = make_upstream(settings, environ={})
+    refusal = upstream.change_refusal()
+    assert refusal is not None
+    assert refusal.code == "AWS_MCP_004"
+    assert refusal.details["reason"] == "read_only"
+
+
+async def test_an_upstream_that_asks_consent_per_change_refuses_changes_up_front(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, upstream_command="uvx")
+    upstream = make_upstream(settings, environ={"REQUIRE_MUTATION_CONSENT": "true"})
+    refusal = upstream.change_refusal()
+    assert refusal is not None
+    assert refusal.details["reason"] == "mutation_consent"
+
+
+async def test_an_upstream_with_default_settings_takes_changes(tmp_path: Path) -> None:
+    assert make_upstream(Settings(data_dir=tmp_path, upstream_command="uvx"), environ={}).change_refusal() is None

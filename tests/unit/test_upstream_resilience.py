@@ -434,3 +434,109 @@ async def test_waiting_gives_up_after_the_timeout_naming_the_request_token() -> 
 
 def test_the_scripted_answers_are_valid_call_aws_shapes() -> None:
     assert json.loads(OK_EVENT.structured_content["result"][0]["response"]["as_json"])["ProgressEvent"] == EVENT  # type: ignore[index]
+
+
+# ---- the AWS endpoint itself unreachable (the upstream runs, AWS does not answer) ----------------
+
+UNREACHABLE = answer(
+    {
+        "cli_command": "aws ...",
+        "error": 'Error while executing the command: Could not connect to the endpoint URL: "http://127.0.0.1:9/"',
+    }
+)
+READ_TIMEOUT = answer(
+    {
+        "cli_command": "aws ...",
+        "error": 'Error while executing the command: Read timeout on endpoint URL: "https://cloudcontrolapi.us-east-1.amazonaws.com/"',
+    }
+)
+
+
+async def test_an_unreachable_aws_endpoint_is_retried_and_then_reported_as_aws_mcp_001() -> None:
+    transport = ScriptedTransport(UNREACHABLE)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream(transport, attempts=3).create_resource(VPC, {}, region="us-east-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert caught.value.details["reason"] == "endpoint_unreachable"
+    assert caught.value.details["may_have_executed"] is False
+    assert len(transport.calls) == 3
+
+
+async def test_an_unreachable_aws_endpoint_that_comes_back_is_retried_to_success() -> None:
+    transport = ScriptedTransport(UNREACHABLE, OK_EVENT)
+    event = await upstream(transport).create_resource(VPC, {}, region="us-east-1")
+    assert event.request_token == "tok-1"
+    assert len(transport.calls) == 2
+
+
+async def test_a_read_timeout_on_a_create_without_client_token_is_not_repeated_and_may_have_run() -> None:
+    transport = ScriptedTransport(READ_TIMEOUT, OK_EVENT)
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream(transport).create_resource(VPC, {}, region="us-east-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert caught.value.details["may_have_executed"] is True
+    assert len(transport.calls) == 1
+
+
+# ---- a total deadline per call, and a hung upstream replaced -------------------------------------
+
+
+class HangingTransport:
+    """Every call 'hangs' until its time-out: the fake clock moves by that much, then CallTimedOut."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.timeouts: list[float] = []
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, timeout: float) -> CallToolResult:
+        self.timeouts.append(timeout)
+        self.clock.now += timeout
+        raise CallTimedOut(f"No answer from the upstream within {timeout:g}s.")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_retries_of_a_call_without_answer_stop_at_the_total_deadline() -> None:
+    clock = FakeClock()
+    transport = HangingTransport(clock)
+    up = McpUpstream(
+        transport,
+        CallAwsDialect(),
+        kind="aws",
+        target="hung",
+        region="us-east-1",
+        timeout=60,
+        deadline=100,
+        retry=RetryPolicy.immediate(5),
+        breaker=CircuitBreaker(threshold=100),
+        clock=clock,
+    )
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await up.create_resource(VPC, {}, region="us-east-1", client_token="ct-1")
+    assert caught.value.code == "AWS_MCP_001"
+    assert transport.timeouts == [60, 40]
+    assert caught.value.details["outcome_unknown"] is True
+    assert caught.value.details["deadline_seconds"] == 100
+
+
+async def test_a_call_without_answer_replaces_the_hung_upstream_before_the_retry() -> None:
+    server = slow_server()
+    clients: list[Client] = []
+
+    def factory() -> Client:
+        clients.append(Client(server, mode="legacy", cache=None))
+        return clients[-1]
+
+    connection = McpConnection(factory, connect_timeout=5)
+    async with McpUpstream(
+        connection, CallAwsDialect(), kind="sandbox", target="slow", region="us-east-1", timeout=0.2,
+        retry=RetryPolicy.immediate(2),
+    ) as up:  # fmt: skip
+        with anyio.fail_after(5), pytest.raises(UpstreamUnavailable):
+            await up.get_resource(VPC, "vpc-1", region="us-east-1")
+    assert len(clients) == 2

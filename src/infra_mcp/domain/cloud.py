@@ -64,4 +64,12 @@ class UpstreamStatus(BaseModel):
     caller: CallerIdentity | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
+    read_only: bool = Field(
+        default=False, description="The upstream runs with READ_OPERATIONS_ONLY: execute_plan refuses changes."
+    )
+    mutation_consent: bool = Field(
+        default=False,
+        description="The upstream runs with REQUIRE_MUTATION_CONSENT (asks its own consent per change): "
+        "execute_plan refuses changes.",
+    )
     note: str = ""

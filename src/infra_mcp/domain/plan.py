@@ -207,6 +207,11 @@ class ChangeOutcome(BaseModel):
     request_token: str | None = None
     error_code: str | None = Field(default=None, description="AWS error code, e.g. InvalidRequest.")
     error_message: str | None = None
+    in_doubt: bool = Field(
+        default=False,
+        description="No answer came: the request may have reached AWS. Its journal entry is kept, and the next "
+        "execution of the project (or a server restart) reconciles it before anything else.",
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
 

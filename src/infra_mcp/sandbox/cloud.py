@@ -34,7 +34,7 @@ import jsonpointer
 
 from infra_mcp.catalog import Catalog, ResourceTypeInfo, default_catalog
 from infra_mcp.errors import ValidationFailed
-from infra_mcp.sandbox import schema
+from infra_mcp.sandbox import reads, schema
 from infra_mcp.sandbox.config import SandboxConfig
 from infra_mcp.sandbox.errors import (
     CloudControlError,
@@ -127,6 +127,9 @@ class SandboxCloud:
             "ListResources": self.list_resources,
             "GetResourceRequestStatus": self.get_resource_request_status,
             "GetCallerIdentity": lambda _params, _region: caller_identity(),
+            "DescribeRegions": lambda params, _region: reads.describe_regions(params, self._regions),
+            "DescribeAvailabilityZones": lambda params, region: reads.describe_availability_zones(params, region),
+            "ListBuckets": self.list_buckets,
         }
         handler = handlers.get(operation)
         if handler is None:
@@ -255,6 +258,17 @@ class SandboxCloud:
                     "RequestTokenNotFoundException", f"Request with token {params['RequestToken']} was not found."
                 )
             return {"ProgressEvent": self._event(txn, request)}
+
+    def list_buckets(self, params: dict[str, Any], region: str) -> dict[str, Any]:
+        """S3 ``ListBuckets``: every ``AWS::S3::Bucket`` of the world, whatever its region (as S3 does)."""
+        with self.store.transaction() as txn:
+            self._settle(txn, self.clock())
+            found = [
+                (name, where, record.get("created"))
+                for where, types in txn.data["resources"].items()
+                for name, record in types.get(reads.BUCKET_TYPE, {}).items()
+            ]
+        return reads.list_buckets(found)
 
     # ------------------------------------------------------------------ internals
 

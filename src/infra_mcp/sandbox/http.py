@@ -1,9 +1,16 @@
-"""The sandbox over Cloud Control's own wire protocol (AWS JSON 1.0), for boto3 and the AWS CLI.
+"""The sandbox over AWS's own wire protocols, for boto3, the AWS CLI and the real AWS API MCP server.
 
-``POST /`` with ``X-Amz-Target: CloudApiService.<Operation>`` and a JSON body; answers are JSON
-(timestamps as epoch seconds, as the protocol wants) and errors are ``{"__type", "message"}`` with
-AWS's HTTP status. Signatures are not checked (any credentials do) and the server only ever binds a
-loopback address: it is a local test double, not a service.
+Cloud Control (AWS JSON 1.0): ``POST /`` with ``X-Amz-Target: CloudApiService.<Operation>`` and a JSON
+body; answers are JSON (timestamps as epoch seconds, as the protocol wants) and errors are
+``{"__type", "message"}`` with AWS's HTTP status.
+
+Beside it, the read calls agents make most (see :mod:`~infra_mcp.sandbox.wire`): STS
+``GetCallerIdentity`` (query protocol), EC2 ``DescribeRegions``/``DescribeAvailabilityZones`` (ec2
+protocol), both as ``POST /`` with a form body, and S3 ``ListBuckets`` (``GET /``, rest-xml). Point
+a client at it with ``AWS_ENDPOINT_URL_<SERVICE>`` (or ``AWS_ENDPOINT_URL`` for all).
+
+Signatures are not checked (any credentials do) and the server only ever binds a loopback address:
+it is a local test double, not a service.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 import structlog
@@ -26,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from infra_mcp.sandbox import wire
 from infra_mcp.sandbox.cloud import SandboxCloud
 from infra_mcp.sandbox.errors import CloudControlError
 
@@ -42,8 +51,11 @@ _OPERATIONS = frozenset(
     }
 )
 _CONTENT_TYPE = "application/x-amz-json-1.0"
+_XML = "text/xml"
 # SigV4: "Credential=<key>/<date>/<region>/<service>/aws4_request"
-_CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)/")
+_STS_ACTIONS = frozenset({"GetCallerIdentity"})
+_EC2_ACTIONS = frozenset({"DescribeRegions", "DescribeAvailabilityZones"})
 
 
 def ensure_loopback(host: str) -> None:
@@ -81,25 +93,40 @@ def _error(status: int, code: str, message: str) -> Response:
     return _answer(status, {"__type": code, "message": message})
 
 
-def build_app(cloud: SandboxCloud) -> Starlette:
-    """The ASGI application answering Cloud Control's AWS JSON 1.0 protocol from ``cloud``."""
+def _scope(request: Request) -> tuple[str | None, str | None]:
+    """The (region, service) the request was signed for, if it was signed."""
+    match = _CREDENTIAL_SCOPE.search(request.headers.get("authorization", ""))
+    return (match["region"], match["service"]) if match else (None, None)
 
-    async def endpoint(request: Request) -> Response:
-        target = request.headers.get("x-amz-target", "")
+
+def _xml(status: int, body: str, rid: str) -> Response:
+    return Response(
+        body,
+        status_code=status,
+        media_type=_XML,
+        headers={"x-amzn-RequestId": rid, "x-amz-request-id": rid, "x-infra-mcp-sandbox": "true"},
+    )
+
+
+def build_app(cloud: SandboxCloud) -> Starlette:
+    """The ASGI application answering Cloud Control, STS, EC2 and S3 reads from ``cloud``."""
+
+    async def run(operation: str, params: dict[str, Any], region: str | None) -> dict[str, Any]:
+        # The world file's lock may wait on another process: keep that off the event loop.
+        return await anyio.to_thread.run_sync(lambda: cloud.call(operation, params, region=region))
+
+    async def cloudcontrol(request: Request, target: str, region: str | None) -> Response:
         operation = target.removeprefix(_TARGET_PREFIX)
         if not target.startswith(_TARGET_PREFIX) or operation not in _OPERATIONS:
-            return _error(400, "UnknownOperationException", f"Unknown operation {target or '(no X-Amz-Target)'}.")
+            return _error(400, "UnknownOperationException", f"Unknown operation {target}.")
         try:
             params = json.loads(await request.body() or b"{}")
         except ValueError:
             return _error(400, "SerializationException", "The request body is not valid JSON.")
         if not isinstance(params, dict):
             return _error(400, "SerializationException", "The request body must be a JSON object.")
-        match = _CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
-        region = match["region"] if match else None
         try:
-            # The world file's lock may wait on another process: keep that off the event loop.
-            answer = await anyio.to_thread.run_sync(lambda: cloud.call(operation, params, region=region))
+            answer = await run(operation, params, region)
         except CloudControlError as exc:
             _log.info("cloudcontrol_http", operation=operation, status=exc.status_code, error_code=exc.code)
             return _error(exc.status_code, exc.code, exc.message)
@@ -109,7 +136,48 @@ def build_app(cloud: SandboxCloud) -> Starlette:
         _log.info("cloudcontrol_http", operation=operation, status=200)
         return _answer(200, answer)
 
-    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+    async def query(request: Request, region: str | None, service: str | None) -> Response:
+        """STS (query protocol) or EC2 (ec2 protocol): a form body naming its ``Action``."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        action = (form.get("Action") or [""])[0]
+        is_ec2 = service == "ec2" or (service is None and action in _EC2_ACTIONS)
+        error, served = (wire.ec2_error, _EC2_ACTIONS) if is_ec2 else (wire.sts_error, _STS_ACTIONS)
+        rid = wire.request_id()
+        if action not in served:
+            what = "EC2" if is_ec2 else "STS"
+            message = f"The infra-mcp sandbox does not serve {what} action {action or '(none)'}."
+            return _xml(400, error("InvalidAction", message, rid), rid)
+        params: dict[str, Any] = {
+            "RegionNames": wire.list_param(form, "RegionName"),
+            "ZoneNames": wire.list_param(form, "ZoneName"),
+        }
+        try:
+            answer = await run(action, params, region)
+        except CloudControlError as exc:
+            _log.info("query_http", action=action, status=exc.status_code, error_code=exc.code)
+            return _xml(exc.status_code, error(exc.code, exc.message, rid), rid)
+        _log.info("query_http", action=action, status=200)
+        body = wire.ec2_answer(action, answer, rid) if is_ec2 else wire.sts_answer(action, answer, rid)
+        return _xml(200, body, rid)
+
+    async def post(request: Request) -> Response:
+        region, service = _scope(request)
+        target = request.headers.get("x-amz-target", "")
+        if target or request.headers.get("content-type", "").startswith("application/x-amz-json"):
+            return await cloudcontrol(request, target or "(no X-Amz-Target)", region)
+        return await query(request, region, service)
+
+    async def get(request: Request) -> Response:
+        """S3 ``ListBuckets`` (``GET /``); nothing else of S3 is served."""
+        rid = wire.request_id()
+        if request.url.path != "/":
+            message = "The infra-mcp sandbox serves only S3 ListBuckets (GET /)."
+            return _xml(501, wire.s3_error("NotImplemented", message, rid), rid)
+        answer = await run("ListBuckets", {}, _scope(request)[0])
+        _log.info("s3_http", operation="ListBuckets", status=200)
+        return _xml(200, wire.s3_list_buckets(answer), rid)
+
+    return Starlette(routes=[Route("/", post, methods=["POST"]), Route("/{path:path}", get, methods=["GET"])])
 
 
 def _server(cloud: SandboxCloud, host: str, port: int) -> uvicorn.Server:

@@ -6,6 +6,7 @@ Order of business in :meth:`ExecutionService.execute`:
 2. the project's state lock (a second execution is refused with STATE_003), renewed while running;
 3. anything an earlier, interrupted execution left in the journal is reconciled first;
 4. the plan must still be fresh against the state (else PLAN_001, and it is superseded);
+4b. the upstream must answer one cheap call (else AWS_MCP_001: nothing was sent, the plan stays approved);
 5. compare-and-set approved -> executing (of two racing executions exactly one gets here);
 6. the walk (``execution_walk``), checkpoints and journal (``execution_ledger``);
 7. the plan ends ``executed`` or ``failed`` with each change's outcome; plans made against the
@@ -39,7 +40,15 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
-from infra_mcp.errors import ApprovalExpired, InfraError, IntegrityFailed, PlanStale, PlanStatusInvalid, StateLocked
+from infra_mcp.errors import (
+    ApprovalExpired,
+    InfraError,
+    IntegrityFailed,
+    PlanStale,
+    PlanStatusInvalid,
+    StateLocked,
+    UpstreamUnavailable,
+)
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.audit import RefusalGate
 from infra_mcp.services.execution_graph import Node, build_graph
@@ -108,6 +117,7 @@ class ExecutionService:
         process_alive: Whether a pid runs on this host; a state lock whose holder is a process of
             this host that no longer runs is broken instead of waited out (see :meth:`_lock`).
         refusals: Decides which refusals are audited (members only, rate-limited); shared with approvals.
+        heartbeat_seconds: While changes run, a progress message every this many seconds names them.
     """
 
     def __init__(
@@ -128,6 +138,7 @@ class ExecutionService:
         sleep: Sleep = anyio.sleep,
         process_alive: Callable[[int], bool] = pid_alive,
         refusals: RefusalGate | None = None,
+        heartbeat_seconds: float | None = 15.0,
     ) -> None:
         self.projects = projects
         self.states = states
@@ -144,6 +155,7 @@ class ExecutionService:
         self.sleep = sleep
         self.process_alive = process_alive
         self.refusals = refusals or RefusalGate(projects, clock=clock)
+        self.heartbeat_seconds = heartbeat_seconds
 
     def _driver(self) -> Driver:
         return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
@@ -386,6 +398,7 @@ class ExecutionService:
         plan = await self.projects.get_plan(plan_id)
         state = await store.read(project.id) or StateFile.empty(project.id)
         await self._refusing(plan, user, self._fresh(plan, project, state, user))
+        await self._refusing(plan, user, self._upstream_answers(plan))
         nodes = build_graph(plan, state.resources)  # a cycle is refused here, before anything is sent
         started = self.clock()
         outcomes = {c.name: ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes}
@@ -401,6 +414,33 @@ class ExecutionService:
         await self._audit(plan, user, "plan.execute", "started", changes=len(outcomes))
         log.info("execution_started", project_id=project.id, plan_id=plan.id, changes=len(outcomes))
         return await self._run(plan, project, store, state, user, nodes, outcomes, progress)
+
+    async def _upstream_answers(self, plan: Plan) -> None:
+        """The upstream takes changes as configured, and answers one cheap call (STS GetCallerIdentity).
+
+        An upstream that cannot be reached, or whose circuit breaker is open (that refusal is
+        immediate), would fail every change with nothing sent; marking the plan ``failed`` then
+        would cost a person another approval for no reason. So the plan stays ``approved``.
+
+        Raises:
+            UpstreamRefusesChanges: AWS_MCP_004, the upstream runs read-only or asks its own consent.
+            UpstreamUnavailable: AWS_MCP_001 with ``details["nothing_sent"]``; retry once
+                get_upstream_status is healthy.
+        """
+        changes = plan.actionable_changes
+        refusal = self.upstream.change_refusal()
+        if refusal is not None and changes:
+            refusal.details.update(plan_id=plan.id, plan_status=plan.status.value, nothing_sent=True)
+            raise refusal
+        region = changes[0].region if changes else "us-east-1"
+        try:
+            await self.upstream.caller_identity(region=region)
+        except UpstreamUnavailable as exc:
+            raise UpstreamUnavailable(
+                f"The upstream AWS MCP server cannot be reached, so nothing was sent to AWS and plan {plan.id} "
+                f"is still approved. {exc.message} Check get_upstream_status, then call execute_plan again.",
+                details={**exc.details, "plan_id": plan.id, "plan_status": plan.status.value, "nothing_sent": True},
+            ) from None
 
     async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
         await self._require_valid_approval(plan, project)
@@ -449,11 +489,38 @@ class ExecutionService:
         initial = {r.name: r for r in state.resources}
         operations = Operations(plan, self._driver(), ledger, initial, self.clock)
         walk = Walk(
-            nodes, operations, ledger, outcomes, parallelism=self.parallelism, clock=self.clock, progress=progress
+            nodes,
+            operations,
+            ledger,
+            outcomes,
+            parallelism=self.parallelism,
+            clock=self.clock,
+            progress=progress,
+            heartbeat=self.heartbeat_seconds,
         )
         await walk.run()
         final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)
-        return await self._finish(plan, project, store, final, user, outcomes)
+        done = await self._finish(plan, project, store, final, user, outcomes)
+        if any(o.in_doubt for o in outcomes.values()):
+            done = await self._reconcile_at_once(done, project, store, user)
+        return done
+
+    async def _reconcile_at_once(self, plan: Plan, project: Project, store: StateStore, user: str) -> Plan:
+        """Settle the requests that went unanswered now, while we still hold the lock.
+
+        Left for later, the state would lack resources that exist, the next plan would propose them
+        again, and its approval would be wasted on a PLAN_001 once reconciliation moved the state.
+        An upstream still unreachable leaves them in the journal (and the outcomes in doubt).
+        """
+        try:
+            # One cheap call first: a dead upstream would otherwise cost a whole deadline per request.
+            await self.upstream.caller_identity(region=next(iter(plan.actionable_changes)).region)
+            report = await self._reconciler().reconcile(project, store, user=user)
+        except InfraError as exc:
+            log.warning("reconcile_at_once_failed", project_id=project.id, plan_id=plan.id, code=exc.code)
+            return plan
+        log.info("reconciled_at_once", project_id=project.id, plan_id=plan.id, unresolved=report.unresolved)
+        return await self.projects.get_plan(plan.id)
 
     async def _finish(
         self,

@@ -82,6 +82,7 @@ class NodeResult:
     request_token: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    in_doubt: bool = False
 
 
 def _failure(exc: InfraError) -> NodeResult:
@@ -222,10 +223,14 @@ def _arn(properties: dict[str, Any] | None) -> str | None:
     return value if isinstance(value, str) and value.startswith("arn:") else None
 
 
-def _failed_event(final: ProgressEvent, physical_id: str | None) -> NodeResult:
-    return NodeResult(
-        False, physical_id or final.identifier, final.request_token, final.error_code or "Failed", final.status_message
-    )
+def _failed_event(final: ProgressEvent, physical_id: str | None, *, create: bool = False) -> NodeResult:
+    """The result of a FAILED request.
+
+    A failed create's event may name a resource (``AlreadyExists`` names the one that is in the way,
+    often another owner's): it is not ours, so it is never recorded as the change's physical id.
+    """
+    identifier = physical_id if create else physical_id or final.identifier
+    return NodeResult(False, identifier, final.request_token, final.error_code or "Failed", final.status_message)
 
 
 class Operations:
@@ -312,7 +317,17 @@ class Operations:
         try:
             event = await self.driver.call(lambda: send(token))
         except UpstreamUnavailable as exc:
-            return _failure(exc)
+            result = _failure(exc)
+            if exc.details.get("outcome_unknown"):
+                # The upstream's own retries (same ClientToken, a fresh upstream after a hang) already were
+                # the immediate reconciliation; with none of them answered, the truth is "unknown".
+                result.error_code, result.in_doubt = exc.code, True
+                result.error_message = (
+                    f"Outcome unknown: no answer from the upstream, and the request may have reached AWS "
+                    f"({exc.message}). It stays in the journal: the next execution of this project, or a server "
+                    "restart, reconciles it by its ClientToken first. Check get_upstream_status before re-planning."
+                )
+            return result
         except InfraError as exc:
             self.ledger.settle(token)
             return _failure(exc)
@@ -322,6 +337,14 @@ class Operations:
         except InfraError as exc:
             result = _failure(exc)
             result.request_token = event.request_token
+            if isinstance(exc, UpstreamUnavailable):
+                # AWS accepted the request; only its end is unknown. The journal keeps the request token.
+                result.error_code, result.in_doubt = exc.code, True
+                result.error_message = (
+                    f"Outcome unknown: Cloud Control accepted request {event.request_token}, but its end could not "
+                    f"be learned ({exc.message}). It stays in the journal: the next execution of this project, or a "
+                    "server restart, asks Cloud Control how it ended before anything else."
+                )
             return result
 
     def _conclude(self, node: Node, final: ProgressEvent, token: str, physical_id: str | None) -> NodeResult:
@@ -342,7 +365,7 @@ class Operations:
         assert spec is not None
         if node.kind == "create":
             if not ok or not final.identifier:
-                return _failed_event(final, None)  # a failed create is not invented into state
+                return _failed_event(final, None, create=True)  # a failed create is not invented into state
             properties = final.resource_model
             self.ledger.put(
                 new_record(spec, final.identifier, properties, catalog=self.driver.catalog, now=self.clock())

@@ -7,6 +7,8 @@ the walk (``skipped``: never started); independent branches carry on.
 Progress is counted in changes, in half steps: a change's start adds 0.5 and its end the rest
 (0.5, or 1 for a change that never started), so every notification carries a value strictly
 greater than the one before (MCP requires it) and the last one equals the number of changes.
+While changes run, a "Still waiting" message every ``heartbeat`` seconds says which and for how long
+(its value a thousandth above the last, so the half steps stay where they are).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Walk:
         parallelism: int,
         clock: Callable[[], datetime],
         progress: ProgressReporter | None,
+        heartbeat: float | None = None,
     ) -> None:
         self.nodes = nodes
         self.operations = operations
@@ -49,6 +52,7 @@ class Walk:
         self.parallelism = max(1, parallelism)
         self.clock = clock
         self.progress = progress
+        self.heartbeat = heartbeat
         self.total = len(outcomes)
         self.done = 0
         self.progressed = 0.0  # see the module docstring
@@ -67,12 +71,40 @@ class Walk:
     async def run(self) -> None:
         self._note(0.0, f"Executing {self.total} change(s)")
         await self._send_reports()
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            for key, count in self._waiting.items():
-                if count == 0:
-                    self._queue.push(self.nodes[key])
-            self._dispatch()
+        async with anyio.create_task_group() as beside:
+            if self.heartbeat and self.progress is not None:
+                beside.start_soon(self._keep_telling, self.heartbeat)
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                for key, count in self._waiting.items():
+                    if count == 0:
+                        self._queue.push(self.nodes[key])
+                self._dispatch()
+            beside.cancel_scope.cancel()
+
+    async def _keep_telling(self, every: float) -> None:
+        """While changes run, say which ones we wait on (a hung upstream is then visible, not silent)."""
+        beats_at: tuple[float, int] = (self._sent, 0)
+        while True:
+            await anyio.sleep(every)
+            now = self.clock()
+            running = [
+                f"{o.action.value} {o.name} ({int((now - o.started_at).total_seconds())} s)"
+                for o in self.outcomes.values()
+                if o.status is ChangeOutcomeStatus.RUNNING and o.started_at is not None
+            ]
+            async with self._report_lock:
+                level, beats = beats_at if beats_at[0] <= self._sent < beats_at[0] + 0.1 else (self._sent, 0)
+                if not running or beats >= 99 or self.progress is None:
+                    continue  # at most 99 per step: the values must stay below the next half step
+                value = level + (beats + 1) / 1000
+                beats_at = (level, beats + 1)
+                self._sent = value
+                message = "Still waiting on AWS: " + ", ".join(running[:5]) + (" ..." if len(running) > 5 else "")
+                try:
+                    await self.progress(value, self.total, message)
+                except Exception as exc:  # a client gone away must not stop the execution
+                    log.warning("progress_report_failed", error=type(exc).__name__)
 
     def _dispatch(self) -> None:
         assert self._tg is not None
@@ -122,6 +154,7 @@ class Walk:
             self._failed_nodes.add(node.key)
             outcome.status = ChangeOutcomeStatus.FAILED
             outcome.error_code, outcome.error_message = result.error_code, result.error_message
+            outcome.in_doubt = result.in_doubt
             log.warning("change_failed", node=node.key, error_code=result.error_code)
         else:
             log.info("change_succeeded", node=node.key, physical_id=result.physical_id)

@@ -185,20 +185,29 @@ class Reconciler:
     async def _finish_plan(
         self, plan: Plan, results: list[tuple[str, NodeResult]], final: StateFile, user: str
     ) -> PlanStatus | None:
-        """Fold the reconciled results into the plan's outcomes; end it if it was still executing."""
+        """Fold the reconciled results into the plan's outcomes; end it if it was still executing.
+
+        A plan that ended ``failed`` only because some requests went unanswered (``in_doubt``) ends
+        ``executed`` once reconciliation shows every change happened: its result tells the truth.
+        """
         execution = plan.execution or ExecutionRecord(started_at=self.clock(), executed_by=user)
         outcomes = {o.name: o for o in execution.outcomes}
         for change in plan.actionable_changes:
             outcomes.setdefault(change.name, ChangeOutcome(name=change.name, action=change.action))
+        resolved_doubt = False
         for name, result in results:
             outcome = outcomes[name]
+            was_in_doubt = outcome.in_doubt
             if result.physical_id:
                 outcome.physical_id = result.physical_id
             outcome.request_token = result.request_token or outcome.request_token
             if not result.ok:
                 outcome.status = ChangeOutcomeStatus.FAILED
                 outcome.error_code, outcome.error_message = result.error_code, result.error_message
-            elif outcome.status is not ChangeOutcomeStatus.FAILED:
+                outcome.in_doubt = result.in_doubt
+            elif outcome.status is not ChangeOutcomeStatus.FAILED or was_in_doubt:
+                outcome.in_doubt, outcome.error_code, outcome.error_message = False, None, None
+                resolved_doubt = resolved_doubt or was_in_doubt
                 planned = plan.change(name)
                 half_done = (
                     planned is not None
@@ -218,7 +227,10 @@ class Reconciler:
                 else:
                     outcome.status = ChangeOutcomeStatus.SUCCEEDED
             outcome.finished_at = self.clock()
-        if plan.status is not PlanStatus.EXECUTING:
+        everything_done = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
+        if plan.status is PlanStatus.FAILED and resolved_doubt and everything_done:
+            status = PlanStatus.EXECUTED
+        elif plan.status is not PlanStatus.EXECUTING:
             status = plan.status
         else:
             for outcome in outcomes.values():
@@ -250,7 +262,7 @@ class Reconciler:
             )
         except PlanStatusInvalid:
             return None
-        if plan.status is PlanStatus.EXECUTING:
+        if plan.status is PlanStatus.EXECUTING or status is not plan.status:
             await self.projects.append_audit(
                 AuditEvent.about_plan(
                     plan,

@@ -63,6 +63,9 @@ class S3Blobs:
         with self._errors("connect"):
             session = botocore.session.Session(profile=profile)
             session.register_component("data_loader", _MODELS)
+            # AWS_ENDPOINT_URL(_S3) and endpoint_url in AWS config files are set to point the upstream
+            # at a sandbox or emulator; they must not move the state too. Only our own setting does.
+            session.set_config_variable("ignore_configured_endpoint_urls", True)
             # Clients are thread-safe (sessions are not): one client serves every worker thread.
             self._client: Any = session.create_client(
                 "s3",

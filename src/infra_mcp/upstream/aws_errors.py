@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from infra_mcp.errors import AccessDenied, InfraError, NotFound, UpstreamAWSError, UpstreamThrottled
+from infra_mcp.upstream.connection import EndpointLost, EndpointUnreachable, TransportFailure
 
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NotFound", "NotFoundException", "NoSuchEntity"})
 
@@ -64,6 +65,29 @@ TRANSIENT_CODES = frozenset(
 )
 
 _CLI_ERROR_PREFIX = re.compile(r"^An error occurred \((?P<code>[^)]*)\)(?: when calling the \w+ operation)?[^:]*: ?")
+
+
+# botocore's connection errors, as the AWS CLI prints them. They are no refusal by AWS: nothing (or no
+# answer) reached it, so they are transport failures, retried and reported as AWS_MCP_001.
+_ENDPOINT_UNREACHABLE = re.compile(
+    r"Could not connect to the endpoint URL|Connect timeout on endpoint URL|Failed to connect to proxy URL"
+    r"|SSL validation failed for|Name or service not known|Temporary failure in name resolution",
+    re.IGNORECASE,
+)
+_ENDPOINT_LOST = re.compile(
+    r"Read timeout on endpoint URL|Connection was closed before we received a valid response|Connection reset by peer",
+    re.IGNORECASE,
+)
+
+
+def endpoint_failure(text: str) -> TransportFailure | None:
+    """The transport failure an upstream's error text describes, or None if AWS itself answered."""
+    line = text.removeprefix("Error while executing the command: ")[:500]
+    if _ENDPOINT_UNREACHABLE.search(text):
+        return EndpointUnreachable(f"The upstream could not reach the AWS endpoint ({line}).")
+    if _ENDPOINT_LOST.search(text):
+        return EndpointLost(f"The AWS endpoint did not answer ({line}).")
+    return None
 
 
 def split_cli_error(text: str) -> tuple[str | None, str]:

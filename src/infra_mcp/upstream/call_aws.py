@@ -12,7 +12,7 @@ from typing import Any
 from mcp_types import CallToolResult
 
 from infra_mcp.errors import UpstreamAWSError
-from infra_mcp.upstream.aws_errors import map_aws_error, split_cli_error
+from infra_mcp.upstream.aws_errors import endpoint_failure, map_aws_error, split_cli_error
 from infra_mcp.upstream.commands import build_cli_command
 from infra_mcp.upstream.dialects import AwsAnswer, DialectName, text_of
 from infra_mcp.upstream.operations import AwsCall, malformed
@@ -77,7 +77,8 @@ def _check_entry(entry: Any, call: AwsCall) -> AwsAnswer:
     if not isinstance(entry, dict):
         raise malformed(call.operation, "entry is not an object")
     if entry.get("error"):
-        raise _refused(call, str(entry["error"]))
+        text = str(entry["error"])
+        raise endpoint_failure(text) or _refused(call, text)
     for key in ("validation_failures", "missing_context_failures", "failed_constraints"):
         if entry.get(key):
             raise _refused(call, f"{key}: {json.dumps(entry[key], default=str)}")
@@ -88,6 +89,8 @@ def _check_entry(entry: Any, call: AwsCall) -> AwsAnswer:
     status_code = status if isinstance(status, int) else None
     if response.get("error") or response.get("error_code") or (status_code is not None and status_code >= 400):
         text = str(response.get("error") or "")
+        if (failure := endpoint_failure(text)) is not None and not response.get("error_code"):
+            raise failure
         parsed_code, message = split_cli_error(text)
         code = response.get("error_code") or parsed_code
         raise map_aws_error(

@@ -21,6 +21,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, CallToolResult
 
+from infra_mcp.upstream.stderr_tail import StderrTail
+
 log = structlog.get_logger(__name__)
 
 ClientFactory = Callable[[], Client]
@@ -30,12 +32,24 @@ class TransportFailure(Exception):
     """The upstream could not be used; subclasses say whether the call may have run."""
 
     may_have_executed = True
+    # What AWS_MCP_001's details call it (default: the class name).
+    reason: str | None = None
 
 
 class ConnectFailed(TransportFailure):
-    """Could not connect (spawn, handshake or time-out): the call was never sent."""
+    """Could not connect (spawn, handshake or time-out): the call was never sent.
+
+    Attributes:
+        upstream_stderr: The tail of a stdio upstream's stderr, where it says why it did not start.
+    """
 
     may_have_executed = False
+
+    def __init__(self, message: str, *, reason: str | None = None, upstream_stderr: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.upstream_stderr = upstream_stderr or None
 
 
 class ConnectionLost(TransportFailure):
@@ -44,6 +58,22 @@ class ConnectionLost(TransportFailure):
 
 class CallTimedOut(TransportFailure):
     """No answer within the per-call time-out: AWS may or may not have acted."""
+
+
+class EndpointUnreachable(TransportFailure):
+    """The upstream ran the command but could not reach the AWS endpoint (refused, DNS, proxy, TLS).
+
+    botocore raises these before the request is sent, so repeating it cannot do harm.
+    """
+
+    may_have_executed = False
+    reason = "endpoint_unreachable"
+
+
+class EndpointLost(TransportFailure):
+    """The AWS endpoint took the request but no answer came back (read time-out, connection closed)."""
+
+    reason = "endpoint_lost"
 
 
 class UpstreamProtocolError(Exception):
@@ -90,11 +120,15 @@ class McpConnection:
     Args:
         factory: Builds a fresh, un-entered ``mcp.Client`` for each (re)connection.
         connect_timeout: Seconds allowed for spawning/handshaking before ``ConnectFailed``.
+        stderr: The stdio upstream's stderr tail the factory writes to, quoted when a start fails.
     """
 
-    def __init__(self, factory: ClientFactory, *, connect_timeout: float = 30.0) -> None:
+    def __init__(
+        self, factory: ClientFactory, *, connect_timeout: float = 30.0, stderr: StderrTail | None = None
+    ) -> None:
         self._factory = factory
         self._connect_timeout = connect_timeout
+        self._stderr = stderr
         self._gen: _Generation | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -110,6 +144,9 @@ class McpConnection:
             with anyio.fail_after(timeout):
                 return await client.call_tool(name, arguments)
         except TimeoutError:
+            # A hung upstream would hang the retry too: the next call starts a fresh one (stdio: a new
+            # process). Mutations carry a ClientToken, so the retry is answered with the original request.
+            self._drop(gen)
             raise CallTimedOut(f"No answer from the upstream within {timeout:g}s.") from None
         except MCPError as exc:
             if exc.error.code == CONNECTION_CLOSED:
@@ -127,10 +164,14 @@ class McpConnection:
         if gen is None or gen.task is None:
             return
         gen.drop.set()
-        with anyio.move_on_after(15):
-            await asyncio.shield(gen.task)
+        # asyncio.wait, not await: a generation cancelled by a hung start must not re-raise its
+        # CancelledError into the caller that is closing.
+        await asyncio.wait({gen.task}, timeout=15)
         if not gen.task.done():
             gen.task.cancel()
+
+    async def _stderr_tail(self) -> str | None:
+        return await self._stderr.settled() if self._stderr is not None else None
 
     def _drop(self, gen: _Generation) -> None:
         if not gen.drop.is_set():
@@ -173,15 +214,23 @@ class McpConnection:
                 gen.error = TimeoutError(f"no handshake within {self._connect_timeout:g}s")
                 gen.drop.set()
                 gen.task.cancel()
-                raise ConnectFailed(_describe(gen.error)) from None
+                raise ConnectFailed(
+                    f"The upstream's start hangs: it was launched but did not complete the MCP handshake within "
+                    f"{self._connect_timeout:g}s (the real AWS API MCP server hangs like this at start-up without "
+                    "internet access).",
+                    reason="start_hung",
+                    upstream_stderr=await self._stderr_tail(),
+                ) from None
             if gen.error is not None or gen.client is None:
-                raise ConnectFailed(_describe(gen.error)) from None
+                raise ConnectFailed(_describe(gen.error), upstream_stderr=await self._stderr_tail()) from None
             return gen
 
     async def _hold(self, gen: _Generation) -> None:
         try:
             client = self._factory()
             async with client:
+                if self._stderr is not None:
+                    self._stderr.spawned()
                 gen.client = client
                 gen.ready.set()
                 log.info("upstream_connected")

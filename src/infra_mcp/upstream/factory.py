@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.server.mcpserver import MCPServer
 from mcp_types import Implementation
 
@@ -19,8 +20,28 @@ from infra_mcp.upstream.connection import McpConnection
 from infra_mcp.upstream.dialects import Dialect
 from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy
 from infra_mcp.upstream.run_script import RunScriptDialect
+from infra_mcp.upstream.stderr_tail import StderrTail
 
 _CLIENT_INFO = Implementation(name="infra-mcp", version="0.1.0")
+# What a real upstream inherits from our environment (README "Upstream environment"): how it reaches
+# AWS (credentials, region, endpoints, proxy, CA bundle), its own settings, and uv's (uvx launches it).
+# Anything else stays here: the upstream is another program and needs none of our secrets.
+PASSED_NAMES = frozenset(
+    {
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "no_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "READ_OPERATIONS_ONLY",
+        "REQUIRE_MUTATION_CONSENT",
+    }
+)
+PASSED_PREFIXES = ("AWS_", "UV_")  # AWS_ covers AWS_CA_BUNDLE, AWS_ENDPOINT_URL_* and AWS_API_MCP_*
 _SECRET_WORD = re.compile(r"(?i)(secret|token|password|passwd|credential|api[-_]?key|access[-_]?key|auth)")
 
 
@@ -35,10 +56,11 @@ def upstream_env(
 ) -> dict[str, str]:
     """The environment the upstream process gets, on top of the MCP SDK's safe defaults (PATH, HOME...).
 
-    The sandbox gets the data directory and its knobs. A real upstream gets our ``AWS_*`` variables
-    (credentials, profile, region, endpoint, config files, and awslabs' ``AWS_API_MCP_*`` options) so it
-    signs as we would; ``settings.aws_profile``/``aws_region`` fill in what the environment lacks.
-    Credentials travel only here: never in arguments, never in logs or status.
+    The sandbox gets the data directory and its knobs. A real upstream gets the allow-list
+    (:data:`PASSED_NAMES`, ``AWS_*``, ``UV_*``): credentials, profile, region, endpoints, proxy and CA
+    bundle, and awslabs' own settings, so it reaches AWS as we would; ``settings.aws_profile``/``aws_region``
+    fill in what the environment lacks. ``settings.upstream_env`` (``INFRA_MCP_UPSTREAM_ENV``) comes last
+    and wins. Credentials travel only here: never in arguments, never in logs or status.
     """
     environ = os.environ if environ is None else environ
     if settings.uses_sandbox:
@@ -53,13 +75,20 @@ def upstream_env(
         if settings.sandbox_seed is not None:
             env["INFRA_MCP_SANDBOX_SEED"] = str(settings.sandbox_seed)
     else:
-        env = {k: v for k, v in environ.items() if k.startswith("AWS_")}
+        # Reached only for a real upstream: the sandbox must not inherit AWS credentials.
+        env = {k: v for k, v in environ.items() if k in PASSED_NAMES or k.startswith(PASSED_PREFIXES)}
         if settings.aws_profile and "AWS_PROFILE" not in env:
             env["AWS_PROFILE"] = settings.aws_profile
         env.setdefault("AWS_REGION", settings.aws_region)
         env.setdefault("AWS_DEFAULT_REGION", env["AWS_REGION"])
+    env.update(settings.upstream_env)
     env.update(extra or {})
     return env
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    # As awslabs reads its booleans: "true" in any case is on, anything else off.
+    return env.get(name, "").strip().lower() == "true"
 
 
 def redact_args(args: list[str]) -> list[str]:
@@ -102,6 +131,13 @@ def describe_target(settings: Settings, env: Mapping[str, str]) -> str:
     return f"{line} (env: {names})" if names else line
 
 
+def stdio_target(settings: Settings, env: dict[str, str]) -> StdioServerParameters:
+    """How a stdio upstream is launched: the configured command, or this Python running the sandbox."""
+    if settings.upstream_command:
+        return StdioServerParameters(command=settings.upstream_command, args=list(settings.upstream_args), env=env)
+    return StdioServerParameters(command=sys.executable, args=["-m", "infra_mcp.sandbox"], env=env)
+
+
 def make_upstream(
     settings: Settings,
     *,
@@ -130,20 +166,23 @@ def make_upstream(
         target, described = server, f"in-process {server.name}"
     elif settings.upstream_url:
         target, described = settings.upstream_url, describe_target(settings, {})
-    elif settings.upstream_command:
-        target = StdioServerParameters(command=settings.upstream_command, args=list(settings.upstream_args), env=env)
-        described = describe_target(settings, env)
     else:
-        target = StdioServerParameters(command=sys.executable, args=["-m", "infra_mcp.sandbox"], env=env)
-        described = describe_target(settings, env)
+        target, described = stdio_target(settings, env), describe_target(settings, env)
+
+    stderr = StderrTail() if isinstance(target, StdioServerParameters) else None
 
     def factory() -> Client:
         # Legacy handshake: the real upstreams are built on mcp 1.x (DESIGN §5), and the sandbox speaks it too.
+        if isinstance(target, StdioServerParameters) and stderr is not None:
+            transport = stdio_client(target, errlog=stderr.open())
+            return Client(transport, mode="legacy", client_info=_CLIENT_INFO, cache=None)
         return Client(target, mode="legacy", client_info=_CLIENT_INFO, cache=None)
 
     timeout = settings.upstream_timeout_seconds
+    # Only a stdio upstream's environment is ours to know; a URL upstream's settings are its own.
+    stdio_env = env if isinstance(target, StdioServerParameters) else {}
     return McpUpstream(
-        McpConnection(factory, connect_timeout=max(timeout, 30.0)),
+        McpConnection(factory, connect_timeout=settings.upstream_start_timeout_seconds, stderr=stderr),
         dialect,
         kind="sandbox" if settings.uses_sandbox else "aws",
         target=described,
@@ -151,4 +190,7 @@ def make_upstream(
         timeout=timeout,
         retry=retry,
         breaker=breaker,
+        deadline=settings.upstream_call_deadline_seconds,
+        read_only=_flag(stdio_env, "READ_OPERATIONS_ONLY"),
+        mutation_consent=_flag(stdio_env, "REQUIRE_MUTATION_CONSENT"),
     )
