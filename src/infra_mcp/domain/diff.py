@@ -25,6 +25,7 @@ from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, 
 from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.template.intrinsics import Context, TemplateError, evaluate, is_symbolic
 from infra_mcp.domain.typefacts import TypeFacts, type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -240,7 +241,17 @@ def _diff_tags(before: Mapping[str, str], after: Mapping[str, str], out: list[_R
 
 
 def _is_leaf(value: Any) -> bool:
-    return not isinstance(value, dict | list) or as_reference(value) is not None or digest_of(value) is not None
+    return (
+        not isinstance(value, dict | list)
+        or as_reference(value) is not None
+        or digest_of(value) is not None
+        or _is_function(value)
+    )
+
+
+def _is_function(value: Any) -> bool:
+    """``{"Fn::Sub": ...}`` and the like: one value, compared and shown whole."""
+    return type(value) is dict and len(value) == 1 and next(iter(value)).startswith("Fn::")
 
 
 def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: list[_Raw]) -> None:
@@ -368,6 +379,8 @@ class _Display:
         ref = as_reference(value)
         if ref is not None:
             return self._resolve(ref.target, ref.attribute, current=current)
+        if _is_function(value):
+            return self._evaluate(value, current=current)
         if isinstance(value, dict):
             unknown = False
             shown: dict[str, Any] = {}
@@ -379,6 +392,21 @@ class _Display:
             items = [self.show(v, current=current) for v in value]
             return [v for v, _ in items], any(u for _, u in items)
         return value, False
+
+    def _evaluate(self, value: Any, *, current: bool) -> tuple[Any, bool]:
+        """A function over other resources' values: its result if they are all known, else unknown."""
+
+        def known(name: str, attribute: str | None) -> Any:
+            shown, unknown = self._resolve(name, attribute, current=current)
+            return None if unknown else shown
+
+        try:
+            result = evaluate(value, Context(resource_value=known))
+        except TemplateError:
+            return KNOWN_AFTER_APPLY, True
+        if is_symbolic(result):
+            return KNOWN_AFTER_APPLY, True
+        return result, False
 
     def _resolve(self, target: str, attribute: str | None, *, current: bool) -> tuple[Any, bool]:
         if is_pseudo(target) or (target in self.changing and not current):

@@ -212,10 +212,29 @@ def _for_template(value: Any, ids: Mapping[str, str]) -> Any:
             if ref.attribute is None:
                 return {"Ref": target}
             return {"Fn::GetAtt": [target, ref.attribute]}
+        if len(value) == 1 and "Fn::Sub" in value:
+            return {"Fn::Sub": _sub_for_template(value["Fn::Sub"], ids)}
         return {k: _for_template(v, ids) for k, v in value.items()}
     if isinstance(value, list):
         return [_for_template(v, ids) for v in value]
     return value
+
+
+def _sub_for_template(arg: Any, ids: Mapping[str, str]) -> Any:
+    """An ``Fn::Sub`` argument with the resource names in its string renamed to logical ids."""
+
+    def rename(match: re.Match[str]) -> str:
+        name, dot, attribute = match.group(1).partition(".")
+        return "${" + ids.get(name, name) + dot + attribute + "}" if name in ids else match.group(0)
+
+    if isinstance(arg, str):
+        return _SUB_NAME.sub(rename, arg)
+    if isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str):
+        return [_SUB_NAME.sub(rename, arg[0]), _for_template(arg[1], ids)]
+    return _for_template(arg, ids)
+
+
+_SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 def lint_findings(
