@@ -267,11 +267,14 @@ def lint_findings(
         ids: dict[str, str] = {}
         for i, spec in enumerate(group):
             ids[spec.name] = _logical_id(i, spec.name)
+        # A resource linted through its identical twin is still referred to by name: it becomes a
+        # stand-in like the neighbours, or the reference would read as dangling.
+        stand_ins = {**{s.name: (s.type, s.region) for s in everything if s.name not in names}, **neighbours}
         wanted = {
             r.target
             for s in group
             for r in _refs(s.properties)
-            if r.target not in names and not is_pseudo(r.target) and r.target in neighbours
+            if r.target not in names and not is_pseudo(r.target) and r.target in stand_ins
         }
         offset = len(group)
         for j, name in enumerate(sorted(wanted)):
@@ -284,7 +287,7 @@ def lint_findings(
                 "Properties": _for_template(with_tags(spec, info), ids),
             }
         for name in sorted(wanted):
-            resources[ids[name]] = {"Type": neighbours[name][0]}
+            resources[ids[name]] = {"Type": stand_ins[name][0]}
         template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
         config, rules = _lint_runner(region)
         back = {lid: name for name, lid in ids.items() if name in names}

@@ -16,6 +16,7 @@ import structlog
 
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
 from infra_mcp.domain.cost import BundledPricing, Pricing
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
@@ -84,11 +85,15 @@ class PlanningService:
         return await self.states.for_project(project).read(project.id)
 
     def _seal(self, specs: list[ResourceSpec]) -> list[ResourceSpec]:
-        """Seal every write-only value; re-seal sealed ones (proves they are ours, fixes digests)."""
+        """Convert scalars as CloudFormation does, then seal every write-only value.
+
+        Sealed values are re-sealed (proves they are ours, fixes digests). The conversion comes
+        first so that validation, the diff and execution all see the value CloudFormation would.
+        """
         sealed: list[ResourceSpec] = []
         for spec in specs:
             facts = type_facts(self.catalog, spec.type, spec.region)
-            properties = spec.properties
+            properties = coerce_properties(spec.properties, facts.info)
             if facts.write_only:
                 properties = transform_at(properties, facts.write_only, self._seal_value)
             properties = self._reseal(properties)
@@ -156,6 +161,47 @@ class PlanningService:
         )
         log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
         return saved
+
+    # -- for other planning use cases (templates) ------------------------------------------------
+
+    async def project_to_plan(self, project_id: str, user: str) -> Project:
+        """The project, if ``user`` may plan in it.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
+            AccessDenied: AUTH_001 without the plan permission.
+        """
+        return await self._project(project_id, user, Permission.PLAN)
+
+    async def plan_full(
+        self,
+        project: Project,
+        specs: list[ResourceSpec],
+        *,
+        description: str,
+        user: str,
+        notes: list[Finding] | None = None,
+    ) -> Plan:
+        """Plan ``project`` towards parsed ``specs`` as a full desired state (what it lacks is deleted).
+
+        Raises:
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+        """
+        current = await self._state(project)
+        return await self._make(
+            project,
+            user=user,
+            description=description,
+            kind="full",
+            desired=specs,
+            current=current,
+            full=True,
+            extra_findings=notes,
+        )
+
+    def seal(self, value: Any) -> Any:
+        """``value`` sealed (a secret about to enter a plan)."""
+        return self._seal_value(value)
 
     # -- use cases -----------------------------------------------------------------------------
 
