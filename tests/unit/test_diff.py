@@ -213,15 +213,26 @@ def test_a_resource_without_a_declared_record_is_compared_on_the_named_propertie
     assert _diff([vpc()], state)["web-vpc"].action is Action.NOOP
 
 
-def test_a_write_only_field_inside_a_list_item_is_hidden_and_its_siblings_shown() -> None:
-    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "SourceSecurityGroupName": "bastion-secret-name"}
+def test_a_secret_field_inside_a_list_item_is_hidden_and_its_siblings_shown() -> None:
+    user = {"Username": "admin", "Password": "hunter2-secret-pass"}
+    entry = {
+        "name": "mq",
+        "type": "AWS::AmazonMQ::Broker",
+        "properties": {"BrokerName": "b", "Users": [user]},
+    }
+    change = _diff([entry], None)["mq"]
+    assert "hunter2-secret-pass" not in change.model_dump_json(exclude={"desired"})
+    shown = _paths(change)["/Users"][1]
+    assert shown[0]["Username"] == "admin"
+    assert shown[0]["Password"] == SENSITIVE
+
+
+def test_a_write_only_value_that_is_no_secret_is_shown_to_the_reviewer() -> None:
+    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "SourceSecurityGroupName": "bastion"}
     entry = {
         "name": "sg",
         "type": "AWS::EC2::SecurityGroup",
         "properties": {"GroupDescription": "x", "SecurityGroupIngress": [rule]},
     }
     change = _diff([entry], None)["sg"]
-    assert "bastion-secret-name" not in change.model_dump_json(exclude={"desired"})
-    shown = _paths(change)["/SecurityGroupIngress"][1]
-    assert shown[0]["FromPort"] == 22
-    assert shown[0]["SourceSecurityGroupName"] == SENSITIVE
+    assert _paths(change)["/SecurityGroupIngress"][1][0]["SourceSecurityGroupName"] == "bastion"

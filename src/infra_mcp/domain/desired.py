@@ -22,6 +22,7 @@ from infra_mcp.domain.paths import transform_at
 from infra_mcp.domain.plan import Finding, ResourceSpec
 from infra_mcp.domain.refs import escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import DIGEST_KEY, digest_markers, is_sealed, is_secret_digest, secret_digest
+from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -398,20 +399,20 @@ def dependency_graph(specs: Iterable[ResourceSpec]) -> dict[str, set[str]]:
 def declared_properties(spec: ResourceSpec, catalog: Catalog | None = None) -> dict[str, Any]:
     """The properties as state records them in ``declared``: secrets reduced to digests.
 
-    Sealed markers become ``{"__secret_sha256__": hex}``. With a ``catalog``, a write-only
-    value that reached here unsealed (a caller that skipped sealing) is digested too, so
-    ``declared`` never holds a secret in clear.
+    Sealed markers become ``{"__secret_sha256__": hex}``. With a ``catalog``, a secret value
+    that reached here unsealed (a caller that skipped sealing) is digested too, so ``declared``
+    never holds a secret in clear. Write-only values that are not secrets are kept as declared.
     """
     declared: dict[str, Any] = dict(digest_markers(spec.properties))
     if catalog is None:
         return declared
     facts = type_facts(catalog, spec.type, spec.region)
-    if not facts.write_only:
+    if not facts.secret:
         return declared
-    return transform_at(declared, facts.write_only, _digest_clear)
+    return transform_at(declared, facts.secret, _digest_clear)
 
 
 def _digest_clear(value: Any) -> Any:
-    if is_secret_digest(value) or is_sealed(value):
+    if is_secret_digest(value) or is_sealed(value) or is_symbolic(value):
         return value
     return {DIGEST_KEY: secret_digest(value)}

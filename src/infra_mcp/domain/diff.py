@@ -210,7 +210,7 @@ def _mark_create_only(item: _Work) -> None:
 
 def _is_secret(facts: TypeFacts, pointer: str, value: Any) -> bool:
     """True if the value at ``pointer`` is itself a secret (a container merely holding one is not)."""
-    return digest_of(value) is not None or (bool(facts.write_only) and facts.is_write_only(pointer))
+    return digest_of(value) is not None or (bool(facts.secret) and facts.is_secret(pointer))
 
 
 def _masked(facts: TypeFacts, key: str, value: Any) -> Any:
@@ -220,11 +220,11 @@ def _masked(facts: TypeFacts, key: str, value: Any) -> Any:
 
 def _masked_at(facts: TypeFacts, pointer: str, value: Any) -> Any:
     """``value`` found at ``pointer`` with the write-only parts inside it hidden."""
-    if value is _MISSING or not isinstance(value, dict | list) or not facts.covers_write_only(pointer):
+    if value is _MISSING or not isinstance(value, dict | list) or not facts.covers_secret(pointer):
         return value
     segments = pointer_segments(pointer)
     inner = []
-    for pattern in facts.write_only:
+    for pattern in facts.secret:
         head = pattern[: len(segments)]
         if len(pattern) > len(segments) and all(p in (s, "*") for p, s in zip(head, segments, strict=True)):
             inner.append(pattern[len(segments) :])
@@ -490,7 +490,7 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
     changes: list[PropertyChange] = []
     for key, value in resource.declared.items():
         pointer = "/" + escape(key)
-        secret = digest_of(value) is not None or (facts is not None and facts.is_write_only(pointer))
+        secret = digest_of(value) is not None or (facts is not None and facts.is_secret(pointer))
         shown = _masked(facts, key, value) if facts is not None else value
         before = SENSITIVE if secret else display.show(shown, current=True)[0]
         changes.append(PropertyChange(path=pointer, before=before, after=None, sensitive=secret))

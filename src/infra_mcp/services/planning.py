@@ -28,6 +28,7 @@ from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStores
@@ -94,14 +95,16 @@ class PlanningService:
         for spec in specs:
             facts = type_facts(self.catalog, spec.type, spec.region)
             properties = coerce_properties(spec.properties, facts.info)
-            if facts.write_only:
-                properties = transform_at(properties, facts.write_only, self._seal_value)
+            if facts.secret:
+                properties = transform_at(properties, facts.secret, self._seal_value)
             properties = self._reseal(properties)
             sealed.append(spec if properties is spec.properties else spec.model_copy(update={"properties": properties}))
         return sealed
 
     def _seal_value(self, value: Any) -> Any:
-        if is_sealed(value) or is_secret_digest(value) or value is None:
+        # A reference is no secret: sealing it would hide the dependency from the graph and send
+        # the literal {"Ref": ...} to AWS. It stays visible; what it resolves to is AWS's business.
+        if is_sealed(value) or is_secret_digest(value) or value is None or is_symbolic(value):
             return value
         return self.sealer.seal(value)
 
