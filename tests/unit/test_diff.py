@@ -143,24 +143,24 @@ def test_replacing_a_resource_cascades_to_create_only_references() -> None:
     assert any("web-vpc" in reason for reason in child.replacement_reasons)
 
 
-def test_lists_and_nested_objects_are_diffed_per_path() -> None:
-    def sg(port: int, extra: bool) -> dict[str, Any]:
-        rules = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": "0.0.0.0/0"}]
+def test_ordered_lists_and_nested_objects_are_diffed_per_path() -> None:
+    # LifecycleConfiguration/Rules is an ordered list (no insertionOrder: false in the schema).
+    def bucket(days: int, extra: bool) -> dict[str, Any]:
+        rules: list[dict[str, Any]] = [{"Id": "expire", "Status": "Enabled", "ExpirationInDays": days}]
         if extra:
-            rules.append({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "10.0.0.0/8"})
+            rules.append({"Id": "tmp", "Status": "Enabled", "Prefix": "tmp/", "ExpirationInDays": 1})
         return {
-            "name": "sg",
-            "type": "AWS::EC2::SecurityGroup",
-            "properties": {"GroupDescription": "web", "SecurityGroupIngress": rules},
+            "name": "b",
+            "type": "AWS::S3::Bucket",
+            "properties": {"LifecycleConfiguration": {"Rules": rules}},
         }
 
-    state = applied(resources(sg(80, False)))
-    change = _diff([sg(443, True)], state)["sg"]
+    state = applied(resources(bucket(30, False)))
+    change = _diff([bucket(60, True)], state)["b"]
     assert change.action is Action.UPDATE
     paths = _paths(change)
-    assert paths["/SecurityGroupIngress/0/FromPort"] == (80, 443)
-    assert paths["/SecurityGroupIngress/0/ToPort"] == (80, 443)
-    assert paths["/SecurityGroupIngress/1"][0] is None
+    assert paths["/LifecycleConfiguration/Rules/0/ExpirationInDays"] == (30, 60)
+    assert paths["/LifecycleConfiguration/Rules/1"][0] is None
 
 
 def test_tag_changes_show_under_tags_with_their_key() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra_mcp.catalog.registry import Catalog
+from infra_mcp.domain.interruptions import interruptions
 from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.paths import pointer_segments, transform_at
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
@@ -42,6 +43,7 @@ class _Raw:
     sensitive: bool = False
     requires_replacement: bool = False
     forced_by: str | None = None  # name of the replaced/created resource whose new value flows in here
+    conditional: bool = False  # a conditional create-only property: replacement depends on the value
 
 
 @dataclass(slots=True)
@@ -206,6 +208,11 @@ def _mark_create_only(item: _Work) -> None:
             raw.requires_replacement = tags_create_only
         else:
             raw.requires_replacement = facts.is_create_only(raw.pointer)
+            if not raw.requires_replacement and facts.conditional_create_only:
+                # CloudFormation replaces the resource for some changes of these and not others;
+                # the plan takes the safe side and says that it did.
+                raw.conditional = facts.is_conditionally_create_only(raw.pointer)
+                raw.requires_replacement = raw.conditional
 
 
 def _is_secret(facts: TypeFacts, pointer: str, value: Any) -> bool:
@@ -272,6 +279,9 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
                 o, n = old.get(key, _MISSING), new.get(key, _MISSING)
                 if o is _MISSING or n is _MISSING or o != n:
                     work.append((o, n, f"{where}/{escape(key)}"))
+        elif isinstance(old, list) and isinstance(new, list) and where and facts.is_unordered(where):
+            if not _same_set(old, new):
+                found.append(_Raw(where, old, new))
         elif isinstance(old, list) and isinstance(new, list) and where:
             for i in range(max(len(old), len(new))):
                 o = old[i] if i < len(old) else _MISSING
@@ -283,6 +293,15 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
     # The stack visits siblings in reverse; sort for a stable, readable order.
     found.sort(key=lambda r: r.pointer)
     out.extend(found)
+
+
+def _same_set(old: list[Any], new: list[Any]) -> bool:
+    """Whether two lists hold the same items in any order (AWS keeps ``insertionOrder: false`` lists as sets)."""
+    if len(old) != len(new):
+        return False
+    from deepdiff import DeepDiff  # imported late: only reordered lists need it
+
+    return not DeepDiff(old, new, ignore_order=True)
 
 
 def _same_secret(old: Any, new: Any) -> bool:
@@ -315,7 +334,12 @@ def _decide_replacement(item: _Work) -> None:
         if label in seen:
             continue
         seen.add(label)
-        if raw.forced_by:
+        if raw.conditional:
+            item.reasons.append(
+                f"{label} (conditional create-only: CloudFormation replaces the resource for some changes "
+                "of it, depending on the old and new values; planned as a replacement to be safe)"
+            )
+        elif raw.forced_by:
             item.reasons.append(
                 f"{label} (create-only: changing it forces replacement; it refers to {raw.forced_by}, "
                 "which gets a new identifier)"
@@ -453,8 +477,11 @@ def _to_change(item: _Work, display: _Display) -> Change:
             )
         )
     strategy = None
+    interrupted: list[str] = []
     if item.action is Action.REPLACE:
         strategy = _strategy(item)
+    elif item.action is Action.UPDATE:
+        interrupted = interruptions(item.spec.type, (r.pointer.lstrip("/").split("/")[0] for r in item.raws))
     resource = item.existing
     return Change(
         name=item.spec.name,
@@ -466,6 +493,7 @@ def _to_change(item: _Work, display: _Display) -> Change:
         property_changes=property_changes,
         replacement_reasons=item.reasons,
         replacement_strategy=strategy,
+        interruptions=interrupted,
         desired=item.spec,
     )
 

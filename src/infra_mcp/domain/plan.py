@@ -95,6 +95,10 @@ class Change(BaseModel):
         default_factory=list, description="Create-only properties whose change forces replacement."
     )
     replacement_strategy: Literal["create_before_delete", "delete_before_create"] | None = None
+    interruptions: list[str] = Field(
+        default_factory=list,
+        description="What an in-place update interrupts, e.g. 'InstanceType: the instance is stopped and started'.",
+    )
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)
     security_findings: list[str] = Field(

@@ -190,6 +190,8 @@ def _base(change: Change, action: Action, label: str, sensitive: str | None) -> 
             else ""
         )
         return RiskLevel.MEDIUM, [f"replacing {label} gives it a new identity{gap}: {why}"]
+    if action is Action.UPDATE and change.interruptions:
+        return RiskLevel.MEDIUM, [f"in-place update of {label} interrupts it: {'; '.join(change.interruptions)}"]
     if action is Action.UPDATE:
         return RiskLevel.LOW, [f"in-place update of {label}"]
     return RiskLevel.LOW, [f"creating {label}"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
+from infra_mcp.domain.interruptions import in_place
 from infra_mcp.domain.paths import Pattern, compile_patterns, matches, pointer_segments
 
 # Write-only is not the same as secret: a replica's source, a Lambda's code location or launch
@@ -68,6 +69,27 @@ def _secret_paths(info: ResourceTypeInfo) -> list[str]:
     return kept
 
 
+def _unordered_paths(info: ResourceTypeInfo) -> list[str]:
+    """Paths of the lists the schema marks ``insertionOrder: false`` (Tags, security group rules...)."""
+    definitions = info.schema.get("definitions", {})
+    found: list[str] = []
+    work: list[tuple[Any, str, int]] = [
+        (child, name, 0) for name, child in (info.schema.get("properties") or {}).items()
+    ]
+    while work:
+        node, path, depth = work.pop()
+        node = _deref(node, definitions)
+        if depth > 5:
+            continue
+        if node.get("type") == "array" or "items" in node:
+            if node.get("insertionOrder") is False:
+                found.append(path)
+            work.append((node.get("items", {}), f"{path}/*", depth + 1))
+        for name, child in (node.get("properties") or {}).items():
+            work.append((child, f"{path}/{name}", depth + 1))
+    return found
+
+
 def _deref(node: Any, definitions: dict[str, Any]) -> dict[str, Any]:
     for _ in range(10):
         if not isinstance(node, dict) or "$ref" not in node:
@@ -98,6 +120,8 @@ class TypeFacts:
     write_only: tuple[Pattern, ...]
     read_only: tuple[Pattern, ...]
     secret: tuple[Pattern, ...] = ()
+    conditional_create_only: tuple[Pattern, ...] = ()
+    unordered: tuple[Pattern, ...] = ()
 
     @property
     def type_name(self) -> str:
@@ -112,6 +136,14 @@ class TypeFacts:
     def covers_write_only(self, pointer: str) -> bool:
         """True if ``pointer`` is a write-only value or a container holding one."""
         return matches(self.write_only, pointer_segments(pointer), prefix_ok=True)
+
+    def is_conditionally_create_only(self, pointer: str) -> bool:
+        """True if changing ``pointer`` replaces the resource in some cases (``conditionalCreateOnlyProperties``)."""
+        return matches(self.conditional_create_only, pointer_segments(pointer), prefix_ok=True)
+
+    def is_unordered(self, pointer: str) -> bool:
+        """True if the list at ``pointer`` is a set to AWS (``insertionOrder: false``): order is no change."""
+        return bool(self.unordered) and matches(self.unordered, pointer_segments(pointer))
 
     def is_secret(self, pointer: str) -> bool:
         """True if ``pointer`` is a secret: write-only and named like one (sealed, never shown)."""
@@ -146,6 +178,10 @@ def type_facts(catalog: Catalog, type_name: str, region: str) -> TypeFacts:
             write_only=compile_patterns(info.write_only_properties),
             read_only=compile_patterns(info.read_only_properties),
             secret=compile_patterns(_secret_paths(info)),
+            unordered=compile_patterns(_unordered_paths(info)),
+            conditional_create_only=compile_patterns(
+                [p for p in info.conditional_create_only_properties if not in_place(info.type_name, p.split("/")[0])]
+            ),
         )
         cache[key] = found
     return found

@@ -142,6 +142,11 @@ def schema_findings(spec: ResourceSpec, info: ResourceTypeInfo) -> list[Finding]
             missing = re.findall(r"'([^']+)' is a required property", error.message)
             if missing:
                 pointer = f"{pointer}/{escape(missing[0])}"
+        elif error.validator == "additionalProperties":
+            # Point at the unexpected key, as cfn-lint does, when there is one.
+            extra = re.findall(r"\('([^']+)' was unexpected\)", error.message)
+            if extra:
+                pointer = f"{pointer}/{escape(extra[0])}"
         findings.append(
             Finding(
                 resource=spec.name,
@@ -371,7 +376,29 @@ def validate_specs(
     if not lint or not specs:
         return schema
     to_lint = [s for s in specs if s.name not in schema_only]
-    linted = lint_findings(to_lint, catalog, neighbours=neighbours) if to_lint else []
+    linted = [_one_path_format(f) for f in lint_findings(to_lint, catalog, neighbours=neighbours)] if to_lint else []
     located = {(f.resource, f.path) for f in linted if f.severity == "error"}
-    kept = [f for f in schema if (f.resource, f.path) not in located]
+    kept = [f for f in schema if (f.resource, f.path) not in located and not _reported_below(f, located)]
     return kept + linted
+
+
+_REQUIRED = re.compile(r"^'([^']+)' is a required property")
+
+
+def _one_path_format(finding: Finding) -> Finding:
+    """cfn-lint's "required" findings point at the object; ours (and a reader) at the missing key."""
+    missing = _REQUIRED.match(finding.message)
+    if missing and not finding.path.endswith("/" + escape(missing.group(1))):
+        return finding.model_copy(update={"path": f"{finding.path}/{escape(missing.group(1))}"})
+    return finding
+
+
+def _reported_below(finding: Finding, located: set[tuple[str | None, str]]) -> bool:
+    """A schema finding on an object whose offending key cfn-lint already names (one problem, once).
+
+    jsonschema reports an unexpected property at the object holding it; cfn-lint at the property.
+    """
+    if finding.rule != "schema" or "Additional properties" not in finding.message:
+        return False
+    prefix = finding.path + "/"
+    return any(resource == finding.resource and path.startswith(prefix) for resource, path in located)
