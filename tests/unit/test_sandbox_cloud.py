@@ -427,3 +427,13 @@ def test_the_same_seed_gives_the_same_faults(clock: FakeClock) -> None:
 def test_rates_outside_zero_to_one_are_refused() -> None:
     with pytest.raises(ValueError, match="rates"):
         SandboxConfig(failure_rate=1.5)
+
+
+def test_sandbox_arns_take_each_services_real_form() -> None:
+    from infra_mcp.sandbox.identity import arn_for
+
+    assert (
+        arn_for("AWS::Lambda::Function", "us-east-1", "hello") == "arn:aws:lambda:us-east-1:000000000000:function:hello"
+    )
+    assert arn_for("AWS::SQS::Queue", "us-east-1", "q") == "arn:aws:sqs:us-east-1:000000000000:q"
+    assert arn_for("AWS::EC2::VPC", "us-east-1", "vpc-1") == "arn:aws:ec2:us-east-1:000000000000:vpc/vpc-1"
