@@ -144,3 +144,17 @@ Resources:
         "EnableDnsSupport": True,
         "Tags": [{"Key": "n", "Value": "1"}],
     }
+
+
+async def test_reference_and_property_errors_are_located_by_logical_id(templates: TemplatePlanning) -> None:
+    text = """
+Resources:
+  Sg:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: web
+      Colour: blue
+"""
+    with pytest.raises(InfraError) as caught:
+        await templates.plan_template("web", text, None, "", "alice")
+    assert [f["path"] for f in caught.value.details["findings"]] == ["/Resources/Sg/Properties/Colour"]

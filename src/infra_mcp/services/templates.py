@@ -79,14 +79,18 @@ class TemplatePlanning:
         errors = [f for f in reading.findings if f.severity == "error"]
         if errors:
             raise_findings(errors, "template")
-        specs = parse_desired_state(
-            {"resources": reading.resources}, self.planning.catalog, default_region=project.settings.default_region
-        )
-        specs = _sealed(specs, reading, self.planning)
-        notes = [*reading.findings, *_notes(reading)]
-        plan = await self.planning.plan_full(
-            project, specs, description=description or "Plan a CloudFormation template", user=user, notes=notes
-        )
+        names = [str(r["name"]) for r in reading.resources]
+        try:
+            specs = parse_desired_state(
+                {"resources": reading.resources}, self.planning.catalog, default_region=project.settings.default_region
+            )
+            specs = _sealed(specs, reading, self.planning)
+            notes = [*reading.findings, *_notes(reading)]
+            plan = await self.planning.plan_full(
+                project, specs, description=description or "Plan a CloudFormation template", user=user, notes=notes
+            )
+        except ValidationFailed as exc:
+            raise _in_template_terms(exc, names) from None
         log.info("template_planned", project_id=project.id, plan_id=plan.id, resources=len(specs))
         return plan
 
@@ -106,6 +110,31 @@ class TemplatePlanning:
                 f"arn:{pseudo['AWS::Partition']}:cloudformation:{region}:{account}:stack/{project.id}/infra-mcp"
             )
         return pseudo
+
+
+def _in_template_terms(exc: ValidationFailed, names: list[str]) -> ValidationFailed:
+    """The same error with every finding located in the template (``/Resources/<id>/Properties/...``).
+
+    The desired-state parser locates by index (``/resources/3/properties/X``) and validation by
+    resource and ``/properties/X``; a template's author looks for logical ids.
+    """
+    findings = exc.details.get("findings")
+    if not isinstance(findings, list):
+        return exc
+    moved = []
+    for finding in findings:
+        path, resource = str(finding.get("path", "")), finding.get("resource")
+        parts = path.split("/")
+        if len(parts) > 2 and parts[1] == "resources" and parts[2].isdigit() and int(parts[2]) < len(names):
+            resource, parts = names[int(parts[2])], ["", *parts[3:]]
+        if resource and not path.startswith("/Resources/"):
+            rest = "/".join(parts[1:])
+            rest = "Properties" + rest[len("properties") :] if rest.startswith("properties") else rest
+            rest = "DependsOn" + rest[len("depends_on") :] if rest.startswith("depends_on") else rest
+            path = f"/Resources/{resource}" + (f"/{rest}" if rest else "")
+        moved.append({**finding, "resource": resource, "path": path})
+    message = exc.message.replace("desired state", "template").replace("The plan has", "The template has")
+    return ValidationFailed(message, details={**exc.details, "findings": moved})
 
 
 def _sealed(specs: list[ResourceSpec], reading: TemplateReading, planning: PlanningService) -> list[ResourceSpec]:
