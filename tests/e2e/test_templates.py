@@ -87,3 +87,30 @@ Resources:
             "/Resources/Custom/Type",
             "/Resources/Bucket/Properties/BucketName",
         }
+
+
+async def test_a_retained_resource_removed_from_the_template_is_left_in_place_and_dropped_from_state(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        first = (await _plan_template(client, "dynamodb"))["plan"]
+        await approve(client, first["id"])
+        await call_ok(client, "execute_plan", {"plan_id": first["id"]})
+        table_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "OrdersTable"}))[
+            "resource"
+        ]["id"]
+
+        other = "Resources:\n  Queue: {Type: AWS::SQS::Queue}\n"
+        second = await call_ok(client, "plan_template", {"project_id": "web", "template": other})
+        removal = next(c for c in second["plan"]["changes"] if c["name"] == "OrdersTable")
+        assert removal["action"] == "delete"
+        assert removal["retained"] is True
+        assert removal["risk"] == "low"
+        assert "left in place" in second["diff"]
+        await approve(client, second["plan"]["id"])
+        executed = await call_ok(client, "execute_plan", {"plan_id": second["plan"]["id"]})
+        assert executed["plan"]["status"] == "executed"
+
+        assert {kind for kind, _ in await state_resources(client)} == {"AWS::SQS::Queue"}
+        assert ("AWS::DynamoDB::Table", table_id) in sandbox_world(data_dir)

@@ -96,3 +96,27 @@ def test_nested_values_are_rendered_over_several_lines_not_cut() -> None:
     text = render_plan(plan_for(resources(sg(many, TAGS))))
     assert '"FromPort": 8005' in text
     assert " ..." not in text
+
+
+def test_fields_added_for_templates_leave_old_fingerprints_and_checksums_unchanged() -> None:
+    from infra_mcp.domain.common import sha256_of
+    from infra_mcp.domain.plan import Change, Plan
+
+    change = Change(name="q", type="AWS::SQS::Queue", action=Action.CREATE)
+    plan = Plan(
+        id="plan-000000000000", project_id="web", author="a", base_serial=0, base_lineage=None, changes=[change]
+    )
+    old_content = {
+        "project_id": "web",
+        "base_serial": 0,
+        "base_lineage": None,
+        "changes": [
+            {k: v for k, v in change.model_dump(mode="json").items() if k not in ("interruptions", "retained")}
+        ],
+        "execution_order": [],
+    }
+    assert plan.compute_fingerprint() == sha256_of(old_content)
+    state = applied(resources({"name": "q", "type": "AWS::SQS::Queue"}))
+    document = state.to_document()
+    assert "deletionPolicy" not in document["resources"][0]
+    assert sha256_of(document["resources"]) == state.compute_checksum()

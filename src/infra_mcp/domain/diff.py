@@ -530,4 +530,5 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
         physical_id=resource.id,
         property_changes=changes,
         depends_on=[],
+        retained=resource.deletion_policy in ("Retain", "RetainExceptOnCreate"),
     )

@@ -99,6 +99,8 @@ def render_change(change: Change) -> list[str]:
     if change.physical_id:
         headline += f" [{change.physical_id}]"
     lines = [headline]
+    if change.retained:
+        lines.append("  #   DeletionPolicy Retain: left in place in AWS and dropped from state, not deleted")
     if change.action is Action.REPLACE:
         if change.replacement_strategy == "delete_before_create":
             lines.append("  #   the old one is deleted first (its fixed name would collide): expect an interruption")

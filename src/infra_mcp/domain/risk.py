@@ -157,6 +157,9 @@ def assess(change: Change, security: list[str] | None = None) -> tuple[RiskLevel
     sensitive = _sensitivity(change)
     label = _label(change)
 
+    if action is Action.DELETE and change.retained:
+        return RiskLevel.LOW, [f"{label} is left in place (DeletionPolicy Retain) and only dropped from state"]
+
     if action in (Action.DELETE, Action.REPLACE) and data:
         verb = "deleting" if action is Action.DELETE else "replacing"
         reasons = [f"{verb} {label} destroys {data}"]

@@ -84,7 +84,7 @@ class TemplatePlanning:
             specs = parse_desired_state(
                 {"resources": reading.resources}, self.planning.catalog, default_region=project.settings.default_region
             )
-            specs = _sealed(specs, reading, self.planning)
+            specs = _with_policies(_sealed(specs, reading, self.planning), reading)
             notes = [*reading.findings, *_notes(reading)]
             plan = await self.planning.plan_full(
                 project, specs, description=description or "Plan a CloudFormation template", user=user, notes=notes
@@ -137,6 +137,18 @@ def _in_template_terms(exc: ValidationFailed, names: list[str]) -> ValidationFai
     return ValidationFailed(message, details={**exc.details, "findings": moved})
 
 
+def _with_policies(specs: list[ResourceSpec], reading: TemplateReading) -> list[ResourceSpec]:
+    """Each spec with its template's DeletionPolicy, kept in state for the plan that removes it."""
+    if not reading.deletion_policies:
+        return specs
+    return [
+        spec.model_copy(update={"deletion_policy": reading.deletion_policies[spec.name]})
+        if spec.name in reading.deletion_policies
+        else spec
+        for spec in specs
+    ]
+
+
 def _sealed(specs: list[ResourceSpec], reading: TemplateReading, planning: PlanningService) -> list[ResourceSpec]:
     """``specs`` with every value derived from a ``NoEcho`` parameter sealed."""
     if not reading.secret_paths:
@@ -181,8 +193,8 @@ def _notes(reading: TemplateReading) -> list[Finding]:
     for name, policy in reading.deletion_policies.items():
         if policy in ("Retain", "RetainExceptOnCreate"):
             message = (
-                f"DeletionPolicy {policy}: when {name} is removed from the template, it is meant to be left in "
-                "place; this version records the policy here but still deletes it, so keep it in the template."
+                f"DeletionPolicy {policy}: when {name} is removed from the template, it is left in place in AWS "
+                "and dropped from state, not deleted."
             )
         else:
             message = (
@@ -191,7 +203,7 @@ def _notes(reading: TemplateReading) -> list[Finding]:
             )
         notes.append(
             Finding(
-                severity="warning",
+                severity="info" if policy != "Snapshot" else "warning",
                 resource=name,
                 path=f"/Resources/{name}/DeletionPolicy",
                 rule="deletion-policy",
