@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ClientFactory, call_error, call_ok
+from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
 from tests.e2e.loop_helpers import Human, approve, make_project, sandbox_world, state_resources
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -59,6 +59,16 @@ async def test_the_networking_template_evaluates_parameters_conditions_and_pseud
         outputs = {f["path"]: f["message"] for f in plan["findings"] if f["rule"] == "output"}
         assert outputs["/Outputs/Account"] == "Output Account = 000000000000"
         assert outputs["/Outputs/VPC"] == "Output VPC = (known after apply)"
+
+        await approve(client, plan["id"])
+        await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        vpc_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "VPC"}))["resource"]["id"]
+        subnets = [
+            (await call_ok(client, "get_resource", {"project_id": "web", "resource": name}))["resource"]["id"]
+            for name in ("PublicSubnet1", "PublicSubnet2")
+        ]
+        resolved = (await read_json(client, "infra://projects/web/outputs"))["outputs"]
+        assert resolved == {"VPC": vpc_id, "PublicSubnets": ",".join(subnets), "Account": "000000000000"}
 
 
 async def test_unsupported_constructs_are_refused_with_their_location(connect: ClientFactory) -> None:

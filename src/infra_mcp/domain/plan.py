@@ -253,6 +253,11 @@ class Plan(BaseModel):
     risk_reasons: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     cost: CostEstimate = Field(default_factory=CostEstimate)
+    outputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A template's Outputs as declared (references unresolved); read them, resolved, at "
+        "infra://projects/{project_id}/outputs once executed.",
+    )
     fingerprint: str = ""
     content_mac: str = Field(default="", description="Keyed MAC binding id, project and fingerprint.")
 

@@ -1,5 +1,6 @@
 """The ``plan_template`` tool: a CloudFormation template planned as it is, into the plan ``plan_changes`` makes."""
 
+import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -7,7 +8,7 @@ from pydantic import Field
 
 from infra_mcp.domain.render import render_plan
 from infra_mcp.server.annotations import WRITES
-from infra_mcp.server.errors import handle_tool_errors
+from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.plan_models import PlanView, next_step, redacted
 from infra_mcp.server.plan_tools import NEVER_TOUCHES_AWS, Description, ProjectId
 
@@ -42,3 +43,10 @@ def register_template_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         return PlanView(plan=shown, diff=render_plan(shown), next_step=next_step(plan))
 
     plan_template.__doc__ = (plan_template.__doc__ or "") + " " + NEVER_TOUCHES_AWS
+
+    @mcp.resource("infra://projects/{project_id}/outputs", name="outputs", mime_type="application/json")
+    @handle_resource_errors("infra://projects/{project_id}/outputs")
+    async def outputs_resource(project_id: str) -> str:
+        """The Outputs of the template last executed in the project, resolved against its state."""
+        outputs = await rt.app.templates.outputs(project_id, rt.user)
+        return json.dumps({"project_id": project_id, "outputs": outputs}, indent=2, default=str)

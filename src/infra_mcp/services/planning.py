@@ -131,6 +131,7 @@ class PlanningService:
         full: bool,
         delete: tuple[str, ...] = (),
         extra_findings: list[Finding] | None = None,
+        outputs: dict[str, Any] | None = None,
     ) -> Plan:
         plan = make_plan(
             project_id=project.id,
@@ -146,6 +147,8 @@ class PlanningService:
             lint=self.lint,
             delete=delete,
         )
+        if outputs:
+            plan = plan.model_copy(update={"outputs": outputs})
         blocking = _secrets_needed(plan)
         if extra_findings or blocking:
             findings = [*(extra_findings or []), *blocking]
@@ -176,6 +179,14 @@ class PlanningService:
         """
         return await self._project(project_id, user, Permission.PLAN)
 
+    async def project_for_reading(self, project_id: str, user: str) -> Project:
+        """The project, if ``user`` may read it.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
+        """
+        return await self._project(project_id, user, Permission.READ)
+
     async def plan_full(
         self,
         project: Project,
@@ -184,6 +195,7 @@ class PlanningService:
         description: str,
         user: str,
         notes: list[Finding] | None = None,
+        outputs: dict[str, Any] | None = None,
     ) -> Plan:
         """Plan ``project`` towards parsed ``specs`` as a full desired state (what it lacks is deleted).
 
@@ -200,6 +212,7 @@ class PlanningService:
             current=current,
             full=True,
             extra_findings=notes,
+            outputs=outputs,
         )
 
     def seal(self, value: Any) -> Any:

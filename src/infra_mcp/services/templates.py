@@ -15,11 +15,12 @@ import structlog
 
 from infra_mcp.domain.cloud import CallerIdentity
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
-from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, Finding, Plan, ResourceSpec
+from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, Finding, Plan, PlanStatus, ResourceSpec
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.template.reader import TemplateReading, decode_template, read_template
 from infra_mcp.errors import ValidationFailed
+from infra_mcp.services.execution_payload import UnresolvedReference, resolve
 from infra_mcp.services.planning import PlanningService
 
 log = structlog.get_logger(__name__)
@@ -87,12 +88,42 @@ class TemplatePlanning:
             specs = _with_policies(_sealed(specs, reading, self.planning), reading)
             notes = [*reading.findings, *_notes(reading)]
             plan = await self.planning.plan_full(
-                project, specs, description=description or "Plan a CloudFormation template", user=user, notes=notes
+                project,
+                specs,
+                description=description or "Plan a CloudFormation template",
+                user=user,
+                notes=notes,
+                outputs=reading.outputs,
             )
         except ValidationFailed as exc:
             raise _in_template_terms(exc, names) from None
         log.info("template_planned", project_id=project.id, plan_id=plan.id, resources=len(specs))
         return plan
+
+    async def outputs(self, project_id: str, user: str) -> dict[str, Any]:
+        """The Outputs of the template last executed in the project, resolved against its state.
+
+        An output whose resources are not (or no longer) in state reads ``(known after apply)``.
+        A full plan executed since that was not made from a template (no outputs) means none.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
+        """
+        project = await self.planning.project_for_reading(project_id, user)
+        executed = await self.planning.projects.list_plans(project_id, statuses=[PlanStatus.EXECUTED], limit=50)
+        latest = next((p for p in executed if p.kind == "full"), None)
+        if latest is None or not latest.outputs:
+            return {}
+        state = await self.planning.states.for_project(project).read(project_id)
+        resources = {r.name: r for r in state.resources} if state is not None else {}
+        region = project.settings.default_region
+        shown: dict[str, Any] = {}
+        for name, value in latest.outputs.items():
+            try:
+                shown[name] = resolve(value, resources, region=region)
+            except UnresolvedReference:
+                shown[name] = KNOWN_AFTER_APPLY
+        return shown
 
     async def _pseudo(self, project: Project, template: str) -> dict[str, Any]:
         region = project.settings.default_region

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infra_mcp.domain.plan import Finding
+from infra_mcp.domain.plan import SENSITIVE, Finding
 from infra_mcp.domain.template.intrinsics import (
     NO_VALUE,
     Context,
@@ -425,7 +425,11 @@ def _outputs(outputs: Any, context: Context, reading: TemplateReading) -> None:
         try:
             if "Condition" in body and not evaluate_condition(str(body["Condition"]), context, f"{where}/Condition"):
                 continue
+            context.secret_paths = set()
             value = evaluate(body["Value"], context, f"{where}/Value")
+            if context.secret_paths:
+                # An output made of a NoEcho parameter would print the secret: shown masked.
+                value = SENSITIVE
         except TemplateError as exc:
             reading.findings.append(_finding(exc.path, exc.message))
             continue
