@@ -158,3 +158,39 @@ Resources:
     with pytest.raises(InfraError) as caught:
         await templates.plan_template("web", text, None, "", "alice")
     assert [f["path"] for f in caught.value.details["findings"]] == ["/Resources/Sg/Properties/Colour"]
+
+
+async def test_plan_changes_documents_take_the_same_functions_and_graph_them(planning: PlanningService) -> None:
+    desired = {
+        "resources": [
+            {"name": "logs", "type": "AWS::S3::Bucket", "properties": {"BucketName": "logs-bucket"}},
+            {
+                "name": "q",
+                "type": "AWS::SQS::Queue",
+                "properties": {"QueueName": {"Fn::Join": ["-", [{"Ref": "logs"}, "events"]]}},
+            },
+            {
+                "name": "policy",
+                "type": "AWS::S3::BucketPolicy",
+                "properties": {
+                    "Bucket": {"Ref": "logs"},
+                    "PolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Deny",
+                                "Principal": "*",
+                                "Action": "s3:*",
+                                "Resource": {"Fn::Sub": "${logs.Arn}/*"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ]
+                    },
+                },
+            },
+        ]
+    }
+    plan = await planning.plan_changes("web", desired, "", "alice")
+    assert plan.execution_order == [["logs"], ["policy", "q"]]
+    queue = plan.change("q")
+    assert queue is not None
+    assert {pc.path: pc.after for pc in queue.property_changes}["/QueueName"] == "(known after apply)"
