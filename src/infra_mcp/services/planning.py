@@ -132,6 +132,7 @@ class PlanningService:
         delete: tuple[str, ...] = (),
         extra_findings: list[Finding] | None = None,
         outputs: dict[str, Any] | None = None,
+        quiet: frozenset[tuple[str, str, str]] = frozenset(),
     ) -> Plan:
         plan = make_plan(
             project_id=project.id,
@@ -149,6 +150,9 @@ class PlanningService:
         )
         if outputs:
             plan = plan.model_copy(update={"outputs": outputs})
+        if quiet:
+            kept = [f for f in plan.findings if (f.resource or "", f.path, f.rule) not in quiet]
+            plan = plan.model_copy(update={"findings": kept})
         blocking = _secrets_needed(plan)
         if extra_findings or blocking:
             findings = [*(extra_findings or []), *blocking]
@@ -196,8 +200,12 @@ class PlanningService:
         user: str,
         notes: list[Finding] | None = None,
         outputs: dict[str, Any] | None = None,
+        quiet: frozenset[tuple[str, str, str]] = frozenset(),
     ) -> Plan:
         """Plan ``project`` towards parsed ``specs`` as a full desired state (what it lacks is deleted).
+
+        ``quiet`` names warnings ``(resource, path, rule)`` the caller knows to be false (a
+        template's ``Fn::GetAZs`` zones are no hard-coded zones).
 
         Raises:
             ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
@@ -213,6 +221,7 @@ class PlanningService:
             full=True,
             extra_findings=notes,
             outputs=outputs,
+            quiet=quiet,
         )
 
     def seal(self, value: Any) -> Any:

@@ -94,6 +94,8 @@ class TemplatePlanning:
                 user=user,
                 notes=notes,
                 outputs=reading.outputs,
+                # cfn-lint sees the zone GetAZs chose, not the GetAZs the template wrote.
+                quiet=frozenset((name, "/properties" + path, "W3010") for name, path in reading.zone_paths),
             )
         except ValidationFailed as exc:
             raise _in_template_terms(exc, names) from None

@@ -110,6 +110,8 @@ class Context:
             passes one that reads state; planning passes none, so references stay symbolic.
         secret_parameters: ``NoEcho`` parameter names; where one lands is recorded in ``secret_paths``.
         secret_paths: Filled during evaluation: pointers of values derived from a secret parameter.
+        zone_paths: Filled during evaluation: pointers of values ``Fn::GetAZs`` produced (no zone
+            was hard-coded there, whatever a linter of the evaluated value thinks).
     """
 
     parameters: Mapping[str, Any] = field(default_factory=dict)
@@ -121,6 +123,7 @@ class Context:
     resource_value: Callable[[str, str | None], Any] | None = None
     secret_parameters: frozenset[str] = frozenset()
     secret_paths: set[str] = field(default_factory=set)
+    zone_paths: set[str] = field(default_factory=set)
     _condition_values: dict[str, bool] = field(default_factory=dict)
     _evaluating: set[str] = field(default_factory=set)
 
@@ -372,6 +375,7 @@ def _get_azs(arg: Any, ctx: Context, path: str) -> Any:
         region = ctx.pseudo.get("AWS::Region")
     if not isinstance(region, str) or not region:
         return {"Fn::GetAZs": arg}
+    ctx.zone_paths.add(path)
     return list(ctx.azs(region))
 
 

@@ -69,6 +69,7 @@ class TemplateReading:
             left out).
         secret_paths: ``(resource name, pointer into its properties)`` of values derived from a
             ``NoEcho`` parameter: the caller seals them.
+        zone_paths: ``(resource name, pointer)`` of availability zones ``Fn::GetAZs`` chose.
         outputs: Output name -> value (symbolic where known only after apply).
         deletion_policies: Resource name -> its ``DeletionPolicy`` when not ``Delete``.
         replace_policies: Resource name -> its ``UpdateReplacePolicy`` when not ``Delete``.
@@ -77,6 +78,7 @@ class TemplateReading:
 
     resources: list[dict[str, Any]] = field(default_factory=list)
     secret_paths: list[tuple[str, str]] = field(default_factory=list)
+    zone_paths: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     deletion_policies: dict[str, str] = field(default_factory=dict)
     replace_policies: dict[str, str] = field(default_factory=dict)
@@ -375,6 +377,7 @@ def _resource(name: str, body: Any, context: Context, reading: TemplateReading) 
         return None
     base = f"{where}/Properties"
     context.secret_paths = set()
+    context.zone_paths = set()
     try:
         evaluated = evaluate(properties, context, base)
     except TemplateError as exc:
@@ -384,6 +387,7 @@ def _resource(name: str, body: Any, context: Context, reading: TemplateReading) 
         return None
     for path in sorted({_landing(evaluated, p[len(base) :]) for p in context.secret_paths}):
         reading.secret_paths.append((name, path))
+    reading.zone_paths.extend((name, p[len(base) :]) for p in sorted(context.zone_paths))
     depends = body.get("DependsOn") or []
     if isinstance(depends, str):
         depends = [depends]
