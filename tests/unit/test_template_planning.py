@@ -194,3 +194,19 @@ async def test_plan_changes_documents_take_the_same_functions_and_graph_them(pla
     queue = plan.change("q")
     assert queue is not None
     assert {pc.path: pc.after for pc in queue.property_changes}["/QueueName"] == "(known after apply)"
+
+
+async def test_reference_and_property_errors_come_in_one_answer_with_one_path_format(
+    planning: PlanningService,
+) -> None:
+    desired = {
+        "resources": [
+            {"name": "vpc", "type": "AWS::EC2::VPC", "properties": {"CidrBlock": "10.0.0.0/16", "Colour": "blue"}},
+            {"name": "subnet", "type": "AWS::EC2::Subnet", "properties": {"VpcId": {"Ref": "nope"}, "CidrBlock": "x"}},
+        ]
+    }
+    with pytest.raises(InfraError) as caught:
+        await planning.plan_changes("web", desired, "", "alice")
+    located = {(f["rule"], f["path"]) for f in caught.value.details["findings"]}
+    assert ("dangling-ref", "/resources/1/properties/VpcId") in located
+    assert ("schema", "/resources/0/properties/Colour") in located

@@ -250,6 +250,7 @@ def parse_desired_state(
     *,
     default_region: str = "us-east-1",
     external_names: Iterable[str] = (),
+    problems: list[Finding] | None = None,
 ) -> list[ResourceSpec]:
     """Parse and validate a whole desired-state document.
 
@@ -260,6 +261,9 @@ def parse_desired_state(
         external_names: Names that references may also point at (resources of the current
             state, for one-resource plans). A full desired state passes none: whatever it
             does not declare is going to be deleted.
+        problems: When given, the findings of well-formed documents are added here instead of
+            raised, and the resources that parsed are returned, so a caller can validate them
+            too and report everything in one answer.
 
     Returns:
         The resources, in document order, types normalised (``EC2::VPC`` -> ``AWS::EC2::VPC``).
@@ -302,7 +306,9 @@ def parse_desired_state(
     graph = check_references(specs, indexes, parser.findings, external_names=set(external_names))
     if parser.findings:
         parser.findings.sort(key=_document_order)
-        raise_findings(parser.findings, "desired state")
+        if problems is None:
+            raise_findings(parser.findings, "desired state")
+        problems.extend(parser.findings)
     result = SpecList(specs)
     result.graph = graph
     return result

@@ -30,6 +30,7 @@ from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.domain.validation import validate_specs
 from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStores
 from infra_mcp.services.secrets import SecretSealer
@@ -118,6 +119,32 @@ class PlanningService:
             items = [self._reseal(v) for v in node]
             return node if all(a is b for a, b in zip(items, node, strict=True)) else items
         return node
+
+    def _with_property_findings(
+        self, document: Any, specs: list[ResourceSpec], problems: list[Finding]
+    ) -> list[Finding]:
+        """``problems`` (references, names, cycles) with the property findings of what did parse.
+
+        One answer lists everything, every location in the document's own terms
+        (``/resources/<index>/properties/...``); a property cfn-lint flags only because its
+        reference dangles is already among ``problems`` and is not repeated.
+        """
+        index = {
+            entry.get("name"): i for i, entry in enumerate(document.get("resources", [])) if isinstance(entry, dict)
+        }
+        checked = self._seal(specs)
+        found = list(problems)
+        known = [p.path for p in problems]
+        for finding in validate_specs(checked, self.catalog, lint=self.lint):
+            where = index.get(finding.resource)
+            if where is None or not finding.path.startswith("/properties"):
+                continue
+            path = f"/resources/{where}{finding.path}"
+            if any(path == k or path.startswith(k + "/") for k in known):
+                continue
+            found.append(finding.model_copy(update={"path": path}))
+        found.sort(key=lambda f: _position(f.path))
+        return found
 
     async def _make(
         self,
@@ -238,7 +265,12 @@ class PlanningService:
             AccessDenied: AUTH_001 without the plan permission.
         """
         project = await self._project(project_id, user, Permission.PLAN)
-        specs = parse_desired_state(desired_state, self.catalog, default_region=project.settings.default_region)
+        problems: list[Finding] = []
+        specs = parse_desired_state(
+            desired_state, self.catalog, default_region=project.settings.default_region, problems=problems
+        )
+        if problems:
+            raise_findings(self._with_property_findings(desired_state, specs, problems), "desired state")
         current = await self._state(project)
         return await self._make(
             project, user=user, description=description, kind="full", desired=specs, current=current, full=True
@@ -446,6 +478,11 @@ class PlanningService:
     def render(plan: Plan) -> str:
         """The plan as terraform-plan-like text."""
         return render_plan(plan)
+
+
+def _position(path: str) -> tuple[int, str]:
+    parts = path.split("/")
+    return (int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1), path
 
 
 def _find(current: StateFile | None, resource: str, project_id: str) -> StateResource:
