@@ -243,4 +243,15 @@ def _notes(reading: TemplateReading) -> list[Finding]:
                 message=message,
             )
         )
+    for name, policy in reading.replace_policies.items():
+        notes.append(
+            Finding(
+                severity="warning",
+                resource=name,
+                path=f"/Resources/{name}/UpdateReplacePolicy",
+                rule="replace-policy",
+                message=f"UpdateReplacePolicy {policy} is not applied here: a plan that replaces {name} deletes "
+                "the old one once the new one exists (the plan shows any such replacement).",
+            )
+        )
     return notes
