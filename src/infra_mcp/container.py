@@ -29,6 +29,7 @@ from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
 from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.services.state import StateService
+from infra_mcp.services.templates import TemplatePlanning
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import SqliteProjectStore
 from infra_mcp.stores.state_factory import StateStoreRegistry
@@ -52,6 +53,7 @@ class App:
     audit: AuditService
     execution: ExecutionService
     upstream: Upstream
+    templates: TemplatePlanning
 
 
 @asynccontextmanager
@@ -83,6 +85,7 @@ async def open_app(
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
+        planning = PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending)
         app = App(
             settings=settings,
             store=store,
@@ -92,7 +95,7 @@ async def open_app(
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
-            planning=PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending),
+            planning=planning,
             approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
             audit=AuditService(store, chain),
             execution=ExecutionService(
@@ -106,6 +109,7 @@ async def open_app(
                 refusals=refusals,
             ),
             upstream=upstream,
+            templates=TemplatePlanning(planning, upstream),
         )
         health.bind(app.execution.reconcile_if_needed)
         if reconcile:

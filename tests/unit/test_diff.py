@@ -143,24 +143,24 @@ def test_replacing_a_resource_cascades_to_create_only_references() -> None:
     assert any("web-vpc" in reason for reason in child.replacement_reasons)
 
 
-def test_lists_and_nested_objects_are_diffed_per_path() -> None:
-    def sg(port: int, extra: bool) -> dict[str, Any]:
-        rules = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "CidrIp": "0.0.0.0/0"}]
+def test_ordered_lists_and_nested_objects_are_diffed_per_path() -> None:
+    # LifecycleConfiguration/Rules is an ordered list (no insertionOrder: false in the schema).
+    def bucket(days: int, extra: bool) -> dict[str, Any]:
+        rules: list[dict[str, Any]] = [{"Id": "expire", "Status": "Enabled", "ExpirationInDays": days}]
         if extra:
-            rules.append({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "10.0.0.0/8"})
+            rules.append({"Id": "tmp", "Status": "Enabled", "Prefix": "tmp/", "ExpirationInDays": 1})
         return {
-            "name": "sg",
-            "type": "AWS::EC2::SecurityGroup",
-            "properties": {"GroupDescription": "web", "SecurityGroupIngress": rules},
+            "name": "b",
+            "type": "AWS::S3::Bucket",
+            "properties": {"LifecycleConfiguration": {"Rules": rules}},
         }
 
-    state = applied(resources(sg(80, False)))
-    change = _diff([sg(443, True)], state)["sg"]
+    state = applied(resources(bucket(30, False)))
+    change = _diff([bucket(60, True)], state)["b"]
     assert change.action is Action.UPDATE
     paths = _paths(change)
-    assert paths["/SecurityGroupIngress/0/FromPort"] == (80, 443)
-    assert paths["/SecurityGroupIngress/0/ToPort"] == (80, 443)
-    assert paths["/SecurityGroupIngress/1"][0] is None
+    assert paths["/LifecycleConfiguration/Rules/0/ExpirationInDays"] == (30, 60)
+    assert paths["/LifecycleConfiguration/Rules/1"][0] is None
 
 
 def test_tag_changes_show_under_tags_with_their_key() -> None:
@@ -213,15 +213,26 @@ def test_a_resource_without_a_declared_record_is_compared_on_the_named_propertie
     assert _diff([vpc()], state)["web-vpc"].action is Action.NOOP
 
 
-def test_a_write_only_field_inside_a_list_item_is_hidden_and_its_siblings_shown() -> None:
-    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "SourceSecurityGroupName": "bastion-secret-name"}
+def test_a_secret_field_inside_a_list_item_is_hidden_and_its_siblings_shown() -> None:
+    user = {"Username": "admin", "Password": "hunter2-secret-pass"}
+    entry = {
+        "name": "mq",
+        "type": "AWS::AmazonMQ::Broker",
+        "properties": {"BrokerName": "b", "Users": [user]},
+    }
+    change = _diff([entry], None)["mq"]
+    assert "hunter2-secret-pass" not in change.model_dump_json(exclude={"desired"})
+    shown = _paths(change)["/Users"][1]
+    assert shown[0]["Username"] == "admin"
+    assert shown[0]["Password"] == SENSITIVE
+
+
+def test_a_write_only_value_that_is_no_secret_is_shown_to_the_reviewer() -> None:
+    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "SourceSecurityGroupName": "bastion"}
     entry = {
         "name": "sg",
         "type": "AWS::EC2::SecurityGroup",
         "properties": {"GroupDescription": "x", "SecurityGroupIngress": [rule]},
     }
     change = _diff([entry], None)["sg"]
-    assert "bastion-secret-name" not in change.model_dump_json(exclude={"desired"})
-    shown = _paths(change)["/SecurityGroupIngress"][1]
-    assert shown[0]["FromPort"] == 22
-    assert shown[0]["SourceSecurityGroupName"] == SENSITIVE
+    assert _paths(change)["/SecurityGroupIngress"][1][0]["SourceSecurityGroupName"] == "bastion"

@@ -427,3 +427,39 @@ def test_the_same_seed_gives_the_same_faults(clock: FakeClock) -> None:
 def test_rates_outside_zero_to_one_are_refused() -> None:
     with pytest.raises(ValueError, match="rates"):
         SandboxConfig(failure_rate=1.5)
+
+
+def test_sandbox_arns_take_each_services_real_form() -> None:
+    from infra_mcp.sandbox.identity import arn_for
+
+    assert (
+        arn_for("AWS::Lambda::Function", "us-east-1", "hello") == "arn:aws:lambda:us-east-1:000000000000:function:hello"
+    )
+    assert arn_for("AWS::SQS::Queue", "us-east-1", "q") == "arn:aws:sqs:us-east-1:000000000000:q"
+    assert arn_for("AWS::EC2::VPC", "us-east-1", "vpc-1") == "arn:aws:ec2:us-east-1:000000000000:vpc/vpc-1"
+
+
+def test_deleting_a_subnet_an_instance_uses_fails_like_aws_dependency_violation(cloud: SandboxCloud) -> None:
+    vpc = create(cloud, VPC, {"CidrBlock": "10.0.0.0/16"})["Identifier"]
+    subnet = create(cloud, "AWS::EC2::Subnet", {"VpcId": vpc, "CidrBlock": "10.0.1.0/24"})["Identifier"]
+    instance = create(cloud, "AWS::EC2::Instance", {"ImageId": "ami-12345678", "SubnetId": subnet})["Identifier"]
+    refused = cloud.call("DeleteResource", {"TypeName": "AWS::EC2::Subnet", "Identifier": subnet})["ProgressEvent"]
+    assert refused["OperationStatus"] == "FAILED"
+    assert refused["ErrorCode"] == "ResourceConflict"
+    assert "DependencyViolation" in refused["StatusMessage"]
+    cloud.call("DeleteResource", {"TypeName": "AWS::EC2::Instance", "Identifier": instance})
+    done = cloud.call("DeleteResource", {"TypeName": "AWS::EC2::Subnet", "Identifier": subnet})["ProgressEvent"]
+    assert done["OperationStatus"] == "SUCCESS"
+
+
+def test_an_update_does_not_fail_on_read_only_values_the_sandbox_generated(cloud: SandboxCloud) -> None:
+    function = {
+        "FunctionName": "f",
+        "Role": "arn:aws:iam::000000000000:role/r",
+        "Runtime": "python3.12",
+        "Handler": "index.handler",
+        "Code": {"ZipFile": "def handler(e, c): pass"},
+    }
+    name = create(cloud, "AWS::Lambda::Function", function)["Identifier"]
+    event = update(cloud, "AWS::Lambda::Function", name, [{"op": "add", "path": "/MemorySize", "value": 256}])
+    assert event["OperationStatus"] == "SUCCESS"

@@ -24,7 +24,7 @@ def test_schema_errors_are_located_by_resource_and_property_path() -> None:
     bad = _spec("v", "AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16", "EnableDnsSupport": "maybe", "Colour": 1})
     found = _located(validate_specs([bad], catalog(), lint=False))
     assert ("schema", "v", "/properties/EnableDnsSupport") in found
-    assert ("schema", "v", "/properties") in found  # additional property 'Colour'
+    assert ("schema", "v", "/properties/Colour") in found  # located at the unexpected key, as cfn-lint does
 
 
 def test_a_missing_required_property_is_located_at_that_property() -> None:
@@ -124,3 +124,10 @@ def test_errors_block_the_plan_listing_every_one_and_warnings_are_kept() -> None
     volume = {"name": "data", "type": "AWS::EC2::Volume", "properties": {"AvailabilityZone": "us-east-1a", "Size": 10}}
     plan = plan_for(resources(volume, vpc(), subnet()), lint=True)
     assert any(f.severity == "warning" and f.resource == "data" and f.rule.startswith("W") for f in plan.findings)
+
+
+def test_each_problem_is_reported_once_with_one_path_format() -> None:
+    bad = _spec("v", "AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16", "Colour": 1, "Tags": [{"Key": "a"}]})
+    findings = validate_specs([bad], catalog())
+    paths = [f.path for f in findings if f.severity == "error"]
+    assert sorted(paths) == ["/properties/Colour", "/properties/Tags/0/Value"]

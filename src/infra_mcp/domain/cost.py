@@ -80,7 +80,6 @@ USAGE_BASED: dict[str, str] = {
     "AWS::Athena::WorkGroup": "usage-based: priced per TB scanned",
     "AWS::Glue::Job": "usage-based: priced per DPU-hour",
     "AWS::CodeBuild::Project": "usage-based: priced per build minute",
-    "AWS::ECS::Service": "usage-based: priced by the tasks it runs (Fargate vCPU/GB-hours or EC2 instances)",
     "AWS::Backup::BackupVault": "usage-based: priced per GB of backups stored",
     "AWS::CloudWatch::Dashboard": "priced per dashboard beyond the free tier",
 }
@@ -224,6 +223,12 @@ def _ebs_volume(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, 
 
 
 def _rds_instance(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    if p.get("SourceDBInstanceIdentifier") is not None and not p.get("Engine"):
+        source = p.get(_SOURCE)
+        if not isinstance(source, dict):
+            return "a read replica of a database outside this project: its engine is not known here"
+        # A replica runs its source's engine and holds a copy of its storage.
+        p = {"AllocatedStorage": source.get("AllocatedStorage"), **p, "Engine": source.get("Engine")}
     engine = str(_get(p, "Engine", "") or "").lower()
     klass = _get(p, "DBInstanceClass")
     if engine.startswith("aurora"):
@@ -312,9 +317,69 @@ def _dynamodb(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, st
     throughput = _get(p, "ProvisionedThroughput", {}) or {}
     reads = float(_get(throughput, "ReadCapacityUnits", 0) or 0)
     writes = float(_get(throughput, "WriteCapacityUnits", 0) or 0)
+    # Each global secondary index has its own provisioned capacity, billed like the table's.
+    indexes = _get(p, "GlobalSecondaryIndexes", []) or []
+    for index in indexes if isinstance(indexes, list) else []:
+        capacity = _get(index, "ProvisionedThroughput", {}) if isinstance(index, dict) else {}
+        if isinstance(capacity, dict):
+            reads += float(_get(capacity, "ReadCapacityUnits", 0) or 0)
+            writes += float(_get(capacity, "WriteCapacityUnits", 0) or 0)
     rcu, wcu = table["hourly"]["dynamodb_rcu"], table["hourly"]["dynamodb_wcu"]
     monthly = (reads * rcu + writes * wcu) * _hours(table)
-    return monthly, f"{rcu:g} USD/RCU-hour x {reads:g} + {wcu:g} USD/WCU-hour x {writes:g}; storage not included"
+    gsis = f", table + {len(indexes)} GSI(s)" if indexes else ""
+    return (
+        monthly,
+        f"{rcu:g} USD/RCU-hour x {reads:g} + {wcu:g} USD/WCU-hour x {writes:g}{gsis}; storage not included",
+    )
+
+
+def _ecs_service(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    strategy = _get(p, "CapacityProviderStrategy", []) or []
+    providers = {str(s.get("CapacityProvider")) for s in strategy if isinstance(s, dict)}
+    fargate = _get(p, "LaunchType", "") == "FARGATE" or bool(providers & {"FARGATE", "FARGATE_SPOT"})
+    if not fargate:
+        return "usage-based: an EC2-backed service is priced by its container instances, priced separately"
+    task = p.get(_TASK)
+    if not isinstance(task, dict):
+        return "the task definition's CPU and memory are known only after apply"
+    try:
+        vcpu = float(task.get("Cpu") or 0) / 1024
+        memory = float(task.get("Memory") or 0) / 1024
+    except (TypeError, ValueError):
+        return "the task definition's CPU and memory are not plain numbers"
+    count = float(_get(p, "DesiredCount", 1) if p.get("DesiredCount") is not None else 1)
+    rate_cpu, rate_gb = table["hourly"]["fargate_vcpu"], table["hourly"]["fargate_gb"]
+    hourly = vcpu * rate_cpu + memory * rate_gb
+    unit = (
+        f"Fargate {count:g} task(s) x ({vcpu:g} vCPU x {rate_cpu:g} + {memory:g} GB x {rate_gb:g} USD/hour), "
+        "running all month; Fargate Spot and storage not counted"
+    )
+    return hourly * count * _hours(table), unit
+
+
+def _eks_nodegroup(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    scaling = _get(p, "ScalingConfig", {}) or {}
+    count = float(_get(scaling, "DesiredSize", _get(scaling, "MinSize", 1)) or 1) if isinstance(scaling, dict) else 1
+    kinds = _get(p, "InstanceTypes", None) or ["t3.medium"]
+    kind = str(kinds[0]) if isinstance(kinds, list) and kinds else "t3.medium"
+    rate = table["ec2_instance_hourly"].get(kind)
+    if rate is None:
+        return f"instance type {kind} is not in the bundled price table"
+    return _hourly(table, rate, f"{kind} per node, desired size; EBS not included", count)
+
+
+def _auto_scaling_group(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
+    kind = p.get(_INSTANCE_TYPE)
+    if not isinstance(kind, str):
+        return "the launch template's instance type is known only after apply"
+    raw = p.get("DesiredCapacity") if p.get("DesiredCapacity") is not None else p.get("MinSize", 0)
+    if _is_unknown(raw):
+        return "the desired capacity is known only after apply"
+    count = float(raw or 0)
+    rate = table["ec2_instance_hourly"].get(kind)
+    if rate is None:
+        return f"instance type {kind} is not in the bundled price table"
+    return _hourly(table, rate, f"{kind} x desired capacity, instance hours only", count)
 
 
 def _kinesis(table: Mapping[str, Any], p: Mapping[str, Any]) -> tuple[float, str] | str:
@@ -358,8 +423,63 @@ _PRICERS: dict[str, Any] = {
     "AWS::Route53::HostedZone": _fixed_monthly("route53_hosted_zone", "hosted zone; queries not included"),
     "AWS::CloudWatch::Alarm": _fixed_monthly("cloudwatch_alarm", "standard-resolution alarm"),
     "AWS::DynamoDB::Table": _dynamodb,
+    "AWS::ECS::Service": _ecs_service,
+    "AWS::EKS::Nodegroup": _eks_nodegroup,
+    "AWS::AutoScaling::AutoScalingGroup": _auto_scaling_group,
     "AWS::Kinesis::Stream": _kinesis,
 }
+
+
+# Facts a price needs from another resource, added by :func:`with_context` under keys no
+# CloudFormation property has.
+_SOURCE = "__source_database__"
+_TASK = "__task_definition__"
+_INSTANCE_TYPE = "__instance_type__"
+
+
+def with_context(
+    type_name: str, properties: Mapping[str, Any], lookup: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """``properties`` with what their price needs from the resources they refer to.
+
+    A read replica's engine is its source's; a Fargate service's size is its task definition's;
+    an auto scaling group's instance type is its launch template's.
+
+    Args:
+        type_name: The resource's type.
+        properties: Its properties.
+        lookup: Properties of the other resources by logical name (desired, else current).
+    """
+
+    def target(value: Any) -> Mapping[str, Any] | None:
+        ref = as_reference(value)
+        return lookup.get(ref.target) if ref is not None else None
+
+    if type_name == "AWS::RDS::DBInstance" and "SourceDBInstanceIdentifier" in properties:
+        source = target(properties["SourceDBInstanceIdentifier"])
+        if source is not None:
+            return {**properties, _SOURCE: dict(source)}
+    if type_name == "AWS::ECS::Service":
+        task = target(properties.get("TaskDefinition"))
+        if task is not None:
+            return {**properties, _TASK: {"Cpu": task.get("Cpu"), "Memory": task.get("Memory")}}
+    if type_name == "AWS::AutoScaling::AutoScalingGroup":
+        kind = _asg_instance_type(properties, target)
+        if kind is not None:
+            return {**properties, _INSTANCE_TYPE: kind}
+    return properties
+
+
+def _asg_instance_type(properties: Mapping[str, Any], target: Any) -> str | None:
+    spec = properties.get("LaunchTemplate")
+    if isinstance(spec, dict):
+        template = target(spec.get("LaunchTemplateId")) or target(spec.get("LaunchTemplateName"))
+        data = template.get("LaunchTemplateData") if template is not None else None
+        kind = data.get("InstanceType") if isinstance(data, dict) else None
+        return kind if isinstance(kind, str) else None
+    config = target(properties.get("LaunchConfigurationName"))
+    kind = config.get("InstanceType") if config is not None else None
+    return kind if isinstance(kind, str) else None
 
 
 def priceable(type_name: str) -> bool:
@@ -382,12 +502,16 @@ def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pric
     ``unpriced`` list only resources the plan touches, so the estimate stays readable.
     """
     existing = {r.name: r for r in current.resources} if current is not None else {}
+    in_state: dict[str, Mapping[str, Any]] = {name: _state_view(r) for name, r in existing.items()}
     before_total = 0.0
     for resource in existing.values():
         if resource.type in _PRICERS:
-            quoted = pricing.quote(resource.type, _state_view(resource), resource.region)
-            before_total += quoted.monthly or 0.0
+            view = with_context(resource.type, in_state[resource.name], in_state)
+            before_total += pricing.quote(resource.type, view, resource.region).monthly or 0.0
 
+    changes = list(changes)
+    lookup = dict(in_state)
+    lookup.update({c.name: c.desired.properties for c in changes if c.desired is not None})
     lines: list[CostLine] = []
     unpriced: list[Unpriced] = []
     delta = 0.0
@@ -395,10 +519,15 @@ def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pric
         if change.action is Action.NOOP:
             continue
         old = existing.get(change.name)
-        before = pricing.quote(old.type, _state_view(old), old.region) if old is not None else None
+        before = (
+            pricing.quote(old.type, with_context(old.type, _state_view(old), lookup), old.region)
+            if old is not None
+            else None
+        )
         after = None
         if change.action is not Action.DELETE and change.desired is not None:
-            after = pricing.quote(change.desired.type, change.desired.properties, change.desired.region)
+            desired = with_context(change.desired.type, change.desired.properties, lookup)
+            after = pricing.quote(change.desired.type, desired, change.desired.region)
         quotes = [q for q in (before, after) if q is not None]
         if all(q.free for q in quotes):
             continue

@@ -22,6 +22,7 @@ from infra_mcp.domain.paths import transform_at
 from infra_mcp.domain.plan import Finding, ResourceSpec
 from infra_mcp.domain.refs import escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import DIGEST_KEY, digest_markers, is_sealed, is_secret_digest, secret_digest
+from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -249,6 +250,7 @@ def parse_desired_state(
     *,
     default_region: str = "us-east-1",
     external_names: Iterable[str] = (),
+    problems: list[Finding] | None = None,
 ) -> list[ResourceSpec]:
     """Parse and validate a whole desired-state document.
 
@@ -259,6 +261,9 @@ def parse_desired_state(
         external_names: Names that references may also point at (resources of the current
             state, for one-resource plans). A full desired state passes none: whatever it
             does not declare is going to be deleted.
+        problems: When given, the findings of well-formed documents are added here instead of
+            raised, and the resources that parsed are returned, so a caller can validate them
+            too and report everything in one answer.
 
     Returns:
         The resources, in document order, types normalised (``EC2::VPC`` -> ``AWS::EC2::VPC``).
@@ -301,7 +306,9 @@ def parse_desired_state(
     graph = check_references(specs, indexes, parser.findings, external_names=set(external_names))
     if parser.findings:
         parser.findings.sort(key=_document_order)
-        raise_findings(parser.findings, "desired state")
+        if problems is None:
+            raise_findings(parser.findings, "desired state")
+        problems.extend(parser.findings)
     result = SpecList(specs)
     result.graph = graph
     return result
@@ -398,20 +405,20 @@ def dependency_graph(specs: Iterable[ResourceSpec]) -> dict[str, set[str]]:
 def declared_properties(spec: ResourceSpec, catalog: Catalog | None = None) -> dict[str, Any]:
     """The properties as state records them in ``declared``: secrets reduced to digests.
 
-    Sealed markers become ``{"__secret_sha256__": hex}``. With a ``catalog``, a write-only
-    value that reached here unsealed (a caller that skipped sealing) is digested too, so
-    ``declared`` never holds a secret in clear.
+    Sealed markers become ``{"__secret_sha256__": hex}``. With a ``catalog``, a secret value
+    that reached here unsealed (a caller that skipped sealing) is digested too, so ``declared``
+    never holds a secret in clear. Write-only values that are not secrets are kept as declared.
     """
     declared: dict[str, Any] = dict(digest_markers(spec.properties))
     if catalog is None:
         return declared
     facts = type_facts(catalog, spec.type, spec.region)
-    if not facts.write_only:
+    if not facts.secret:
         return declared
-    return transform_at(declared, facts.write_only, _digest_clear)
+    return transform_at(declared, facts.secret, _digest_clear)
 
 
 def _digest_clear(value: Any) -> Any:
-    if is_secret_digest(value) or is_sealed(value):
+    if is_secret_digest(value) or is_sealed(value) or is_symbolic(value):
         return value
     return {DIGEST_KEY: secret_digest(value)}

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra_mcp.catalog.registry import Catalog
+from infra_mcp.domain.interruptions import interruptions
 from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.paths import pointer_segments, transform_at
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
 from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.template.intrinsics import Context, TemplateError, evaluate, is_symbolic
 from infra_mcp.domain.typefacts import TypeFacts, type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -41,6 +43,7 @@ class _Raw:
     sensitive: bool = False
     requires_replacement: bool = False
     forced_by: str | None = None  # name of the replaced/created resource whose new value flows in here
+    conditional: bool = False  # a conditional create-only property: replacement depends on the value
 
 
 @dataclass(slots=True)
@@ -205,11 +208,16 @@ def _mark_create_only(item: _Work) -> None:
             raw.requires_replacement = tags_create_only
         else:
             raw.requires_replacement = facts.is_create_only(raw.pointer)
+            if not raw.requires_replacement and facts.conditional_create_only:
+                # CloudFormation replaces the resource for some changes of these and not others;
+                # the plan takes the safe side and says that it did.
+                raw.conditional = facts.is_conditionally_create_only(raw.pointer)
+                raw.requires_replacement = raw.conditional
 
 
 def _is_secret(facts: TypeFacts, pointer: str, value: Any) -> bool:
     """True if the value at ``pointer`` is itself a secret (a container merely holding one is not)."""
-    return digest_of(value) is not None or (bool(facts.write_only) and facts.is_write_only(pointer))
+    return digest_of(value) is not None or (bool(facts.secret) and facts.is_secret(pointer))
 
 
 def _masked(facts: TypeFacts, key: str, value: Any) -> Any:
@@ -219,11 +227,11 @@ def _masked(facts: TypeFacts, key: str, value: Any) -> Any:
 
 def _masked_at(facts: TypeFacts, pointer: str, value: Any) -> Any:
     """``value`` found at ``pointer`` with the write-only parts inside it hidden."""
-    if value is _MISSING or not isinstance(value, dict | list) or not facts.covers_write_only(pointer):
+    if value is _MISSING or not isinstance(value, dict | list) or not facts.covers_secret(pointer):
         return value
     segments = pointer_segments(pointer)
     inner = []
-    for pattern in facts.write_only:
+    for pattern in facts.secret:
         head = pattern[: len(segments)]
         if len(pattern) > len(segments) and all(p in (s, "*") for p, s in zip(head, segments, strict=True)):
             inner.append(pattern[len(segments) :])
@@ -240,7 +248,17 @@ def _diff_tags(before: Mapping[str, str], after: Mapping[str, str], out: list[_R
 
 
 def _is_leaf(value: Any) -> bool:
-    return not isinstance(value, dict | list) or as_reference(value) is not None or digest_of(value) is not None
+    return (
+        not isinstance(value, dict | list)
+        or as_reference(value) is not None
+        or digest_of(value) is not None
+        or _is_function(value)
+    )
+
+
+def _is_function(value: Any) -> bool:
+    """``{"Fn::Sub": ...}`` and the like: one value, compared and shown whole."""
+    return type(value) is dict and len(value) == 1 and next(iter(value)).startswith("Fn::")
 
 
 def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: list[_Raw]) -> None:
@@ -261,6 +279,9 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
                 o, n = old.get(key, _MISSING), new.get(key, _MISSING)
                 if o is _MISSING or n is _MISSING or o != n:
                     work.append((o, n, f"{where}/{escape(key)}"))
+        elif isinstance(old, list) and isinstance(new, list) and where and facts.is_unordered(where):
+            if not _same_set(old, new):
+                found.append(_Raw(where, old, new))
         elif isinstance(old, list) and isinstance(new, list) and where:
             for i in range(max(len(old), len(new))):
                 o = old[i] if i < len(old) else _MISSING
@@ -272,6 +293,15 @@ def _diff_value(before: Any, after: Any, pointer: str, facts: TypeFacts, out: li
     # The stack visits siblings in reverse; sort for a stable, readable order.
     found.sort(key=lambda r: r.pointer)
     out.extend(found)
+
+
+def _same_set(old: list[Any], new: list[Any]) -> bool:
+    """Whether two lists hold the same items in any order (AWS keeps ``insertionOrder: false`` lists as sets)."""
+    if len(old) != len(new):
+        return False
+    from deepdiff import DeepDiff  # imported late: only reordered lists need it
+
+    return not DeepDiff(old, new, ignore_order=True)
 
 
 def _same_secret(old: Any, new: Any) -> bool:
@@ -304,7 +334,12 @@ def _decide_replacement(item: _Work) -> None:
         if label in seen:
             continue
         seen.add(label)
-        if raw.forced_by:
+        if raw.conditional:
+            item.reasons.append(
+                f"{label} (conditional create-only: CloudFormation replaces the resource for some changes "
+                "of it, depending on the old and new values; planned as a replacement to be safe)"
+            )
+        elif raw.forced_by:
             item.reasons.append(
                 f"{label} (create-only: changing it forces replacement; it refers to {raw.forced_by}, "
                 "which gets a new identifier)"
@@ -368,6 +403,8 @@ class _Display:
         ref = as_reference(value)
         if ref is not None:
             return self._resolve(ref.target, ref.attribute, current=current)
+        if _is_function(value):
+            return self._evaluate(value, current=current)
         if isinstance(value, dict):
             unknown = False
             shown: dict[str, Any] = {}
@@ -379,6 +416,21 @@ class _Display:
             items = [self.show(v, current=current) for v in value]
             return [v for v, _ in items], any(u for _, u in items)
         return value, False
+
+    def _evaluate(self, value: Any, *, current: bool) -> tuple[Any, bool]:
+        """A function over other resources' values: its result if they are all known, else unknown."""
+
+        def known(name: str, attribute: str | None) -> Any:
+            shown, unknown = self._resolve(name, attribute, current=current)
+            return None if unknown else shown
+
+        try:
+            result = evaluate(value, Context(resource_value=known))
+        except TemplateError:
+            return KNOWN_AFTER_APPLY, True
+        if is_symbolic(result):
+            return KNOWN_AFTER_APPLY, True
+        return result, False
 
     def _resolve(self, target: str, attribute: str | None, *, current: bool) -> tuple[Any, bool]:
         if is_pseudo(target) or (target in self.changing and not current):
@@ -425,8 +477,11 @@ def _to_change(item: _Work, display: _Display) -> Change:
             )
         )
     strategy = None
+    interrupted: list[str] = []
     if item.action is Action.REPLACE:
         strategy = _strategy(item)
+    elif item.action is Action.UPDATE:
+        interrupted = interruptions(item.spec.type, (r.pointer.lstrip("/").split("/")[0] for r in item.raws))
     resource = item.existing
     return Change(
         name=item.spec.name,
@@ -438,6 +493,7 @@ def _to_change(item: _Work, display: _Display) -> Change:
         property_changes=property_changes,
         replacement_reasons=item.reasons,
         replacement_strategy=strategy,
+        interruptions=interrupted,
         desired=item.spec,
     )
 
@@ -462,7 +518,7 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
     changes: list[PropertyChange] = []
     for key, value in resource.declared.items():
         pointer = "/" + escape(key)
-        secret = digest_of(value) is not None or (facts is not None and facts.is_write_only(pointer))
+        secret = digest_of(value) is not None or (facts is not None and facts.is_secret(pointer))
         shown = _masked(facts, key, value) if facts is not None else value
         before = SENSITIVE if secret else display.show(shown, current=True)[0]
         changes.append(PropertyChange(path=pointer, before=before, after=None, sensitive=secret))
@@ -474,4 +530,5 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
         physical_id=resource.id,
         property_changes=changes,
         depends_on=[],
+        retained=resource.deletion_policy in ("Retain", "RetainExceptOnCreate"),
     )

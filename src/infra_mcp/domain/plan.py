@@ -79,6 +79,9 @@ class ResourceSpec(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
+    deletion_policy: Literal["Retain", "RetainExceptOnCreate", "Snapshot"] | None = Field(
+        default=None, description="A template's DeletionPolicy, when not Delete."
+    )
 
 
 class Change(BaseModel):
@@ -95,6 +98,14 @@ class Change(BaseModel):
         default_factory=list, description="Create-only properties whose change forces replacement."
     )
     replacement_strategy: Literal["create_before_delete", "delete_before_create"] | None = None
+    interruptions: list[str] = Field(
+        default_factory=list,
+        description="What an in-place update interrupts, e.g. 'InstanceType: the instance is stopped and started'.",
+    )
+    retained: bool = Field(
+        default=False,
+        description="A deletion under DeletionPolicy Retain: the resource is left in place and dropped from state.",
+    )
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)
     security_findings: list[str] = Field(
@@ -247,6 +258,11 @@ class Plan(BaseModel):
     risk_reasons: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     cost: CostEstimate = Field(default_factory=CostEstimate)
+    outputs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A template's Outputs as declared (references unresolved); read them, resolved, at "
+        "infra://projects/{project_id}/outputs once executed.",
+    )
     fingerprint: str = ""
     content_mac: str = Field(default="", description="Keyed MAC binding id, project and fingerprint.")
 
@@ -262,7 +278,7 @@ class Plan(BaseModel):
             "project_id": self.project_id,
             "base_serial": self.base_serial,
             "base_lineage": self.base_lineage,
-            "changes": [c.model_dump(mode="json") for c in self.changes],
+            "changes": [_fingerprinted(c) for c in self.changes],
             "execution_order": self.execution_order,
         }
 
@@ -283,6 +299,23 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         """False for a "No changes" plan: nothing to approve, nothing to execute."""
         return any(c.action is not Action.NOOP for c in self.changes)
+
+
+def _fingerprinted(change: Change) -> dict[str, Any]:
+    """A change as the fingerprint covers it.
+
+    Fields added after plans were first signed are left out while unset, so a plan stored before
+    them keeps the fingerprint it was approved under.
+    """
+    data = change.model_dump(mode="json")
+    if not data["interruptions"]:
+        del data["interruptions"]
+    if not data["retained"]:
+        del data["retained"]
+    desired = data.get("desired")
+    if isinstance(desired, dict) and desired.get("deletion_policy") is None:
+        desired.pop("deletion_policy", None)
+    return data
 
 
 def no_such_plan(plan_id: str) -> NotFound:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from infra_mcp.domain.template.intrinsics import sub_targets
+
 
 @dataclass(frozen=True, slots=True)
 class Reference:
@@ -63,8 +65,23 @@ def as_reference(value: Any, path: str = "") -> Reference | None:
     return None
 
 
+def sub_references(node: dict[str, Any], path: str = "") -> list[Reference]:
+    """The resources an ``{"Fn::Sub": ...}`` names inside its string (``${name}``, ``${name.attr}``)."""
+    arg = node.get("Fn::Sub")
+    if isinstance(arg, str):
+        text, variables = arg, None
+    elif isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str) and isinstance(arg[1], dict):
+        text, variables = arg[0], arg[1]
+    else:
+        return []
+    return [Reference(path, name, attribute) for name, attribute in sub_targets(text, variables)]
+
+
 def iter_references(value: Any, path: str = "") -> Iterator[Reference]:
-    """Every reference in a property tree, with its JSON pointer. Iterative (deep trees are fine)."""
+    """Every reference in a property tree, with its JSON pointer. Iterative (deep trees are fine).
+
+    ``Fn::Sub`` strings count: ``"${bucket.Arn}/*"`` refers to ``bucket``.
+    """
     work: list[tuple[Any, str]] = [(value, path)]
     while work:
         node, where = work.pop()
@@ -73,6 +90,8 @@ def iter_references(value: Any, path: str = "") -> Iterator[Reference]:
             if ref is not None:
                 yield ref
                 continue
+            if len(node) == 1 and "Fn::Sub" in node:
+                yield from sub_references(node, where)
             for key, child in node.items():
                 if isinstance(child, dict | list):
                     work.append((child, f"{where}/{escape(key)}"))
@@ -99,13 +118,16 @@ def scan_targets(value: Any) -> tuple[set[str], bool]:
     while stack:
         node = stack.pop()
         if type(node) is dict:
-            if len(node) == 1 and ("Ref" in node or "Fn::GetAtt" in node):
-                ref = as_reference(node)
-                if ref is None or ref.malformed:
-                    malformed = True
-                elif not ref.target.startswith("AWS::"):
-                    targets.add(ref.target)
-                continue
+            if len(node) == 1:
+                if "Ref" in node or "Fn::GetAtt" in node:
+                    ref = as_reference(node)
+                    if ref is None or ref.malformed:
+                        malformed = True
+                    elif not ref.target.startswith("AWS::"):
+                        targets.add(ref.target)
+                    continue
+                if "Fn::Sub" in node:
+                    targets.update(r.target for r in sub_references(node))
             for child in node.values():
                 if type(child) is dict or type(child) is list:
                     stack.append(child)

@@ -29,6 +29,7 @@ from infra_mcp.domain.plan import (
 MAX_CHANGES_SHOWN = 500
 MAX_ATTRIBUTES_SHOWN = 60
 MAX_VALUE = 120
+MAX_VALUE_LINES = 40
 
 _SYMBOL = {
     Action.CREATE: "  +",
@@ -63,11 +64,23 @@ def summary_line(summary: PlanSummary) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, indent: str = "        ") -> str:
+    """A value on one line when it fits, else nested values over several lines (like ``terraform plan``).
+
+    Long scalars are still cut: a 4 KB policy string on one line helps nobody; nested values are
+    cut after :data:`MAX_VALUE_LINES` lines, pointing at the plan JSON for the rest.
+    """
     if value in (KNOWN_AFTER_APPLY, SENSITIVE):
         return str(value)
     text = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
-    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 4] + " ..."
+    if len(text) <= MAX_VALUE:
+        return text
+    if not isinstance(value, dict | list):
+        return text[: MAX_VALUE - 4] + " ..."
+    lines = json.dumps(value, ensure_ascii=False, default=str, indent=2).splitlines()
+    if len(lines) > MAX_VALUE_LINES:
+        lines = [*lines[: MAX_VALUE_LINES - 1], "  ... (more in the plan JSON)"]
+    return ("\n" + indent).join(line if len(line) <= MAX_VALUE else line[: MAX_VALUE - 4] + " ..." for line in lines)
 
 
 def _attribute(change: Change, pc: PropertyChange, width: int) -> str:
@@ -86,12 +99,15 @@ def render_change(change: Change) -> list[str]:
     if change.physical_id:
         headline += f" [{change.physical_id}]"
     lines = [headline]
+    if change.retained:
+        lines.append("  #   DeletionPolicy Retain: left in place in AWS and dropped from state, not deleted")
     if change.action is Action.REPLACE:
         if change.replacement_strategy == "delete_before_create":
             lines.append("  #   the old one is deleted first (its fixed name would collide): expect an interruption")
         elif change.replacement_strategy == "create_before_delete":
             lines.append("  #   the new one is created before the old one is deleted")
         lines.extend(f"  #   because {reason}" for reason in change.replacement_reasons)
+    lines.extend(f"  #   interruption: {what}" for what in change.interruptions)
     if change.depends_on:
         lines.append(f"  #   after: {', '.join(change.depends_on[:10])}{' ...' if len(change.depends_on) > 10 else ''}")
     lines.append(f'{_SYMBOL[change.action]} resource "{change.type}" "{change.name}" {{')

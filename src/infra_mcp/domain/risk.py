@@ -157,6 +157,9 @@ def assess(change: Change, security: list[str] | None = None) -> tuple[RiskLevel
     sensitive = _sensitivity(change)
     label = _label(change)
 
+    if action is Action.DELETE and change.retained:
+        return RiskLevel.LOW, [f"{label} is left in place (DeletionPolicy Retain) and only dropped from state"]
+
     if action in (Action.DELETE, Action.REPLACE) and data:
         verb = "deleting" if action is Action.DELETE else "replacing"
         reasons = [f"{verb} {label} destroys {data}"]
@@ -190,6 +193,8 @@ def _base(change: Change, action: Action, label: str, sensitive: str | None) -> 
             else ""
         )
         return RiskLevel.MEDIUM, [f"replacing {label} gives it a new identity{gap}: {why}"]
+    if action is Action.UPDATE and change.interruptions:
+        return RiskLevel.MEDIUM, [f"in-place update of {label} interrupts it: {'; '.join(change.interruptions)}"]
     if action is Action.UPDATE:
         return RiskLevel.LOW, [f"in-place update of {label}"]
     return RiskLevel.LOW, [f"creating {label}"]

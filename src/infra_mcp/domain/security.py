@@ -163,7 +163,9 @@ def _policy_findings(path: str, statements: Any) -> Iterator[str]:
 
 def _open_ingress(rule: dict[str, Any]) -> bool:
     """Ingress from anywhere on something other than exactly TCP 80 or 443."""
-    if not (OPEN_CIDRS & {rule.get("CidrIp"), rule.get("CidrIpv6"), rule.get("CidrBlock"), rule.get("Ipv6CidrBlock")}):
+    # A reference ({"Fn::GetAtt": ...}) is no open CIDR and cannot go in a set.
+    cidrs = {rule.get(k) for k in ("CidrIp", "CidrIpv6", "CidrBlock", "Ipv6CidrBlock") if isinstance(rule.get(k), str)}
+    if not OPEN_CIDRS & cidrs:
         return False
     if rule.get("Egress") is True or rule.get("RuleAction", "allow") == "deny":
         return False

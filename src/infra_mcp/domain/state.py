@@ -41,6 +41,9 @@ class StateResource(BaseModel):
     status: ResourceStatus = ResourceStatus.ACTIVE
     created_at: datetime | None = Field(default=None, alias="createdAt")
     updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    deletion_policy: str | None = Field(
+        default=None, alias="deletionPolicy", description="DeletionPolicy declared by a template (Retain, Snapshot)."
+    )
 
 
 class StateMetadata(BaseModel):
@@ -86,7 +89,12 @@ class StateFile(BaseModel):
         return self.metadata.checksum == self.compute_checksum()
 
     def to_document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        document = self.model_dump(mode="json", by_alias=True)
+        for resource in document["resources"]:
+            # As resources_checksum dumps them: a field added later is absent while unset.
+            if resource.get("deletionPolicy", "") is None:
+                del resource["deletionPolicy"]
+        return document
 
     def resource(self, name: str) -> StateResource | None:
         return next((r for r in self.resources if r.name == name), None)
@@ -116,7 +124,12 @@ class StateFile(BaseModel):
 
 
 def resources_checksum(resources: list[StateResource]) -> str:
-    return sha256_of([r.model_dump(mode="json", by_alias=True) for r in resources])
+    # A field added later is left out while unset, so states written before it keep their checksums.
+    return sha256_of([r.model_dump(mode="json", by_alias=True, exclude=_unset_later(r)) for r in resources])
+
+
+def _unset_later(resource: StateResource) -> set[str] | None:
+    return {"deletion_policy"} if resource.deletion_policy is None else None
 
 
 class HistoryEntry(BaseModel):

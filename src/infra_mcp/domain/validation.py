@@ -142,6 +142,11 @@ def schema_findings(spec: ResourceSpec, info: ResourceTypeInfo) -> list[Finding]
             missing = re.findall(r"'([^']+)' is a required property", error.message)
             if missing:
                 pointer = f"{pointer}/{escape(missing[0])}"
+        elif error.validator == "additionalProperties":
+            # Point at the unexpected key, as cfn-lint does, when there is one.
+            extra = re.findall(r"\('([^']+)' was unexpected\)", error.message)
+            if extra:
+                pointer = f"{pointer}/{escape(extra[0])}"
         findings.append(
             Finding(
                 resource=spec.name,
@@ -212,10 +217,29 @@ def _for_template(value: Any, ids: Mapping[str, str]) -> Any:
             if ref.attribute is None:
                 return {"Ref": target}
             return {"Fn::GetAtt": [target, ref.attribute]}
+        if len(value) == 1 and "Fn::Sub" in value:
+            return {"Fn::Sub": _sub_for_template(value["Fn::Sub"], ids)}
         return {k: _for_template(v, ids) for k, v in value.items()}
     if isinstance(value, list):
         return [_for_template(v, ids) for v in value]
     return value
+
+
+def _sub_for_template(arg: Any, ids: Mapping[str, str]) -> Any:
+    """An ``Fn::Sub`` argument with the resource names in its string renamed to logical ids."""
+
+    def rename(match: re.Match[str]) -> str:
+        name, dot, attribute = match.group(1).partition(".")
+        return "${" + ids.get(name, name) + dot + attribute + "}" if name in ids else match.group(0)
+
+    if isinstance(arg, str):
+        return _SUB_NAME.sub(rename, arg)
+    if isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str):
+        return [_SUB_NAME.sub(rename, arg[0]), _for_template(arg[1], ids)]
+    return _for_template(arg, ids)
+
+
+_SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 def lint_findings(
@@ -248,11 +272,14 @@ def lint_findings(
         ids: dict[str, str] = {}
         for i, spec in enumerate(group):
             ids[spec.name] = _logical_id(i, spec.name)
+        # A resource linted through its identical twin is still referred to by name: it becomes a
+        # stand-in like the neighbours, or the reference would read as dangling.
+        stand_ins = {**{s.name: (s.type, s.region) for s in everything if s.name not in names}, **neighbours}
         wanted = {
             r.target
             for s in group
             for r in _refs(s.properties)
-            if r.target not in names and not is_pseudo(r.target) and r.target in neighbours
+            if r.target not in names and not is_pseudo(r.target) and r.target in stand_ins
         }
         offset = len(group)
         for j, name in enumerate(sorted(wanted)):
@@ -265,7 +292,7 @@ def lint_findings(
                 "Properties": _for_template(with_tags(spec, info), ids),
             }
         for name in sorted(wanted):
-            resources[ids[name]] = {"Type": neighbours[name][0]}
+            resources[ids[name]] = {"Type": stand_ins[name][0]}
         template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
         config, rules = _lint_runner(region)
         back = {lid: name for name, lid in ids.items() if name in names}
@@ -349,7 +376,29 @@ def validate_specs(
     if not lint or not specs:
         return schema
     to_lint = [s for s in specs if s.name not in schema_only]
-    linted = lint_findings(to_lint, catalog, neighbours=neighbours) if to_lint else []
+    linted = [_one_path_format(f) for f in lint_findings(to_lint, catalog, neighbours=neighbours)] if to_lint else []
     located = {(f.resource, f.path) for f in linted if f.severity == "error"}
-    kept = [f for f in schema if (f.resource, f.path) not in located]
+    kept = [f for f in schema if (f.resource, f.path) not in located and not _reported_below(f, located)]
     return kept + linted
+
+
+_REQUIRED = re.compile(r"^'([^']+)' is a required property")
+
+
+def _one_path_format(finding: Finding) -> Finding:
+    """cfn-lint's "required" findings point at the object; ours (and a reader) at the missing key."""
+    missing = _REQUIRED.match(finding.message)
+    if missing and not finding.path.endswith("/" + escape(missing.group(1))):
+        return finding.model_copy(update={"path": f"{finding.path}/{escape(missing.group(1))}"})
+    return finding
+
+
+def _reported_below(finding: Finding, located: set[tuple[str | None, str]]) -> bool:
+    """A schema finding on an object whose offending key cfn-lint already names (one problem, once).
+
+    jsonschema reports an unexpected property at the object holding it; cfn-lint at the property.
+    """
+    if finding.rule != "schema" or "Additional properties" not in finding.message:
+        return False
+    prefix = finding.path + "/"
+    return any(resource == finding.resource and path.startswith(prefix) for resource, path in located)

@@ -222,7 +222,8 @@ class SandboxCloud:
                 return replay
             self._resource(txn, region, info.type_name, identifier)
             self._refuse_concurrent(txn, region, info.type_name, identifier)
-            request = self._record(txn, "DELETE", info, region, identifier, now, params, fingerprint, None, None)
+            failure = _dependency_violation(txn.data["resources"].get(region, {}), info.type_name, identifier)
+            request = self._record(txn, "DELETE", info, region, identifier, now, params, fingerprint, None, failure)
             self._settle(txn, now)
             return {"ProgressEvent": self._event(txn, request)}
 
@@ -529,3 +530,48 @@ def _decode_next_token(token: Any, type_name: str) -> str | None:
     except (ValueError, KeyError, TypeError, binascii.Error):
         pass
     raise invalid_request("The NextToken is not valid for this request; start the listing again without it.")
+
+
+# EC2 refuses to delete these while other resources still use them (AWS's DependencyViolation):
+# a subnet with instances or interfaces, a VPC with subnets or security groups, a security group
+# an instance uses, an attached internet gateway, a route table associated with a subnet.
+_GUARDED_BY_DEPENDENTS = frozenset(
+    {
+        "AWS::EC2::VPC",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::RouteTable",
+    }
+)
+# Routes go with their table, and attachments are what delete-time detaching removes.
+_NOT_BLOCKING = frozenset({"AWS::EC2::Route"})
+
+
+def _dependency_violation(world: dict[str, dict[str, Any]], type_name: str, identifier: str) -> tuple[str, str] | None:
+    """The failure of deleting a guarded EC2 resource that another resource still refers to."""
+    if type_name not in _GUARDED_BY_DEPENDENTS:
+        return None
+    for other_type, resources in world.items():
+        if other_type in _NOT_BLOCKING:
+            continue
+        for other_id, resource in resources.items():
+            if (other_type, other_id) == (type_name, identifier):
+                continue
+            if _mentions(resource.get("properties"), identifier):
+                return (
+                    HandlerErrorCode.RESOURCE_CONFLICT,
+                    f"The {type_name.split('::')[-1].lower()} '{identifier}' has dependencies and cannot be deleted: "
+                    f"{other_type} '{other_id}' uses it. (Service: Ec2, Status Code: 400, Error Code: DependencyViolation)",
+                )
+    return None
+
+
+def _mentions(node: Any, identifier: str) -> bool:
+    if isinstance(node, str):
+        return node == identifier
+    if isinstance(node, dict):
+        return any(_mentions(v, identifier) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions(v, identifier) for v in node)
+    return False

@@ -47,6 +47,7 @@ class HandlerErrorCode(StrEnum):
     NOT_UPDATABLE = "NotUpdatable"
     SERVICE_INTERNAL_ERROR = "ServiceInternalError"
     GENERAL_SERVICE_EXCEPTION = "GeneralServiceException"
+    RESOURCE_CONFLICT = "ResourceConflict"
 
 
 def type_not_found(type_name: str) -> CloudControlError:

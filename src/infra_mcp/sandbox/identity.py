@@ -38,4 +38,25 @@ def arn_for(type_name: str, region: str, resource: str) -> str:
     if service in _NO_ACCOUNT_SERVICES:
         return f"arn:aws:{service}:::{resource}"
     where = "" if service in _GLOBAL_SERVICES else region
+    form = _RESOURCE_FORMS.get(type_name)
+    if form is not None:
+        return f"arn:aws:{service}:{where}:{SANDBOX_ACCOUNT_ID}:{form.format(resource)}"
     return f"arn:aws:{service}:{where}:{SANDBOX_ACCOUNT_ID}:{short.lower()}/{resource}"
+
+
+# Types whose ARN is not "<type>/<name>" in AWS. Lambda's "function:<name>" matters most: every
+# AWS::Lambda::Permission and API Gateway integration parses it.
+_RESOURCE_FORMS: dict[str, str] = {
+    "AWS::Lambda::Function": "function:{}",
+    "AWS::Lambda::LayerVersion": "layer:{}",
+    "AWS::Logs::LogGroup": "log-group:{}:*",
+    "AWS::SNS::Topic": "{}",
+    "AWS::SQS::Queue": "{}",
+    "AWS::RDS::DBInstance": "db:{}",
+    "AWS::RDS::DBCluster": "cluster:{}",
+    "AWS::RDS::DBSubnetGroup": "subgrp:{}",
+    "AWS::ElastiCache::CacheCluster": "cluster:{}",
+    "AWS::StepFunctions::StateMachine": "stateMachine:{}",
+    "AWS::Events::Rule": "rule/{}",
+    "AWS::SecretsManager::Secret": "secret:{}",
+}

@@ -122,6 +122,9 @@ def _value_for(
     resolved = info.resolve(definition)
     kind = _json_type(info, definition)
     lowered = name.lower()
+    enum = resolved.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]  # a value the schema allows, so an update validating the model accepts it
     if kind == "array":
         if lowered == "cidrblockassociations":
             return [generated_id(info.type_name, "cidrblockassociation")]
@@ -347,6 +350,9 @@ def validation_messages(info: ResourceTypeInfo, model: dict[str, Any], *, for_up
         messages += [
             f"#: read-only property [{name}] cannot be set" for name in model if name in info.read_only_properties
         ]
+    else:
+        # The read-only values are AWS's own (here, the sandbox's); an update judges what the caller sets.
+        model = strip_paths(model, info.read_only_properties)
     try:
         errors = sorted(_validator(info, for_update).iter_errors(model), key=lambda e: list(e.absolute_path))
     except Exception:

@@ -34,12 +34,14 @@ from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.plan_models import redacted_resource, redacted_state
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
+from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
 
 INSTRUCTIONS = """\
 infra-mcp manages AWS infrastructure per project, safely: desired state -> plan -> explicit human
 approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
-Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
+Start with list_projects / create_project. Plan a desired state with plan_changes, or a CloudFormation
+template as it is with plan_template. Read what exists with list_resources, get_resource and the
 infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
 to do next; STATE_004 means that project's storage is down (get_server_status shows health). Only a
 person approves: never answer an approval prompt or run an approval command yourself.
@@ -112,6 +114,7 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
     _register_state_tools(mcp, runtime)
     _register_resources(mcp, runtime)
     register_plan_tools(mcp, runtime)
+    register_template_tools(mcp, runtime)
     _register_upstream_tools(mcp, runtime)
     _register_prompts(mcp, specs)
     return mcp

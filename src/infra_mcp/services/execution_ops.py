@@ -215,6 +215,7 @@ def new_record(
         status=ResourceStatus.ACTIVE,
         created_at=created_at or now,
         updated_at=now,
+        deletion_policy=spec.deletion_policy,
     )
 
 
@@ -464,6 +465,10 @@ class Operations:
         physical_id = change.physical_id or (recorded.id if recorded else None)
         if not physical_id:
             return NodeResult(False, error_code="NotFound", error_message="no physical id recorded")
+        if change.retained:
+            # DeletionPolicy Retain: AWS keeps the resource; only the record of managing it goes.
+            self.ledger.remove(change.type, physical_id, change.name)
+            return NodeResult(True, physical_id)
 
         async def send(token: str) -> ProgressEvent:
             return await self.driver.upstream.delete_resource(

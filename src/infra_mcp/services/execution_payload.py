@@ -15,9 +15,10 @@ import jsonpatch
 
 from infra_mcp.catalog.registry import ResourceTypeInfo
 from infra_mcp.domain.paths import pointer_segments
-from infra_mcp.domain.refs import as_reference, is_pseudo, reference_targets
+from infra_mcp.domain.refs import reference_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateResource
+from infra_mcp.domain.template.intrinsics import NO_VALUE, Context, TemplateError, evaluate, is_symbolic
 from infra_mcp.domain.typefacts import TypeFacts
 
 
@@ -50,7 +51,11 @@ def _attribute(resource: StateResource, attribute: str, info: ResourceTypeInfo |
 
 
 def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, infos: Any = None) -> Any:
-    """Replace every ``Ref`` by the target's primary identifier and ``Fn::GetAtt`` by its property.
+    """Evaluate the references and intrinsic functions left in a property tree, now that targets exist.
+
+    ``Ref`` becomes the target's primary identifier, ``Fn::GetAtt`` its property, and functions
+    over them (``Fn::Sub "${bucket.Arn}/*"``, ``Fn::Join``, ``Fn::Select`` of ``Fn::Cidr``...)
+    are evaluated by the domain's evaluator, the one planning used.
 
     Args:
         value: A property tree (sealed markers pass through untouched).
@@ -60,29 +65,44 @@ def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, 
             primary identifier for ``Fn::GetAtt`` of it.
 
     Raises:
-        UnresolvedReference: a target that does not exist or an attribute it lacks.
+        UnresolvedReference: a target that does not exist, an attribute it lacks, or a function
+            that cannot be evaluated.
     """
+
+    def lookup(name: str, attribute: str | None) -> Any:
+        target = resources.get(name)
+        if target is None or not target.id:
+            raise UnresolvedReference(f"{name} does not exist")
+        if attribute is None:
+            return target.id
+        info = infos(target.type, target.region) if infos is not None else None
+        found = _attribute(target, attribute, info)
+        if found is None:
+            raise UnresolvedReference(f"{name} has no attribute {attribute}")
+        return found
+
+    if not _has_function(value):
+        return value
+    context = Context(pseudo={"AWS::Region": region}, resource_value=lookup)
+    try:
+        result = evaluate(value, context)
+    except TemplateError as exc:
+        raise UnresolvedReference(exc.message) from None
+    if result is NO_VALUE or is_symbolic(result):
+        raise UnresolvedReference("a pseudo parameter other than AWS::Region cannot be resolved here")
+    return result
+
+
+def _has_function(value: Any) -> bool:
     if isinstance(value, dict):
-        ref = as_reference(value)
-        if ref is not None and not ref.malformed:
-            if is_pseudo(ref.target):
-                if ref.target == "AWS::Region":
-                    return region
-                raise UnresolvedReference(f"pseudo parameter {ref.target} is not supported")
-            target = resources.get(ref.target)
-            if target is None or not target.id:
-                raise UnresolvedReference(f"{ref.target} does not exist")
-            if ref.attribute is None:
-                return target.id
-            info = infos(target.type, target.region) if infos is not None else None
-            found = _attribute(target, ref.attribute, info)
-            if found is None:
-                raise UnresolvedReference(f"{ref.target} has no attribute {ref.attribute}")
-            return found
-        return {k: resolve(v, resources, region=region, infos=infos) for k, v in value.items()}
+        if len(value) == 1:
+            key = next(iter(value))
+            if key == "Ref" or key.startswith("Fn::"):
+                return True
+        return any(_has_function(v) for v in value.values())
     if isinstance(value, list):
-        return [resolve(v, resources, region=region, infos=infos) for v in value]
-    return value
+        return any(_has_function(v) for v in value)
+    return False
 
 
 def with_tags(properties: dict[str, Any], tags: Mapping[str, str], info: ResourceTypeInfo) -> dict[str, Any]:

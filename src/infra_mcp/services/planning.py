@@ -16,6 +16,7 @@ import structlog
 
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
 from infra_mcp.domain.cost import BundledPricing, Pricing
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
@@ -27,7 +28,9 @@ from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.domain.validation import validate_specs
 from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStores
 from infra_mcp.services.secrets import SecretSealer
@@ -89,19 +92,25 @@ class PlanningService:
         return await self.states.for_project(project).read(project.id)
 
     def _seal(self, specs: list[ResourceSpec]) -> list[ResourceSpec]:
-        """Seal every write-only value; re-seal sealed ones (proves they are ours, fixes digests)."""
+        """Convert scalars as CloudFormation does, then seal every write-only value.
+
+        Sealed values are re-sealed (proves they are ours, fixes digests). The conversion comes
+        first so that validation, the diff and execution all see the value CloudFormation would.
+        """
         sealed: list[ResourceSpec] = []
         for spec in specs:
             facts = type_facts(self.catalog, spec.type, spec.region)
-            properties = spec.properties
-            if facts.write_only:
-                properties = transform_at(properties, facts.write_only, self._seal_value)
+            properties = coerce_properties(spec.properties, facts.info)
+            if facts.secret:
+                properties = transform_at(properties, facts.secret, self._seal_value)
             properties = self._reseal(properties)
             sealed.append(spec if properties is spec.properties else spec.model_copy(update={"properties": properties}))
         return sealed
 
     def _seal_value(self, value: Any) -> Any:
-        if is_sealed(value) or is_secret_digest(value) or value is None:
+        # A reference is no secret: sealing it would hide the dependency from the graph and send
+        # the literal {"Ref": ...} to AWS. It stays visible; what it resolves to is AWS's business.
+        if is_sealed(value) or is_secret_digest(value) or value is None or is_symbolic(value):
             return value
         return self.sealer.seal(value)
 
@@ -116,6 +125,32 @@ class PlanningService:
             return node if all(a is b for a, b in zip(items, node, strict=True)) else items
         return node
 
+    def _with_property_findings(
+        self, document: Any, specs: list[ResourceSpec], problems: list[Finding]
+    ) -> list[Finding]:
+        """``problems`` (references, names, cycles) with the property findings of what did parse.
+
+        One answer lists everything, every location in the document's own terms
+        (``/resources/<index>/properties/...``); a property cfn-lint flags only because its
+        reference dangles is already among ``problems`` and is not repeated.
+        """
+        index = {
+            entry.get("name"): i for i, entry in enumerate(document.get("resources", [])) if isinstance(entry, dict)
+        }
+        checked = self._seal(specs)
+        found = list(problems)
+        known = [p.path for p in problems]
+        for finding in validate_specs(checked, self.catalog, lint=self.lint):
+            where = index.get(finding.resource)
+            if where is None or not finding.path.startswith("/properties"):
+                continue
+            path = f"/resources/{where}{finding.path}"
+            if any(path == k or path.startswith(k + "/") for k in known):
+                continue
+            found.append(finding.model_copy(update={"path": path}))
+        found.sort(key=lambda f: _position(f.path))
+        return found
+
     async def _make(
         self,
         project: Project,
@@ -128,6 +163,8 @@ class PlanningService:
         full: bool,
         delete: tuple[str, ...] = (),
         extra_findings: list[Finding] | None = None,
+        outputs: dict[str, Any] | None = None,
+        quiet: frozenset[tuple[str, str, str]] = frozenset(),
     ) -> Plan:
         plan = make_plan(
             project_id=project.id,
@@ -143,6 +180,11 @@ class PlanningService:
             lint=self.lint,
             delete=delete,
         )
+        if outputs:
+            plan = plan.model_copy(update={"outputs": outputs})
+        if quiet:
+            kept = [f for f in plan.findings if (f.resource or "", f.path, f.rule) not in quiet]
+            plan = plan.model_copy(update={"findings": kept})
         blocking = _secrets_needed(plan)
         if extra_findings or blocking:
             findings = [*(extra_findings or []), *blocking]
@@ -160,6 +202,62 @@ class PlanningService:
         log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
         return saved
 
+    # -- for other planning use cases (templates) ------------------------------------------------
+
+    async def project_to_plan(self, project_id: str, user: str) -> Project:
+        """The project, if ``user`` may plan in it.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
+            AccessDenied: AUTH_001 without the plan permission.
+        """
+        return await self._project(project_id, user, Permission.PLAN)
+
+    async def project_for_reading(self, project_id: str, user: str) -> Project:
+        """The project, if ``user`` may read it.
+
+        Raises:
+            NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
+        """
+        return await self._project(project_id, user, Permission.READ)
+
+    async def plan_full(
+        self,
+        project: Project,
+        specs: list[ResourceSpec],
+        *,
+        description: str,
+        user: str,
+        notes: list[Finding] | None = None,
+        outputs: dict[str, Any] | None = None,
+        quiet: frozenset[tuple[str, str, str]] = frozenset(),
+    ) -> Plan:
+        """Plan ``project`` towards parsed ``specs`` as a full desired state (what it lacks is deleted).
+
+        ``quiet`` names warnings ``(resource, path, rule)`` the caller knows to be false (a
+        template's ``Fn::GetAZs`` zones are no hard-coded zones).
+
+        Raises:
+            ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
+        """
+        current = await self._state(project)
+        return await self._make(
+            project,
+            user=user,
+            description=description,
+            kind="full",
+            desired=specs,
+            current=current,
+            full=True,
+            extra_findings=notes,
+            outputs=outputs,
+            quiet=quiet,
+        )
+
+    def seal(self, value: Any) -> Any:
+        """``value`` sealed (a secret about to enter a plan)."""
+        return self._seal_value(value)
+
     # -- use cases -----------------------------------------------------------------------------
 
     async def plan_changes(self, project_id: str, desired_state: Any, description: str, user: str) -> Plan:
@@ -170,7 +268,12 @@ class PlanningService:
             AccessDenied: AUTH_001 without the plan permission.
         """
         project = await self._project(project_id, user, Permission.PLAN)
-        specs = parse_desired_state(desired_state, self.catalog, default_region=project.settings.default_region)
+        problems: list[Finding] = []
+        specs = parse_desired_state(
+            desired_state, self.catalog, default_region=project.settings.default_region, problems=problems
+        )
+        if problems:
+            raise_findings(self._with_property_findings(desired_state, specs, problems), "desired state")
         current = await self._state(project)
         return await self._make(
             project, user=user, description=description, kind="full", desired=specs, current=current, full=True
@@ -383,6 +486,11 @@ class PlanningService:
     def render(plan: Plan) -> str:
         """The plan as terraform-plan-like text."""
         return render_plan(plan)
+
+
+def _position(path: str) -> tuple[int, str]:
+    parts = path.split("/")
+    return (int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1), path
 
 
 def _find(current: StateFile | None, resource: str, project_id: str) -> StateResource:

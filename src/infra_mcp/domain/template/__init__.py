@@ -1,0 +1,1 @@
+"""CloudFormation templates: the intrinsic-function evaluator and the template-to-desired-state reader."""

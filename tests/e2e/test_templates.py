@@ -1,0 +1,128 @@
+"""plan_template end to end: realistic templates planned, approved by a person, executed in the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
+from tests.e2e.loop_helpers import Human, approve, make_project, sandbox_world, state_resources
+
+TEMPLATES = Path(__file__).parent / "templates"
+CORPUS = sorted(p.stem for p in TEMPLATES.glob("*.yaml"))
+
+
+async def _plan_template(client: Any, name: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    text = (TEMPLATES / f"{name}.yaml").read_text()
+    return await call_ok(
+        client, "plan_template", {"project_id": "web", "template": text, "parameters": parameters or {}}
+    )
+
+
+@pytest.mark.parametrize("name", CORPUS)
+async def test_a_realistic_template_plans_without_false_findings_and_executes(
+    connect: ClientFactory, data_dir: Path, name: str
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        planned = await _plan_template(client, name)
+        plan = planned["plan"]
+        errors = [f for f in plan["findings"] if f["severity"] == "error"]
+        assert errors == []
+        linted = [f for f in plan["findings"] if f["rule"][:1] in ("E", "W") and f["rule"][1:].isdigit()]
+        assert linted == []  # cfn-lint says nothing about these templates either
+        assert plan["summary"]["create"] == len(plan["changes"])
+        await approve(client, plan["id"])
+        executed = await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        outcomes = executed["plan"]["execution"]["outcomes"]
+        assert {o["status"] for o in outcomes} == {"succeeded"}, [o for o in outcomes if o["status"] != "succeeded"]
+        listed = await call_ok(client, "list_resources", {"project_id": "web"})
+        assert {r["status"] for r in listed["resources"]} == {"active"}
+        assert await state_resources(client) == sandbox_world(data_dir)
+
+
+async def test_the_networking_template_evaluates_parameters_conditions_and_pseudo_parameters(
+    connect: ClientFactory,
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        planned = await _plan_template(client, "networking", {"EnableNat": "false", "EnvironmentName": "prod"})
+        plan = planned["plan"]
+        names = {c["name"] for c in plan["changes"]}
+        assert "NatGateway" not in names
+        assert "DefaultPrivateRoute" not in names
+        subnet = next(c for c in plan["changes"] if c["name"] == "PublicSubnet1")["desired"]["properties"]
+        assert subnet["CidrBlock"] == "10.192.0.0/24"
+        assert subnet["AvailabilityZone"] == "us-east-1a"
+        sg = next(c for c in plan["changes"] if c["name"] == "NoIngressSecurityGroup")["desired"]["properties"]
+        assert sg["GroupName"] == "web-no-ingress"
+        outputs = {f["path"]: f["message"] for f in plan["findings"] if f["rule"] == "output"}
+        assert outputs["/Outputs/Account"] == "Output Account = 000000000000"
+        assert outputs["/Outputs/VPC"] == "Output VPC = (known after apply)"
+
+        await approve(client, plan["id"])
+        await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        vpc_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "VPC"}))["resource"]["id"]
+        subnets = [
+            (await call_ok(client, "get_resource", {"project_id": "web", "resource": name}))["resource"]["id"]
+            for name in ("PublicSubnet1", "PublicSubnet2")
+        ]
+        resolved = (await read_json(client, "infra://projects/web/outputs"))["outputs"]
+        assert resolved == {"VPC": vpc_id, "PublicSubnets": ",".join(subnets), "Account": "000000000000"}
+
+
+async def test_unsupported_constructs_are_refused_with_their_location(connect: ClientFactory) -> None:
+    template = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Stack:
+    Type: AWS::CloudFormation::Stack
+    Properties: {TemplateURL: https://example.com/t.yaml}
+  Custom:
+    Type: Custom::Thing
+    Properties: {ServiceToken: arn:aws:lambda:us-east-1:1:function:x}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !ImportValue shared-bucket-name
+"""
+    async with connect("alice") as client:
+        await make_project(client)
+        error = await call_error(client, "plan_template", {"project_id": "web", "template": template})
+        assert error["code"] == "VALIDATION_001"
+        paths = {f["path"] for f in error["details"]["findings"]}
+        assert paths == {
+            "/Transform",
+            "/Resources/Stack/Type",
+            "/Resources/Custom/Type",
+            "/Resources/Bucket/Properties/BucketName",
+        }
+
+
+async def test_a_retained_resource_removed_from_the_template_is_left_in_place_and_dropped_from_state(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        first = (await _plan_template(client, "dynamodb"))["plan"]
+        await approve(client, first["id"])
+        await call_ok(client, "execute_plan", {"plan_id": first["id"]})
+        table_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "OrdersTable"}))[
+            "resource"
+        ]["id"]
+
+        other = "Resources:\n  Queue: {Type: AWS::SQS::Queue}\n"
+        second = await call_ok(client, "plan_template", {"project_id": "web", "template": other})
+        removal = next(c for c in second["plan"]["changes"] if c["name"] == "OrdersTable")
+        assert removal["action"] == "delete"
+        assert removal["retained"] is True
+        assert removal["risk"] == "low"
+        assert "left in place" in second["diff"]
+        await approve(client, second["plan"]["id"])
+        executed = await call_ok(client, "execute_plan", {"plan_id": second["plan"]["id"]})
+        assert executed["plan"]["status"] == "executed"
+
+        assert {kind for kind, _ in await state_resources(client)} == {"AWS::SQS::Queue"}
+        assert ("AWS::DynamoDB::Table", table_id) in sandbox_world(data_dir)
