@@ -77,8 +77,8 @@ async def make_project(client: Client, project_id: str = "web", **approval: Any)
 
 async def make_plan(client: Client, desired: dict[str, Any], project_id: str = "web") -> str:
     plan = await call_ok(client, "plan_changes", {"project_id": project_id, "desired_state": desired})
-    assert plan["plan"]["status"] == "pending"
-    return str(plan["plan"]["id"])
+    assert plan["status"] == "pending"
+    return str(plan["plan_id"])
 
 
 async def approve(client: Client, plan_id: str) -> dict[str, Any]:
@@ -88,7 +88,9 @@ async def approve(client: Client, plan_id: str) -> dict[str, Any]:
 
 
 async def plan_of(client: Client, plan_id: str) -> dict[str, Any]:
-    return dict((await call_ok(client, "get_plan", {"plan_id": plan_id}))["plan"])
+    """The full plan, from the resource get_plan points at."""
+    view = await call_ok(client, "get_plan", {"plan_id": plan_id})
+    return dict(await read_json(client, view["plan_uri"]))
 
 
 async def audit(client: Client, project_id: str = "web") -> list[dict[str, Any]]:

@@ -45,8 +45,9 @@ to do next. Only a person approves: never answer an approval prompt or run an ap
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 
-ProjectId = Annotated[
-    str, Field(description="Project id: lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
+ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+NewProjectId = Annotated[
+    str, Field(description="Lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
 ]
 
 
@@ -120,17 +121,18 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
 def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     def view(project: Any) -> m.ProjectView:
-        return m.ProjectView(project=project, your_role=project.role_of(rt.user))
+        return m.project_view(project, rt.user)
 
     @mcp.tool(name="create_project", title="Create project", annotations=WRITES)
     @handle_tool_errors("create_project")
     async def create_project(
-        project_id: ProjectId,
+        project_id: NewProjectId,
         name: Annotated[str | None, Field(description="Human-readable name (default: the id).")] = None,
         description: Annotated[str, Field(description="What this infrastructure is for.")] = "",
         default_region: Annotated[str | None, Field(description="AWS region for its resources.")] = None,
     ) -> m.ProjectView:
-        """Create a project; you become its owner. Touches nothing in AWS."""
+        """Create a project (a set of AWS resources managed together); you become its owner. Next: plan_changes or
+        create_resource."""
         settings = {"default_region": default_region} if default_region else None
         project = await rt.app.projects.create_project(
             project_id, name=name, description=description, user=rt.user, settings=settings
@@ -140,15 +142,18 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="get_project", title="Get project", annotations=READ_ONLY)
     @handle_tool_errors("get_project")
     async def get_project(project_id: ProjectId) -> m.ProjectView:
-        """A project's details, members, settings and approval policy."""
+        """Read a project's members, settings and approval policy before changing them."""
         return view(await rt.app.projects.get_project(project_id, rt.user))
 
     @mcp.tool(name="list_projects", title="List projects", annotations=READ_ONLY)
     @handle_tool_errors("list_projects")
     async def list_projects() -> m.ProjectList:
-        """Projects you are a member of."""
+        """List the projects you are a member of: start here."""
         projects = await rt.app.projects.list_projects(rt.user)
-        return m.ProjectList(user=rt.user, projects=[view(p) for p in projects])
+        return m.ProjectList(
+            user=rt.user,
+            projects=[m.ProjectSummary(project_id=p.id, name=p.name, your_role=p.role_of(rt.user)) for p in projects],
+        )
 
     @mcp.tool(name="update_project", title="Update project", annotations=WRITES)
     @handle_tool_errors("update_project")
@@ -181,9 +186,16 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="delete_project", title="Delete project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
-        """Delete a project, its plans and the state files it wrote. Refused while any record shows live resources."""
+        """Delete a project, its plans and the state files it wrote; refused while it has resources (plan their
+        deletion first)."""
         _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
-        return m.DeletedProject(project_id=project_id, deleted_keys=len(deletion.deleted), left_alone=deletion.left)
+        return m.DeletedProject(
+            project_id=project_id,
+            deleted=True,
+            deleted_keys=len(deletion.deleted),
+            left_alone=deletion.left,
+            note="The project, its plans and the state files it wrote were deleted.",
+        )
 
 
 # Tools: state ---------------------------------------------------------------------------------------
@@ -196,16 +208,16 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         project_id: ProjectId,
         type: Annotated[str | None, Field(description="Resource type, e.g. AWS::EC2::VPC or EC2::VPC.")] = None,
         tag: Annotated[str | None, Field(description="'Key' or 'Key=Value'.")] = None,
-        status: Annotated[ResourceStatus | None, Field(description="active | failed | pending | deleting")] = None,
+        status: Annotated[ResourceStatus | None, Field(description="Only resources with this status.")] = None,
     ) -> m.ResourceList:
-        """Resources recorded in the project's current state (no AWS call)."""
+        """List the resources recorded in a project's current state (no AWS call). Next: get_resource for one."""
         state, found = await rt.app.state.list_resources(project_id, rt.user, type_name=type, tag=tag, status=status)
         return m.ResourceList(
             project_id=project_id,
             serial=state.serial,
             total_in_state=len(state.resources),
             count=len(found),
-            resources=[redacted_resource(r) for r in found],
+            resources=[m.resource_item(r) for r in found],
         )
 
     @mcp.tool(name="get_resource", title="Get resource", annotations=READ_ONLY)
@@ -214,20 +226,21 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         project_id: ProjectId,
         resource: Annotated[str, Field(description="Logical name, physical id (vpc-...) or ARN.")],
     ) -> m.ResourceView:
-        """One resource from the project's current state."""
+        """Read one resource's properties and tags as recorded, e.g. before update_resource."""
         found = await rt.app.state.get_resource(project_id, rt.user, resource)
         _, state = await rt.app.state.current(project_id, rt.user)
-        return m.ResourceView(project_id=project_id, serial=state.serial, resource=redacted_resource(found))
+        return m.resource_view(project_id, state.serial, redacted_resource(found))
 
     @mcp.tool(name="get_state_history", title="Get state history", annotations=READ_ONLY)
     @handle_tool_errors("get_state_history")
     async def get_state_history(project_id: ProjectId) -> m.StateHistory:
-        """Every version of the project's state, newest first (who, when, which plan)."""
+        """List a project's state versions, newest first (who, when, which plan), e.g. to pick one for
+        plan_rollback."""
         versions = await rt.app.state.history(project_id, rt.user)
         return m.StateHistory(
             project_id=project_id,
-            current_serial=max((v.serial for v in versions if v.valid), default=None),
-            versions=versions,
+            current_serial=max((v.serial for v in versions if v.valid), default=0),
+            versions=[m.version_view(v) for v in versions],
         )
 
     @mcp.tool(name="restore_state", title="Restore state version", annotations=WRITES)
@@ -243,14 +256,16 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             ),
         ] = False,
     ) -> m.RestoredState:
-        """Make an older state version current again, as a new version (e.g. after STATE_001). Does not touch AWS."""
+        """Make an older state version the current record again, e.g. after STATE_001; AWS is not touched (that
+        is plan_rollback)."""
         written, forgotten = await rt.app.state.restore(project_id, rt.user, version, forget_resources=forget_resources)
         return m.RestoredState(
             project_id=project_id,
             restored_from=version,
             serial=written.serial,
             resource_count=len(written.resources),
-            forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id) for r in forgotten],
+            forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id or "") for r in forgotten],
+            note="Only the record changed; AWS was not touched. Use plan_rollback to make AWS match an older version.",
         )
 
 
@@ -260,9 +275,20 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="get_upstream_status", title="Upstream status", annotations=READ_ONLY)
     @handle_tool_errors("get_upstream_status")
-    async def get_upstream_status() -> UpstreamStatus:
-        """Which upstream AWS MCP server is used (sandbox or AWS, dialect), who we are there, and its health."""
-        return await rt.app.upstream.status()
+    async def get_upstream_status() -> m.UpstreamView:
+        """Check which upstream reaches AWS (the sandbox or real AWS), as whom, and whether it is healthy, e.g.
+        after an AWS_MCP_001 error."""
+        status: UpstreamStatus = await rt.app.upstream.status()
+        return m.UpstreamView(
+            kind=status.kind + (" (experimental)" if status.experimental else ""),
+            dialect=status.dialect,
+            target=status.target,
+            healthy=status.healthy,
+            region=status.region,
+            caller_arn=status.caller.arn if status.caller else "",
+            last_error=status.last_error or "",
+            note=status.note,
+        )
 
 
 # Resources ----------------------------------------------------------------------------------------
@@ -285,7 +311,8 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.resource("infra://projects/{project_id}/state", name="state", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/state")
     async def state_resource(project_id: str) -> str:
-        """The project's current state file (DESIGN §3 format)."""
+        """The project's current state file, as stored. It keeps the state file format's camelCase field names
+        (projectId, dependsOn, createdAt, lastModifiedBy...); tools answer in snake_case."""
         _, state = await rt.app.state.current(project_id, rt.user)
         return _json(redacted_state(state).to_document())
 

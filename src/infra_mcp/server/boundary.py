@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from infra_mcp.errors import ValidationFailed
@@ -55,6 +56,42 @@ _EXPECTED = {
 }
 
 
+def lean_schema(schema: Any, *, optional_nulls: bool = False) -> Any:
+    """A JSON schema without what only costs an agent's context.
+
+    Hosts put every tool's schemas in the model's context on every turn, so:
+
+    - pydantic's generated ``title`` ("Project Id" for ``project_id``) goes: it repeats the name. A
+      property *named* ``title`` survives, its value being a schema (a dict), never a string.
+    - ``additionalProperties: true`` goes: it is what JSON Schema assumes without it.
+    - with ``optional_nulls`` (argument schemas), an optional argument's ``anyOf: [X, null]`` with
+      ``default: null`` becomes ``X``: leaving the argument out is how a caller says "none", and the
+      tool still accepts an explicit null.
+    """
+    if isinstance(schema, list):
+        return [lean_schema(v, optional_nulls=optional_nulls) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        k: lean_schema(v, optional_nulls=optional_nulls)
+        for k, v in schema.items()
+        if not (k == "title" and isinstance(v, str)) and not (k == "additionalProperties" and v is True)
+    }
+    options = out.get("anyOf")
+    if (
+        optional_nulls
+        and "default" in out
+        and out["default"] is None
+        and isinstance(options, list)
+        and len(options) == 2
+        and {"type": "null"} in options
+    ):
+        kept = next(o for o in options if o != {"type": "null"})
+        rest = {k: v for k, v in out.items() if k not in ("anyOf", "default")}
+        out = {**kept, **rest}
+    return out
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part)[:_MAX_PART] for part in loc) or "(arguments)"
 
@@ -83,6 +120,22 @@ def argument_error(tool: str, exc: ValidationError) -> ValidationFailed:
 
 class InfraMCPServer(MCPServer[Any]):
     """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The SDK's tool list, with lean schemas (see :func:`lean_schema`).
+
+        Descriptions come from docstrings wrapped to the line length; they go out as one line each.
+        """
+        return [
+            tool.model_copy(
+                update={
+                    "description": " ".join(tool.description.split()) if tool.description else tool.description,
+                    "input_schema": lean_schema(tool.input_schema, optional_nulls=True),
+                    "output_schema": lean_schema(tool.output_schema) if tool.output_schema else None,
+                }
+            )
+            for tool in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
