@@ -36,11 +36,16 @@ from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
 from infra_mcp.settings import Settings
 
 INSTRUCTIONS = """\
-infra-mcp manages AWS infrastructure per project, safely: desired state -> plan -> explicit human
-approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
-Start with list_projects / create_project. Read what exists with list_resources, get_resource and the
-infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
-to do next. Only a person approves: never answer an approval prompt or run an approval command yourself.
+infra-mcp manages AWS infrastructure per project. Nothing changes in AWS until a plan a person approved
+is executed. The loop:
+1. list_projects, or create_project. Read what exists: list_resources, get_resource.
+2. Plan: plan_changes (the whole desired state) or create_resource / update_resource / delete_resource.
+   A plan answer has a summary, risk, cost delta, one line per change and a diff_uri: show the user.
+3. approve_plan: the person confirms in a prompt only they answer (never answer it or run an approval
+   command yourself). If they decline, ask what to change and plan again, or reject_plan.
+4. execute_plan applies it, with progress; its answer says what happened to each change.
+5. get_state_history lists versions; plan_rollback plans a way back, approved like any plan.
+Errors are JSON with a code and a message saying what to do next.
 """
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
