@@ -196,14 +196,18 @@ TERMINAL_CODE = re.compile(rb"type this code: ([A-Z0-9]{3}-[A-Z0-9]{3})")
 
 
 def plans_at_terminal(
-    data_dir: Path, *args: str, answer: Callable[[str], str] | None = None, timeout: float = 60.0
+    data_dir: Path,
+    *args: str,
+    answer: Callable[[str], str] | None = None,
+    timeout: float = 60.0,
+    columns: int = 200,
 ) -> tuple[int, str]:
     """Run ``infra-mcp plans ARGS`` in a pseudo-terminal, as a person at a terminal would.
 
     ``answer`` gets the code the command shows and returns what the person types (default: the
     code itself). Returns the exit status and everything the terminal showed.
     """
-    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": str(columns)}
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.execve(sys.executable, [sys.executable, "-m", "infra_mcp", "plans", *args], env)  # noqa: S606 - our own CLI, no shell

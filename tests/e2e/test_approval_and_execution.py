@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -337,6 +338,12 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         listed = _plans_cli(data_dir, "list", "web")
         assert listed.returncode == 0, listed.stderr
         assert plan_id in listed.stdout
+        # At 80 columns each plan is one unbroken row: its id whole, beside its status and risk.
+        status, screen = plans_at_terminal(data_dir, "list", "web", columns=80)
+        assert status == 0, screen
+        narrow = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # the colours, not the text
+        assert max(len(line) for line in narrow.splitlines()) <= 80, narrow
+        assert re.search(rf"{plan_id}\s+pending\s+(low|medium|high)\s+\+1", narrow), narrow
         status, screen = plans_at_terminal(data_dir, "approve", plan_id)
         assert status == 0, screen
 
