@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from infra_mcp import __version__
 from infra_mcp.db_cli import add_db_parser
 
-
 # Static text, not generated from Settings: `--help` must not import the server's dependencies.
 SERVE_EPILOG = """\
 environment (all optional):
