@@ -48,7 +48,7 @@ def raise_findings(findings: list[Finding], what: str) -> NoReturn:
         ValidationFailed: always.
     """
     shown = findings[:MAX_FINDINGS_SHOWN]
-    first = "; ".join(f"{f.resource or ''}{f.path}: {f.message}" for f in shown[:3])
+    first = "; ".join(f"{f.resource or ''}{f.path}: {f.message.rstrip('.')}" for f in shown[:3])
     more = f" (and {len(findings) - 3} more)" if len(findings) > 3 else ""
     raise ValidationFailed(
         f"The {what} has {len(findings)} problem(s): {first}{more}. Fix them all and plan again.",
