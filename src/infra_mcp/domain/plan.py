@@ -293,6 +293,17 @@ class Plan(BaseModel):
         return any(c.action is not Action.NOOP for c in self.changes)
 
 
+def final_description(plan: Plan) -> str:
+    """What the state version an execution ends with says: the plan's description and its summary.
+
+    A person reading history sees one entry per executed plan, in the author's words and the facts.
+    """
+    summary = plan.summary.text or f"{len(plan.actionable_changes)} change(s)"
+    if plan.description:
+        return f"{plan.description} ({plan.id}: {summary})"
+    return f"Executed plan {plan.id}: {summary}"
+
+
 def no_such_plan(plan_id: str) -> NotFound:
     """The one answer for a plan that is missing or whose project the caller is no member of."""
     return NotFound(f"No plan {plan_id!r}. Use list_plans to see a project's plans.", details={"plan_id": plan_id})

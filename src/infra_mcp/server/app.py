@@ -245,7 +245,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         return m.StateHistory(
             project_id=project_id,
             current_serial=max((v.serial for v in versions if v.valid), default=0),
-            versions=[m.version_view(v) for v in versions],
+            versions=[m.version_view(v, checkpoints) for v, checkpoints in m.grouped_history(versions)],
         )
 
     @mcp.tool(name="restore_state", title="Restore state version", annotations=WRITES)
@@ -324,9 +324,14 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.resource("infra://projects/{project_id}/state/history", name="state-history", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/state/history")
     async def history_resource(project_id: str) -> str:
-        """Every state version, newest first."""
+        """Every state version, newest first: one entry per executed plan, its checkpoints grouped under it."""
         versions = await rt.app.state.history(project_id, rt.user)
-        return _json([v.model_dump(mode="json") for v in versions])
+        return _json(
+            [
+                v.model_dump(mode="json") | {"checkpoints": [c.model_dump(mode="json") for c in checkpoints]}
+                for v, checkpoints in m.grouped_history(versions)
+            ]
+        )
 
     @mcp.resource(
         "infra://projects/{project_id}/state/history/{version}", name="state-version", mime_type="application/json"

@@ -118,9 +118,29 @@ class VersionView(BaseModel):
     change_plan_id: str
     resource_count: int
     valid: bool
+    checkpoint: bool = Field(description="Written mid-execution, and its plan has no final version.")
+    checkpoints: list[int] = Field(description="Serials of the checkpoints its plan wrote on the way.")
 
 
-def version_view(entry: HistoryEntry) -> VersionView:
+def grouped_history(entries: list[HistoryEntry]) -> list[tuple[HistoryEntry, list[HistoryEntry]]]:
+    """History as a person reads it: one entry per executed plan, its checkpoints grouped under it.
+
+    A checkpoint is listed on its own only when its plan has no final version (the execution was
+    cut short): then it is the last word on what exists. Order is kept (newest first).
+    """
+    finals = {e.change_plan_id for e in entries if not e.checkpoint and e.change_plan_id}
+    under: dict[str, list[HistoryEntry]] = {}
+    for entry in entries:
+        if entry.checkpoint and entry.change_plan_id in finals:
+            under.setdefault(entry.change_plan_id, []).append(entry)
+    return [
+        (entry, under.get(entry.change_plan_id or "", []) if not entry.checkpoint else [])
+        for entry in entries
+        if not (entry.checkpoint and entry.change_plan_id in finals)
+    ]
+
+
+def version_view(entry: HistoryEntry, checkpoints: list[HistoryEntry]) -> VersionView:
     return VersionView(
         serial=entry.serial,
         timestamp=entry.timestamp,
@@ -129,6 +149,8 @@ def version_view(entry: HistoryEntry) -> VersionView:
         change_plan_id=entry.change_plan_id or "",
         resource_count=entry.resource_count,
         valid=entry.valid,
+        checkpoint=entry.checkpoint,
+        checkpoints=[c.serial for c in checkpoints],
     )
 
 

@@ -36,6 +36,7 @@ from infra_mcp.domain.plan import (
     ExecutionRecord,
     Plan,
     PlanStatus,
+    final_description,
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
@@ -436,7 +437,7 @@ class ExecutionService:
             nodes, operations, ledger, outcomes, parallelism=self.parallelism, clock=self.clock, progress=progress
         )
         await walk.run()
-        final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)
+        final = await ledger.flush(description=final_description(plan), final=True)
         return await self._finish(plan, project, store, final, user, outcomes)
 
     async def _finish(
