@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -119,13 +120,26 @@ def argument_error(tool: str, exc: ValidationError) -> ValidationFailed:
 
 
 class InfraMCPServer(MCPServer[Any]):
-    """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON."""
+    """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON.
+
+    ``after_handshake`` (if set) runs once, at the first ``tools/list`` or ``tools/call``: work that
+    would slow the ``initialize`` answer if done at start-up (hosts time out slow servers) but that the
+    first real call benefits from, such as loading cfn-lint in a background thread.
+    """
+
+    after_handshake: Callable[[], None] | None = None
+
+    def _handshake_done(self) -> None:
+        hook, self.after_handshake = self.after_handshake, None
+        if hook is not None:
+            hook()
 
     async def list_tools(self) -> list[MCPTool]:
         """The SDK's tool list, with lean schemas (see :func:`lean_schema`).
 
         Descriptions come from docstrings wrapped to the line length; they go out as one line each.
         """
+        self._handshake_done()
         return [
             tool.model_copy(
                 update={
@@ -148,6 +162,7 @@ class InfraMCPServer(MCPServer[Any]):
             ToolError: Any other tool error, as the SDK raises it (our tools already answer JSON).
         """
         started = time.perf_counter()
+        self._handshake_done()
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError:
