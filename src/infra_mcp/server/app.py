@@ -50,7 +50,7 @@ Errors are JSON with a code and a message saying what to do next.
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 
-ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+ProjectId = Annotated[str, Field(description="e.g. 'web-app'", max_length=200)]
 NewProjectId = Annotated[
     str, Field(description="Lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
 ]
@@ -178,8 +178,8 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         members: Annotated[
             list[dict[str, str]] | None,
             Field(
-                description='The full member list, replacing the current one: [{"user": "alice", "role": '
-                '"owner|approver|editor|viewer"}]. The owner must stay an owner.'
+                description='Replaces the member list: [{"user": "alice", "role": "owner|approver|editor|viewer"}]; '
+                "an owner must remain."
             ),
         ] = None,
     ) -> m.ProjectView:
@@ -192,15 +192,14 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="delete_project", title="Delete project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
-        """Delete a project, its plans and the state files it wrote; refused while it has resources (plan their
-        deletion first)."""
+        """Delete a project, its plans and state files; refused while it has resources (plan their deletion
+        first)."""
         _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
         return m.DeletedProject(
             project_id=project_id,
             deleted=True,
             deleted_keys=len(deletion.deleted),
             left_alone=deletion.left,
-            note="The project, its plans and the state files it wrote were deleted.",
         )
 
 
@@ -216,7 +215,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         tag: Annotated[str | None, Field(description="'Key' or 'Key=Value'.")] = None,
         status: Annotated[ResourceStatus | None, Field(description="Only resources with this status.")] = None,
     ) -> m.ResourceList:
-        """List the resources recorded in a project's current state (no AWS call). Next: get_resource for one."""
+        """List a project's resources as recorded (no AWS call). Next: get_resource for one."""
         state, found = await rt.app.state.list_resources(project_id, rt.user, type_name=type, tag=tag, status=status)
         return m.ResourceList(
             project_id=project_id,
@@ -257,8 +256,8 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         forget_resources: Annotated[
             bool,
             Field(
-                description="Owners only: allow dropping from the record resources the current state holds "
-                "(they stay in AWS, unmanaged). Refused without it."
+                description="Owners only: also drop resources the current state holds from the record "
+                "(they stay in AWS, unmanaged)."
             ),
         ] = False,
     ) -> m.RestoredState:
@@ -271,7 +270,6 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             serial=written.serial,
             resource_count=len(written.resources),
             forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id or "") for r in forgotten],
-            note="Only the record changed; AWS was not touched. Use plan_rollback to make AWS match an older version.",
         )
 
 
@@ -282,8 +280,7 @@ def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="get_upstream_status", title="Upstream status", annotations=READ_ONLY)
     @handle_tool_errors("get_upstream_status")
     async def get_upstream_status() -> m.UpstreamView:
-        """Check which upstream reaches AWS (the sandbox or real AWS), as whom, and whether it is healthy, e.g.
-        after an AWS_MCP_001 error."""
+        """Check which upstream reaches AWS (sandbox or real), as whom, and its health, e.g. after AWS_MCP_001."""
         status: UpstreamStatus = await rt.app.upstream.status()
         return m.UpstreamView(
             kind=status.kind + (" (experimental)" if status.experimental else ""),

@@ -57,7 +57,6 @@ class DeletedProject(BaseModel):
     deleted: bool
     deleted_keys: int = Field(description="State files deleted.")
     left_alone: dict[str, str] = Field(description="Files it did not write (key: why), left in place.")
-    note: str
 
 
 class ResourceItem(BaseModel):
@@ -118,8 +117,8 @@ class VersionView(BaseModel):
     change_plan_id: str
     resource_count: int
     valid: bool
-    checkpoint: bool = Field(description="Written mid-execution, and its plan has no final version.")
-    checkpoints: list[int] = Field(description="Serials of the checkpoints its plan wrote on the way.")
+    checkpoint: bool = Field(description="Mid-execution, its plan unfinished.")
+    checkpoints: list[int] = Field(description="Its plan's checkpoint serials.")
 
 
 def grouped_history(entries: list[HistoryEntry]) -> list[tuple[HistoryEntry, list[HistoryEntry]]]:
@@ -172,7 +171,6 @@ class RestoredState(BaseModel):
     serial: int = Field(description="The new current version.")
     resource_count: int
     forgotten_resources: list[ForgottenResource] = Field(description="Dropped from the record; may still be in AWS.")
-    note: str
 
 
 class UpstreamView(BaseModel):

@@ -29,8 +29,8 @@ from infra_mcp.server.plan_models import (
 if TYPE_CHECKING:
     from infra_mcp.server.app import Runtime
 
-PlanId = Annotated[str, Field(description="Plan id, e.g. plan-1a2b3c4d5e6f.", max_length=100)]
-ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+PlanId = Annotated[str, Field(description="e.g. plan-1a2b3c4d5e6f", max_length=100)]
+ProjectId = Annotated[str, Field(description="e.g. 'web-app'", max_length=200)]
 Description = Annotated[
     str,
     Field(
@@ -244,7 +244,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @mcp.tool(name="get_plan", title="Get plan", annotations=READ_ONLY)
     @handle_tool_errors("get_plan")
     async def get_plan(plan_id: PlanId) -> PlanResult:
-        """Check one plan's status, changes and results, e.g. after a person approved it in their terminal."""
+        """Check a plan's status, changes and results, e.g. after a person approved it in a terminal."""
         return view(await rt.app.planning.get_plan(plan_id, rt.user))
 
     @mcp.tool(name="list_plans", title="List plans", annotations=READ_ONLY)
@@ -360,8 +360,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @mcp.tool(name="execute_plan", title="Execute plan", annotations=DESTRUCTIVE)
     @handle_tool_errors("execute_plan")
     async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanResult:
-        """Apply an approved plan to AWS, reporting progress; this changes real infrastructure. Next: check the
-        results, then list_resources."""
+        """Apply an approved plan to AWS (real changes), with progress. Next: report each change's result."""
 
         async def progress(progress: float, total: float | None, message: str) -> None:
             await ctx.report_progress(progress, total, message)
