@@ -117,6 +117,7 @@ async def test_tool_descriptions_are_short_and_cite_nothing_the_user_lacks(conne
     for name, text in texts.items():
         assert "DESIGN" not in text, (name, text)
         assert "§" not in text, (name, text)
+        assert "\n" not in text, (name, text)
     for tool in wire["tools"]:
         assert len(tool["description"]) <= DESCRIPTION_MAX, (tool["name"], len(tool["description"]))
         # One or two sentences: what it is for, and what comes next.

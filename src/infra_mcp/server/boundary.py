@@ -21,6 +21,8 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import Resource as MCPResource
+from mcp_types import ResourceTemplate as MCPResourceTemplate
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
@@ -93,6 +95,11 @@ def lean_schema(schema: Any, *, optional_nulls: bool = False) -> Any:
     return out
 
 
+def one_line(text: str | None) -> str | None:
+    """A description from a docstring wrapped to the line length, as the one line it is."""
+    return " ".join(text.split()) if text else text
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part)[:_MAX_PART] for part in loc) or "(arguments)"
 
@@ -143,12 +150,23 @@ class InfraMCPServer(MCPServer[Any]):
         return [
             tool.model_copy(
                 update={
-                    "description": " ".join(tool.description.split()) if tool.description else tool.description,
+                    "description": one_line(tool.description),
                     "input_schema": lean_schema(tool.input_schema, optional_nulls=True),
                     "output_schema": lean_schema(tool.output_schema) if tool.output_schema else None,
                 }
             )
             for tool in await super().list_tools()
+        ]
+
+    async def list_resources(self) -> list[MCPResource]:
+        """The SDK's resource list, each description on one line (they come from wrapped docstrings)."""
+        return [r.model_copy(update={"description": one_line(r.description)}) for r in await super().list_resources()]
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        """The SDK's resource templates, each description on one line."""
+        return [
+            t.model_copy(update={"description": one_line(t.description)})
+            for t in await super().list_resource_templates()
         ]
 
     async def call_tool(
