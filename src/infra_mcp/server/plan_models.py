@@ -158,7 +158,9 @@ def plan_result(plan: Plan) -> PlanResult:
         risk=plan.risk.value,
         monthly_cost_delta=plan.cost.monthly_delta,
         changes=[change_line(c, outcomes.get(c.name)) for c in plan.actionable_changes],
-        warnings=[_cut(f"{f.resource or 'plan'}{f.path}: {f.message}") for f in plan.findings],
+        warnings=[
+            _cut(f"{f.resource or 'plan'}{' at ' + f.path if f.path else ''}: {f.message}") for f in plan.findings
+        ],
         plan_uri=uri,
         diff_uri=f"{uri}/diff",
         next_step=next_step(plan),
