@@ -23,6 +23,7 @@ from infra_mcp.errors import (
     StateUnavailable,
     ValidationFailed,
 )
+from infra_mcp.stores.state_common import history_entry
 from infra_mcp.stores.state_scope import IncarnationScope
 
 # One server key for every unit test: plans made by a test helper are signed with it, as the
@@ -168,19 +169,8 @@ class FakeStateStore:
         return state
 
     async def history(self, project_id: str) -> list[HistoryEntry]:
-        return [
-            HistoryEntry(
-                serial=s.serial,
-                timestamp=s.timestamp,
-                last_modified_by=s.metadata.last_modified_by,
-                change_description=s.metadata.change_description,
-                change_plan_id=s.metadata.change_plan_id,
-                checksum=s.metadata.checksum,
-                resource_count=len(s.resources),
-                incarnation=s.metadata.incarnation,
-            )
-            for _, s in sorted(self.versions.get(project_id, {}).items(), reverse=True)
-        ]
+        # The real stores' listing row, so the fake cannot drift from them.
+        return [history_entry(s) for _, s in sorted(self.versions.get(project_id, {}).items(), reverse=True)]
 
     async def read_version(self, project_id: str, serial: int) -> StateFile:
         try:

@@ -1,3 +1,3 @@
 """infra-mcp: an MCP server for planned, approved, versioned AWS changes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

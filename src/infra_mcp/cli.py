@@ -9,6 +9,24 @@ from collections.abc import Sequence
 from infra_mcp import __version__
 from infra_mcp.db_cli import add_db_parser
 
+# Static text, not generated from Settings: `--help` must not import the server's dependencies.
+SERVE_EPILOG = """\
+environment (all optional):
+  INFRA_MCP_DATA_DIR          project database, local state and sandbox (default: the user's data dir)
+  INFRA_MCP_STATE_LOCATION    where state lives: a folder or s3://bucket/prefix
+  INFRA_MCP_USER              the acting user (default: the OS login user)
+  INFRA_MCP_UPSTREAM_COMMAND  command starting the upstream AWS MCP server (empty: the built-in sandbox)
+  INFRA_MCP_UPSTREAM_ARGS     its arguments, as a JSON list
+  INFRA_MCP_UPSTREAM_URL      streamable-HTTP URL of the upstream instead of a command
+  INFRA_MCP_LOG_LEVEL         DEBUG | INFO | WARNING | ERROR (default INFO, to stderr)
+
+connect a host, e.g. Claude Code:
+  claude mcp add infra-mcp -- /path/to/checkout/.venv/bin/infra-mcp serve
+  claude mcp add infra-mcp -- uvx infra-mcp-server serve      (once released on PyPI)
+
+try it without a host: infra-mcp demo
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -17,7 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"infra-mcp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("serve", help="run the MCP server on stdio (how agent hosts launch it)")
+    sub.add_parser(
+        "serve",
+        help="run the MCP server on stdio (how agent hosts launch it)",
+        description="Run the infra-mcp MCP server on stdio. An MCP host (Claude Code, Claude Desktop,\n"
+        "the MCP Inspector) starts this command and talks MCP over its stdin/stdout;\n"
+        "logs go to stderr. It is configured by environment variables only.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo = sub.add_parser("demo", help="a visible end-to-end run against the sandbox")
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a fresh temporary folder)")
     demo.add_argument("--fast", action="store_true", help="no pauses between steps")

@@ -34,6 +34,14 @@ class DemoFailed(RuntimeError):
     pass
 
 
+# Arguments are shown on one line, cut with an ellipsis so nobody mistakes the cut for the real call.
+_ARGS_MAX = 300
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Demo:
     def __init__(self, client: Client, *, fast: bool) -> None:
         self.client = client
@@ -58,7 +66,8 @@ class Demo:
         **kwargs: Any,
     ) -> dict[str, Any]:
         args = arguments or {}
-        console.print(f"[bold]→ tools/call[/bold] [green]{tool}[/green] {json.dumps(args)[:300]}")
+        line = Text.assemble(("→ tools/call ", "bold"), (tool, "green"), " ", _shorten(json.dumps(args), _ARGS_MAX))
+        console.print(line, overflow="ellipsis", no_wrap=True)
         result = await self.client.call_tool(tool, args, **kwargs)
         if result.is_error:
             text = result.content[0].text if result.content else ""  # type: ignore[union-attr]
@@ -72,7 +81,7 @@ class Demo:
             raise DemoFailed(f"{tool} was expected to be refused but succeeded")
         data = result.structured_content or {}
         if show:
-            console.print(Syntax(json.dumps(data, indent=2)[:2500], "json", theme="ansi_dark", word_wrap=True))
+            console.print(Syntax(_shorten(json.dumps(data, indent=2), 2500), "json", theme="ansi_dark", word_wrap=True))
         return data
 
     async def read(self, uri: str, *, limit: int = 2000) -> Any:
@@ -80,7 +89,8 @@ class Demo:
         result = await self.client.read_resource(uri)
         text = result.contents[0].text  # type: ignore[union-attr]
         if limit:
-            console.print(Syntax(text[:limit] + ("\n..." if len(text) > limit else ""), "json", theme="ansi_dark"))
+            # Wrapped, not cropped: a cropped line shows a checksum with no closing quote.
+            console.print(Syntax(_shorten(text, limit), "json", theme="ansi_dark", word_wrap=True))
         return json.loads(text)
 
 
@@ -142,7 +152,10 @@ class HumanAtTheKeyboard:
 
     async def __call__(self, context: Any, params: Any) -> ElicitResult:
         self.prompts += 1
-        console.print(Panel(params.message, title="[bold]Approval prompt shown to the human", border_style="yellow"))
+        # Text, not markup: "[low]", "[high]" in the prompt are the server's risk labels, not rich tags.
+        console.print(
+            Panel(Text(params.message), title="[bold]Approval prompt shown to the human", border_style="yellow")
+        )
         console.print("[yellow]The human reads it and answers:[/yellow] approve = yes")
         return ElicitResult(action="accept", content={"approve": True, "comment": "reviewed in the demo"})
 
@@ -162,24 +175,19 @@ async def _approve_and_execute(demo: Demo, plan_id: str) -> dict[str, Any]:
             bar.update(task, completed=done, total=total, description=message or "execute_plan")
 
         result = await demo.call("execute_plan", {"plan_id": plan_id}, show=False, progress_callback=on_progress)
-    plan = result["plan"]
-    outcomes = Table("change", "action", "outcome", "physical id", "AWS error", title=f"{plan['id']}: {plan['status']}")
-    for outcome in plan["execution"]["outcomes"]:
-        outcomes.add_row(
-            outcome["name"],
-            outcome["action"],
-            outcome["status"],
-            outcome["physical_id"] or "",
-            outcome["error_code"] or "",
-        )
+    outcomes = Table("what happened", title=f"{result['plan_id']}: {result['status']}")
+    for line in result["changes"]:
+        outcomes.add_row(Text(line))
     console.print(outcomes)
-    return dict(plan)
+    # The tool answers at a glance; the full plan (outcomes, final state version) is its resource.
+    return dict(await demo.read(result["plan_uri"], limit=0))
 
 
-def _show_plan(view: dict[str, Any]) -> None:
-    plan = view["plan"]
-    console.print(Panel(Text(view["diff"]), title=f"{plan['id']} — risk {plan['risk']}", border_style="blue"))
-    console.print(f"[dim]next step:[/dim] {view['next_step']}")
+async def _show_plan(demo: Demo, view: dict[str, Any]) -> None:
+    diff = (await demo.client.read_resource(view["diff_uri"])).contents[0].text  # type: ignore[union-attr]
+    console.print(f"[bold]→ resources/read[/bold] [magenta]{view['diff_uri']}")
+    console.print(Panel(Text(diff), title=f"{view['plan_id']} — risk {view['risk']}", border_style="blue"))
+    console.print(Text.assemble(("next step: ", "dim"), view["next_step"]))
 
 
 async def _walk(demo: Demo, data_dir: Path) -> None:
@@ -193,8 +201,12 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     console.print(table)
     status = await demo.call("get_upstream_status", show=False)
     console.print(
-        f"Upstream: [bold]{status['kind']}[/bold] ({status['dialect']}), account "
-        f"{status['caller']['account'] if status['caller'] else '?'} — {status['note']}"
+        Text.assemble(
+            "Upstream: ",
+            (status["kind"], "bold"),
+            f" ({status['dialect']}), as {status['caller_arn'] or '?'} — ",
+            status["note"],
+        )
     )
 
     suffix = uuid.uuid4().hex[:6]
@@ -216,7 +228,7 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     demo.step("Read it back", "get_project, list_projects and the project resource agree.")
     await demo.call("get_project", {"project_id": project_id}, show=False)
     listed = await demo.call("list_projects", show=False)
-    console.print(f"[green]✓[/green] list_projects shows {[p['project']['id'] for p in listed['projects']]}")
+    console.print(f"[green]✓[/green] list_projects shows {[p['project_id'] for p in listed['projects']]}")
     await demo.read(f"infra://projects/{project_id}", limit=600)
 
     demo.step("State and history", "State is versioned (serial, lineage, checksum); nothing written yet.")
@@ -233,8 +245,8 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
         },
         show=False,
     )
-    _show_plan(view)
-    first_plan = view["plan"]["id"]
+    await _show_plan(demo, view)
+    first_plan = view["plan_id"]
 
     demo.step("Execution needs approval first", "execute_plan refuses a plan nobody approved.")
     await demo.call("execute_plan", {"plan_id": first_plan}, expect_error=True)
@@ -247,13 +259,15 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
     resources = await demo.call("list_resources", {"project_id": project_id}, show=False)
     table = Table("name", "type", "physical id", "status", title=f"state serial {resources['serial']}")
     for resource in resources["resources"]:
-        table.add_row(resource["name"], resource["type"], resource["id"] or "", resource["status"])
+        table.add_row(resource["name"], resource["type"], resource["id"], resource["status"])
     console.print(table)
     history = await demo.call("get_state_history", {"project_id": project_id}, show=False)
     for version in history["versions"]:
         console.print(
-            f"  v{version['serial']}: {version['resource_count']} resources — "
-            f"{version['change_description']} ({version['change_plan_id']}, by {version['last_modified_by']})"
+            Text(
+                f"  v{version['serial']}: {version['resource_count']} resources — "
+                f"{version['change_description']} ({version['change_plan_id']}, by {version['last_modified_by']})"
+            )
         )
 
     demo.step("A change that forces replacement", "CidrBlock of a subnet is create-only: the plan says -/+.")
@@ -267,22 +281,26 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
         },
         show=False,
     )
-    _show_plan(view)
-    await _approve_and_execute(demo, view["plan"]["id"])
+    await _show_plan(demo, view)
+    await _approve_and_execute(demo, view["plan_id"])
 
     demo.step(
         "Roll back (as a plan)",
         f"plan_rollback plans the way back to version {first_version}; it needs approval like any other plan.",
     )
     rollback = await demo.call("plan_rollback", {"project_id": project_id, "to_version": first_version}, show=False)
-    _show_plan(rollback)
+    await _show_plan(demo, rollback)
 
     demo.step("Audit log", "Every mutation, approval and execution is recorded.")
     audit = (await demo.read(f"infra://projects/{project_id}/audit", limit=0))["events"]
     for event in reversed(audit):
         console.print(
-            f"  {event['at'][:19]} {event['actor']:<12} {event['action']:<34} {event['outcome']}"
-            f" {event.get('target') or ''}"
+            Text(
+                f"  {event['at'][:19]} {event['actor']:<12} {event['action']:<34} {event['outcome']}"
+                f" {event.get('target') or ''}"
+            ),
+            overflow="ellipsis",
+            no_wrap=True,
         )
 
     console.print()

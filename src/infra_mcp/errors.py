@@ -1,4 +1,4 @@
-"""The errors an agent can see, each with a stable code (DESIGN §7).
+"""The errors an agent can see, each with a stable code (DESIGN §8).
 
 Every error raised on purpose anywhere in infra-mcp is an :class:`InfraError`. The
 server turns it into a tool error whose text is a JSON object with ``code``,
@@ -34,7 +34,17 @@ Codes (the seed's, extended):
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
+
+# A sentence mark followed by the period that joins the next sentence ("state.. Fix", "VpcId?. Fix"):
+# messages are assembled from parts that often end in their own mark. An ellipsis ("...") is kept.
+_DOUBLED_STOP = re.compile(r"(?<!\.)([.?!])\.(?=\s|$)")
+
+
+def tidy_message(message: str) -> str:
+    """``message`` with each doubled sentence stop made single ("state.. Fix" -> "state. Fix")."""
+    return _DOUBLED_STOP.sub(r"\1", message)
 
 
 class InfraError(Exception):
@@ -48,6 +58,7 @@ class InfraError(Exception):
     code: ClassVar[str] = "INTERNAL_001"
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        message = tidy_message(message)
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = dict(details or {})

@@ -19,11 +19,12 @@ import secrets
 from typing import Any, TextIO
 
 import anyio
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from infra_mcp.container import App, open_app
-from infra_mcp.domain.plan import ApprovalMethod, PlanStatus
+from infra_mcp.domain.plan import ApprovalMethod, Plan, PlanStatus
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import InfraError
@@ -78,22 +79,47 @@ async def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         return await _reject(app, args.plan_id, args.reason)
 
 
+def _counts(plan: Plan) -> str:
+    """``+3 ~1 ±1 -2``: the summary in a column narrow enough for an 80-column terminal."""
+    summary = plan.summary
+    parts = [("+", summary.create), ("~", summary.update), ("±", summary.replace), ("-", summary.delete)]
+    shown = " ".join(f"{sign}{count}" for sign, count in parts if count)
+    return shown or "no changes"
+
+
 async def _list(app: App, project_id: str, status: str | None) -> int:
     wanted = PlanStatus(status) if status else None
     plans = await app.planning.list_plans(project_id, app.settings.user, wanted)
-    table = Table("plan", "status", "risk", "summary", "cost Δ/month", "author", "created", title=project_id)
-    table.columns[0].no_wrap = True  # ids are copied into `plans approve`: never cut them
+    # Fits 80 columns: a borderless table, the counts instead of the summary sentence, a short date.
+    table = Table(
+        "plan",
+        "status",
+        "risk",
+        "changes",
+        "$/month",
+        "by",
+        "created",
+        title=project_id,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in table.columns:
+        column.no_wrap = True  # ids are copied into `plans approve`: never cut or wrap them
+    table.columns[5].max_width = 12
+    table.columns[5].overflow = "ellipsis"
     for plan in plans:
         table.add_row(
             plan.id,
             plan.status.value,
             plan.risk.value,
-            plan.summary.text,
+            _counts(plan),
             f"{plan.cost.monthly_delta:+.2f}",
             clean_untrusted(plan.author, 128),
-            plan.created_at.strftime("%Y-%m-%d %H:%M"),
+            plan.created_at.strftime("%m-%d %H:%M"),
         )
     console.print(table)
+    if plans:
+        console.print("`infra-mcp plans show <plan>` for a plan's diff.", markup=False)
     return 0
 
 

@@ -78,8 +78,8 @@ async def make_project(client: Client, project_id: str = "web", **approval: Any)
 
 async def make_plan(client: Client, desired: dict[str, Any], project_id: str = "web") -> str:
     plan = await call_ok(client, "plan_changes", {"project_id": project_id, "desired_state": desired})
-    assert plan["plan"]["status"] == "pending"
-    return str(plan["plan"]["id"])
+    assert plan["status"] == "pending"
+    return str(plan["plan_id"])
 
 
 async def approve(client: Client, plan_id: str) -> dict[str, Any]:
@@ -89,7 +89,9 @@ async def approve(client: Client, plan_id: str) -> dict[str, Any]:
 
 
 async def plan_of(client: Client, plan_id: str) -> dict[str, Any]:
-    return dict((await call_ok(client, "get_plan", {"plan_id": plan_id}))["plan"])
+    """The full plan, from the resource get_plan points at."""
+    view = await call_ok(client, "get_plan", {"plan_id": plan_id})
+    return dict(await read_json(client, view["plan_uri"]))
 
 
 async def audit(client: Client, project_id: str = "web") -> list[dict[str, Any]]:
@@ -212,14 +214,18 @@ TERMINAL_CODE = re.compile(rb"type this code: ([A-Z0-9]{3}-[A-Z0-9]{3})")
 
 
 def plans_at_terminal(
-    data_dir: Path, *args: str, answer: Callable[[str], str] | None = None, timeout: float = 60.0
+    data_dir: Path,
+    *args: str,
+    answer: Callable[[str], str] | None = None,
+    timeout: float = 60.0,
+    columns: int = 200,
 ) -> tuple[int, str]:
     """Run ``infra-mcp plans ARGS`` in a pseudo-terminal, as a person at a terminal would.
 
     ``answer`` gets the code the command shows and returns what the person types (default: the
     code itself). Returns the exit status and everything the terminal showed.
     """
-    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": "200"}
+    env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": str(columns)}
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.execve(sys.executable, [sys.executable, "-m", "infra_mcp", "plans", *args], env)  # noqa: S606 - our own CLI, no shell

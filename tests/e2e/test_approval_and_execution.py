@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,10 @@ async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_
         assert "looks right" in approval["person_comment"]
 
         executed = await call_ok(client, "execute_plan", {"plan_id": plan_id})
-        assert executed["plan"]["status"] == "executed"
-        outcomes = executed["plan"]["execution"]["outcomes"]
+        assert executed["status"] == "executed"
+        assert all(line.startswith("created ") for line in executed["changes"]), executed["changes"]
+        ran = await plan_of(client, plan_id)
+        outcomes = ran["execution"]["outcomes"]
         assert {o["status"] for o in outcomes} == {"succeeded"}
         assert len(outcomes) == 3
 
@@ -60,11 +63,11 @@ async def test_an_approved_plan_executes_and_the_state_history_and_audit_record_
         ids = {r["name"]: r["id"] for r in listed["resources"]}
         assert {o["name"]: o["physical_id"] for o in outcomes} == ids
         subnet = await call_ok(client, "get_resource", {"project_id": "web", "resource": "net-subnet-0"})
-        assert subnet["resource"]["properties"]["VpcId"] == ids["net-vpc"]  # the reference was resolved
+        assert subnet["properties"]["VpcId"] == ids["net-vpc"]  # the reference was resolved
 
         history = await call_ok(client, "get_state_history", {"project_id": "web"})
         newest = history["versions"][0]
-        assert history["current_serial"] == executed["plan"]["execution"]["final_serial"]
+        assert history["current_serial"] == ran["execution"]["final_serial"]
         assert newest["change_plan_id"] == plan_id
         assert newest["last_modified_by"] == "alice"
         assert newest["resource_count"] == 3
@@ -222,7 +225,7 @@ async def test_executing_a_plan_made_against_an_older_state_is_refused(connect: 
         newer = await make_plan(client, vpc_stack("b", subnets=0))
         await approve(client, older)
         await approve(client, newer)
-        assert (await call_ok(client, "execute_plan", {"plan_id": newer}))["plan"]["status"] == "executed"
+        assert (await call_ok(client, "execute_plan", {"plan_id": newer}))["status"] == "executed"
 
         # Executing `newer` retired every plan made against the old serial (supersede_others), so the
         # refusal is by status: PLAN_003, superseded. (Staleness found at execution time is PLAN_001: below.)
@@ -277,7 +280,7 @@ async def test_a_rejected_plan_can_never_be_approved_or_executed(connect: Client
         plan_id = await make_plan(client, vpc_stack(subnets=0))
         await approve(client, plan_id)
         rejected = await call_ok(client, "reject_plan", {"plan_id": plan_id, "reason": "wrong account"})
-        assert rejected["plan"]["status"] == "rejected"
+        assert rejected["status"] == "rejected"
         assert (await call_error(client, "approve_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
         assert (await call_error(client, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
         assert events(await audit(client), "plan.reject", plan_id)[0]["details"]["reason"] == "wrong account"
@@ -292,7 +295,7 @@ async def test_the_plan_resources_show_the_plan_its_diff_and_its_audit(connect: 
         diff = await client.read_resource(f"infra://projects/web/plans/{plan_id}/diff")
         assert "net-vpc" in diff.contents[0].text  # type: ignore[union-attr]
         listed = await call_ok(client, "list_plans", {"project_id": "web", "status": "pending"})
-        assert [p["id"] for p in listed["plans"]] == [plan_id]
+        assert [p["plan_id"] for p in listed["plans"]] == [plan_id]
 
 
 # ---- the out-of-band CLI: a person in a terminal, on the same database ---------------------------------
@@ -317,6 +320,12 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         listed = plans_without_terminal(data_dir, "list", "web")
         assert listed.returncode == 0, listed.stderr
         assert plan_id in listed.stdout
+        # At 80 columns each plan is one unbroken row: its id whole, beside its status and risk.
+        status, screen = plans_at_terminal(data_dir, "list", "web", columns=80)
+        assert status == 0, screen
+        narrow = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # the colours, not the text
+        assert max(len(line) for line in narrow.splitlines()) <= 80, narrow
+        assert re.search(rf"{plan_id}\s+pending\s+(low|medium|high)\s+\+1", narrow), narrow
         status, screen = plans_at_terminal(data_dir, "approve", plan_id)
         assert status == 0, screen
 
@@ -326,7 +335,7 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         assert plan["approval"]["approved_by"] == person
         assert plan["approval"]["person_comment"] == "checked the diff"
         assert plan["approval"]["fingerprint"] == plan["fingerprint"]
-        assert (await call_ok(alice, "execute_plan", {"plan_id": plan_id}))["plan"]["status"] == "executed"
+        assert (await call_ok(alice, "execute_plan", {"plan_id": plan_id}))["status"] == "executed"
 
 
 @pytest.mark.slow

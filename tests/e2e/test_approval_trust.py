@@ -117,10 +117,10 @@ async def test_the_prompt_starts_with_the_servers_facts_and_quotes_the_author_la
         made = await call_ok(
             client, "plan_changes", {"project_id": "web", "desired_state": desired, "description": fake[:2000]}
         )
-        await approve(client, made["plan"]["id"])
+        await approve(client, made["plan_id"])
     lines = human.prompts[0].message.splitlines()
-    assert lines[0].startswith(f"Approve plan {made['plan']['id']}")
-    assert lines[1] == made["plan"]["summary"]["text"]
+    assert lines[0].startswith(f"Approve plan {made['plan_id']}")
+    assert lines[1] == made["summary"]
     assert lines[2].startswith("Risk: ")
     assert lines[-1].startswith("Author's note (written by alice, not checked by infra-mcp)")
     assert "\u202e" not in human.prompts[0].message
@@ -192,10 +192,10 @@ async def test_a_public_bucket_is_not_approved_by_the_readmes_example_rule(conne
     async with connect("alice") as client:
         await make_project(client, auto_approval=README_RULE)
         made = await call_ok(client, "plan_changes", {"project_id": "web", "desired_state": {"resources": [bucket]}})
-        assert made["plan"]["status"] == "pending"
-        assert made["plan"]["risk"] == "medium"
-        assert made["plan"]["changes"][0]["security_findings"]
-        (event,) = events(await audit(client), "plan.auto_approve", made["plan"]["id"])
+        assert made["status"] == "pending"
+        assert made["risk"] == "medium"
+        assert (await plan_of(client, made["plan_id"]))["changes"][0]["security_findings"]
+        (event,) = events(await audit(client), "plan.auto_approve", made["plan_id"])
         assert any("security-relevant" in reason for reason in event["details"]["reasons"])
 
 
@@ -218,7 +218,7 @@ async def test_a_database_re_declared_as_a_vpc_is_high_risk_and_never_approved_b
         )
         as_vpc = {"name": "orders", "type": "AWS::EC2::VPC", "properties": {"CidrBlock": "10.1.0.0/16"}}
         made = await call_ok(client, "plan_changes", {"project_id": "web", "desired_state": {"resources": [as_vpc]}})
-        plan = made["plan"]
+        plan = await plan_of(client, made["plan_id"])
         assert plan["status"] == "pending"
         assert plan["risk"] == "high"
         assert plan["changes"][0]["previous_type"] == "AWS::RDS::DBInstance"

@@ -12,10 +12,10 @@ PARAMETER = ("AWS::SSM::Parameter", "-dash-param")
 
 
 async def _apply(client: Any, plan: dict[str, Any]) -> dict[str, Any]:
-    plan_id = plan["plan"]["id"]
+    plan_id = plan["plan_id"]
     await approve(client, plan_id)
     executed = await call_ok(client, "execute_plan", {"plan_id": plan_id})
-    assert executed["plan"]["status"] == "executed", executed["plan"]["execution"]
+    assert executed["status"] == "executed", executed["changes"]
     return executed
 
 
@@ -42,7 +42,7 @@ async def test_a_parameter_named_with_a_leading_dash_is_created_updated_and_dele
         )
         await _apply(alice, updated)
         found = await call_ok(alice, "get_resource", {"project_id": "web", "resource": "dash"})
-        assert found["resource"]["properties"]["Value"] == "two"
+        assert found["properties"]["Value"] == "two"
 
         deleted = await call_ok(alice, "delete_resource", {"project_id": "web", "resource": "dash"})
         await _apply(alice, deleted)

@@ -190,7 +190,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
             assert not fuzzed.call("create_project", {"project_id": "web"}).is_error
             made = fuzzed.call("plan_changes", {"project_id": "web", "desired_state": vpc_stack()})
             assert made.structured_content is not None
-            fuzzed.plan_id = made.structured_content["plan"]["id"]
+            fuzzed.plan_id = made.structured_content["plan_id"]
             fuzzed.tools = {tool.name: tool for tool in portal.call(live.list_tools).tools}
             yield fuzzed
 

@@ -34,7 +34,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 async def _apply(client: Any, desired: dict[str, Any], project_id: str = "web") -> None:
     plan_id = await make_plan(client, desired, project_id)
     await approve(client, plan_id)
-    assert (await call_ok(client, "execute_plan", {"plan_id": plan_id}))["plan"]["status"] == "executed"
+    assert (await call_ok(client, "execute_plan", {"plan_id": plan_id}))["status"] == "executed"
 
 
 # ----------------------------------------------------------------------------- item 1: locations, local
@@ -56,9 +56,7 @@ async def test_pointing_a_project_at_a_foreign_folder_is_refused_and_delete_leav
                 client, "update_project", {"project_id": "backups", "settings": {"state_location": location}}
             )
             assert refused["code"] == "VALIDATION_001"
-        assert (await call_ok(client, "get_project", {"project_id": "backups"}))["project"]["settings"][
-            "state_location"
-        ] is None
+        assert (await call_ok(client, "get_project", {"project_id": "backups"}))["settings"]["state_location"] is None
         await call_ok(client, "delete_project", {"project_id": "backups"})
 
     assert _tree(precious) == before
@@ -189,7 +187,7 @@ async def test_delete_is_refused_after_a_restore_that_dropped_live_resources_wit
         await call_ok(client, "create_project", {"project_id": "web"})
         await _apply(client, {"resources": [BUCKET]})
         # What restore_state did before it asked for forget_resources: a version without the bucket, no plan.
-        incarnation = (await call_ok(client, "get_project", {"project_id": "web"}))["project"]["incarnation"]
+        incarnation = (await read_json(client, "infra://projects/web"))["incarnation"]
         store = IncarnationScope(
             LocalStateStore(data_dir / "state"), StateOwner(project_id="web", incarnation=incarnation)
         )
@@ -201,7 +199,7 @@ async def test_delete_is_refused_after_a_restore_that_dropped_live_resources_wit
 
         assert refused["code"] == "CONFLICT_001"
         assert refused["details"]["resources"] == ["logs"]
-        assert [p["project"]["id"] for p in (await call_ok(client, "list_projects"))["projects"]] == ["web"]
+        assert [p["project_id"] for p in (await call_ok(client, "list_projects"))["projects"]] == ["web"]
     assert (data_dir / "state" / "web" / "state.json").is_file()
 
 

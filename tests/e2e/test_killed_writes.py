@@ -153,7 +153,7 @@ async def test_a_server_killed_during_a_database_write_loses_nothing_committed_a
     committed = when == "after_commit"
     async with connect("alice", elicitation_callback=Human()) as client:  # the restart
         if write == "update_project":
-            project = (await call_ok(client, "get_project", {"project_id": "web"}))["project"]
+            project = await call_ok(client, "get_project", {"project_id": "web"})
             assert project.get("description") == ("after" if committed else "")
         elif write == "save_plan":
             plans = (await call_ok(client, "list_plans", {"project_id": "web"}))["plans"]

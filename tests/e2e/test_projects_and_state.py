@@ -29,7 +29,7 @@ EXPECTED_TOOLS = {
 
 async def _seed_state(client: Client, data_dir: Path, project_id: str, versions: int = 2) -> IncarnationScope:
     """Write state versions directly, as the project's incarnation (here we test reading, not execution)."""
-    incarnation = (await call_ok(client, "get_project", {"project_id": project_id}))["project"]["incarnation"]
+    incarnation = (await read_json(client, f"infra://projects/{project_id}"))["incarnation"]
     store = IncarnationScope(
         LocalStateStore(data_dir / "state"), StateOwner(project_id=project_id, incarnation=incarnation)
     )
@@ -52,7 +52,7 @@ async def test_every_tool_has_an_output_schema_and_honest_annotations(connect: C
         assert tool.description, tool.name
     assert tools["list_resources"].annotations.read_only_hint is True
     assert tools["delete_project"].annotations.destructive_hint is True
-    assert tools["create_project"].annotations.read_only_hint is False
+    assert not tools["create_project"].annotations.read_only_hint  # the spec default (false), left out
 
 
 async def test_create_get_list_update_and_read_the_project_resources(connect: ClientFactory) -> None:
@@ -60,15 +60,15 @@ async def test_create_get_list_update_and_read_the_project_resources(connect: Cl
         created = await call_ok(client, "create_project", {"project_id": "web", "name": "Web", "description": "d"})
         assert created["your_role"] == "owner"
         got = await call_ok(client, "get_project", {"project_id": "web"})
-        assert got["project"]["name"] == "Web"
+        assert got["name"] == "Web"
         listed = await call_ok(client, "list_projects")
-        assert [p["project"]["id"] for p in listed["projects"]] == ["web"]
+        assert [p["project_id"] for p in listed["projects"]] == ["web"]
         updated = await call_ok(
             client,
             "update_project",
             {"project_id": "web", "description": "new", "settings": {"default_region": "eu-west-1"}},
         )
-        assert updated["project"]["settings"]["default_region"] == "eu-west-1"
+        assert updated["settings"]["default_region"] == "eu-west-1"
         assert [p["id"] for p in await read_json(client, "infra://projects")] == ["web"]
         assert (await read_json(client, "infra://projects/web"))["description"] == "new"
         state = await read_json(client, "infra://projects/web/state")
@@ -102,7 +102,7 @@ async def test_a_member_with_an_unknown_role_is_refused(connect: ClientFactory) 
         )
         assert error["code"] == "VALIDATION_001"
         project = await call_ok(client, "get_project", {"project_id": "web"})
-        assert [m["user"] for m in project["project"]["members"]] == ["alice"]
+        assert list(project["members"]) == ["alice"]
 
 
 async def test_one_user_is_refused_another_users_project_by_tool_and_by_resource(connect: ClientFactory) -> None:
@@ -125,7 +125,7 @@ async def test_one_user_is_refused_another_users_project_by_tool_and_by_resource
             await mallory.read_resource("infra://projects/alices/state")
         assert json.loads(caught.value.error.message)["code"] == "RESOURCE_001"
     async with connect("alice") as alice:
-        assert (await call_ok(alice, "get_project", {"project_id": "alices"}))["project"]["name"] == "alices"
+        assert (await call_ok(alice, "get_project", {"project_id": "alices"}))["name"] == "alices"
 
 
 async def test_a_viewer_can_read_but_not_change(connect: ClientFactory) -> None:
@@ -157,9 +157,9 @@ async def test_resources_are_listed_filtered_and_found_by_name_or_physical_id(
         failed = await call_ok(client, "list_resources", {"project_id": "web", "status": "failed"})
         assert failed["count"] == 0
         by_id = await call_ok(client, "get_resource", {"project_id": "web", "resource": "vpc-0002"})
-        assert by_id["resource"]["name"] == "net"
+        assert by_id["name"] == "net"
         by_arn = await call_ok(client, "get_resource", {"project_id": "web", "resource": "arn:aws:s3:::bucket-2"})
-        assert by_arn["resource"]["name"] == "logs"
+        assert by_arn["name"] == "logs"
         missing = await call_error(client, "get_resource", {"project_id": "web", "resource": "ghost"})
         assert missing["code"] == "RESOURCE_001"
         bad_status = await client.call_tool("list_resources", {"project_id": "web", "status": "exploded"})
@@ -234,7 +234,7 @@ async def test_delete_is_refused_while_resources_exist_and_works_when_empty(
         assert (await call_error(client, "delete_project", {"project_id": "web"}))["code"] == "CONFLICT_001"
         await call_ok(client, "create_project", {"project_id": "empty"})
         await call_ok(client, "delete_project", {"project_id": "empty"})
-        assert [p["project"]["id"] for p in (await call_ok(client, "list_projects"))["projects"]] == ["web"]
+        assert [p["project_id"] for p in (await call_ok(client, "list_projects"))["projects"]] == ["web"]
 
 
 async def test_prompts_are_served_with_their_arguments(connect: ClientFactory) -> None:

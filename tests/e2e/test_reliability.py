@@ -23,7 +23,7 @@ import pytest
 from mcp import Client
 
 from infra_mcp.domain.common import isoformat
-from tests.e2e.conftest import ClientFactory, call_error, call_ok, stdio_params
+from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json, stdio_params
 from tests.e2e.loop_helpers import (
     Human,
     approve,
@@ -63,7 +63,7 @@ async def _execute(client: Client, plan_id: str, **kwargs: Any) -> tuple[str, di
     if result.is_error:
         return "error", json.loads(result.content[0].text)  # type: ignore[union-attr]
     assert result.structured_content is not None
-    return "ok", result.structured_content["plan"]
+    return "ok", await read_json(client, result.structured_content["plan_uri"])
 
 
 # ---- two executions on one project ----------------------------------------------------------------------
@@ -262,7 +262,8 @@ async def test_a_server_killed_mid_execution_is_reconciled_on_restart(connect: C
             revived, "plan_changes", {"project_id": "web", "desired_state": vpc_stack(subnets=3, buckets=4)}
         )
         existing = {r["name"] for r in (await call_ok(revived, "list_resources", {"project_id": "web"}))["resources"]}
-        creates = {c["name"] for c in follow_up["plan"]["changes"] if c["action"] == "create"}
+        full = await read_json(revived, follow_up["plan_uri"])
+        creates = {c["name"] for c in full["changes"] if c["action"] == "create"}
         assert creates.isdisjoint(existing)
         assert creates | existing == {r["name"] for r in vpc_stack(subnets=3, buckets=4)["resources"]}
 

@@ -40,10 +40,10 @@ async def test_a_password_is_never_shown_in_plans_state_or_resources(connect: Cl
         await call_ok(client, "create_project", {"project_id": "db"})
         view = await call_ok(client, "plan_changes", {"project_id": "db", "desired_state": desired})
         seen.append(json.dumps(view))
-        plan_id = view["plan"]["id"]
+        plan_id = view["plan_id"]
         await call_ok(client, "approve_plan", {"plan_id": plan_id})
         executed = await call_ok(client, "execute_plan", {"plan_id": plan_id})
-        assert executed["plan"]["status"] == "executed"
+        assert executed["status"] == "executed"
         seen.append(json.dumps(executed))
         seen.append(json.dumps(await call_ok(client, "list_resources", {"project_id": "db"})))
         seen.append(json.dumps(await call_ok(client, "get_resource", {"project_id": "db", "resource": "db"})))

@@ -28,7 +28,7 @@ async def test_create_plan_approve_execute_with_progress_then_read_resources_and
         assert len(human.prompts) == 1
 
         executed = await call_ok(client, "execute_plan", {"plan_id": plan_id}, progress_callback=on_progress)
-        assert executed["plan"]["status"] == "executed"
+        assert executed["status"] == "executed"
         assert progress, "no progress notification arrived"
         assert {total for _, total, _ in progress} == {4}
         assert max(done for done, _, _ in progress) == 4
@@ -36,7 +36,8 @@ async def test_create_plan_approve_execute_with_progress_then_read_resources_and
 
         listed = await call_ok(client, "list_resources", {"project_id": "web"})
         assert listed["count"] == 4
-        outcomes = {o["name"]: o["physical_id"] for o in executed["plan"]["execution"]["outcomes"]}
+        ran = await read_json(client, executed["plan_uri"])
+        outcomes = {o["name"]: o["physical_id"] for o in ran["execution"]["outcomes"]}
         assert {r["name"]: r["id"] for r in listed["resources"]} == outcomes
         assert sandbox_world(data_dir) == {(r["type"], r["id"]) for r in listed["resources"]}
 

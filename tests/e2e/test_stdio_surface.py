@@ -20,15 +20,15 @@ pytestmark = pytest.mark.slow
 async def test_every_project_and_state_tool_and_resource_works_over_stdio(data_dir: Path) -> None:
     async with Client(stdio_params(data_dir, "alice")) as alice:
         assert (await call_ok(alice, "create_project", {"project_id": "web", "name": "Web"}))["your_role"] == "owner"
-        assert (await call_ok(alice, "get_project", {"project_id": "web"}))["project"]["name"] == "Web"
-        assert [p["project"]["id"] for p in (await call_ok(alice, "list_projects"))["projects"]] == ["web"]
+        assert (await call_ok(alice, "get_project", {"project_id": "web"}))["name"] == "Web"
+        assert [p["project_id"] for p in (await call_ok(alice, "list_projects"))["projects"]] == ["web"]
         await call_ok(
             alice,
             "update_project",
             {"project_id": "web", "members": [{"user": "alice", "role": "owner"}, {"user": "vic", "role": "viewer"}]},
         )
 
-        incarnation = (await call_ok(alice, "get_project", {"project_id": "web"}))["project"]["incarnation"]
+        incarnation = (await read_json(alice, "infra://projects/web"))["incarnation"]
         store = IncarnationScope(
             LocalStateStore(data_dir / "state"), StateOwner(project_id="web", incarnation=incarnation)
         )
@@ -44,9 +44,7 @@ async def test_every_project_and_state_tool_and_resource_works_over_stdio(data_d
         history = await call_ok(alice, "get_state_history", {"project_id": "web"})
         assert [v["serial"] for v in history["versions"]] == [2, 1]
         await call_ok(alice, "restore_state", {"project_id": "web", "version": 1})
-        assert (await call_ok(alice, "get_resource", {"project_id": "web", "resource": "vpc-1"}))["resource"][
-            "name"
-        ] == "net"
+        assert (await call_ok(alice, "get_resource", {"project_id": "web", "resource": "vpc-1"}))["name"] == "net"
         tagged = await call_ok(alice, "list_resources", {"project_id": "web", "tag": "env"})
         assert tagged["count"] == 1
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
-from tests.e2e.loop_helpers import Human, approve, make_project, sandbox_world, state_resources
+from tests.e2e.loop_helpers import Human, approve, make_project, plan_of, sandbox_world, state_resources
 
 TEMPLATES = Path(__file__).parent / "templates"
 CORPUS = sorted(p.stem for p in TEMPLATES.glob("*.yaml"))
@@ -28,15 +28,15 @@ async def test_a_realistic_template_plans_without_false_findings_and_executes(
     async with connect("alice", elicitation_callback=Human()) as client:
         await make_project(client)
         planned = await _plan_template(client, name)
-        plan = planned["plan"]
+        plan = await read_json(client, planned["plan_uri"])
         errors = [f for f in plan["findings"] if f["severity"] == "error"]
         assert errors == []
         linted = [f for f in plan["findings"] if f["rule"][:1] in ("E", "W") and f["rule"][1:].isdigit()]
         assert linted == []  # cfn-lint says nothing about these templates either
         assert plan["summary"]["create"] == len(plan["changes"])
         await approve(client, plan["id"])
-        executed = await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
-        outcomes = executed["plan"]["execution"]["outcomes"]
+        await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        outcomes = (await plan_of(client, plan["id"]))["execution"]["outcomes"]
         assert {o["status"] for o in outcomes} == {"succeeded"}, [o for o in outcomes if o["status"] != "succeeded"]
         listed = await call_ok(client, "list_resources", {"project_id": "web"})
         assert {r["status"] for r in listed["resources"]} == {"active"}
@@ -49,7 +49,7 @@ async def test_the_networking_template_evaluates_parameters_conditions_and_pseud
     async with connect("alice", elicitation_callback=Human()) as client:
         await make_project(client)
         planned = await _plan_template(client, "networking", {"EnableNat": "false", "EnvironmentName": "prod"})
-        plan = planned["plan"]
+        plan = await read_json(client, planned["plan_uri"])
         names = {c["name"] for c in plan["changes"]}
         assert "NatGateway" not in names
         assert "DefaultPrivateRoute" not in names
@@ -64,9 +64,9 @@ async def test_the_networking_template_evaluates_parameters_conditions_and_pseud
 
         await approve(client, plan["id"])
         await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
-        vpc_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "VPC"}))["resource"]["id"]
+        vpc_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "VPC"}))["id"]
         subnets = [
-            (await call_ok(client, "get_resource", {"project_id": "web", "resource": name}))["resource"]["id"]
+            (await call_ok(client, "get_resource", {"project_id": "web", "resource": name}))["id"]
             for name in ("PublicSubnet1", "PublicSubnet2")
         ]
         resolved = (await read_json(client, "infra://projects/web/outputs"))["outputs"]
@@ -106,23 +106,23 @@ async def test_a_retained_resource_removed_from_the_template_is_left_in_place_an
 ) -> None:
     async with connect("alice", elicitation_callback=Human()) as client:
         await make_project(client)
-        first = (await _plan_template(client, "dynamodb"))["plan"]
+        first = await read_json(client, (await _plan_template(client, "dynamodb"))["plan_uri"])
         await approve(client, first["id"])
         await call_ok(client, "execute_plan", {"plan_id": first["id"]})
-        table_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "OrdersTable"}))[
-            "resource"
-        ]["id"]
+        table_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "OrdersTable"}))["id"]
 
         other = "Resources:\n  Queue: {Type: AWS::SQS::Queue}\n"
-        second = await call_ok(client, "plan_template", {"project_id": "web", "template": other})
-        removal = next(c for c in second["plan"]["changes"] if c["name"] == "OrdersTable")
+        planned = await call_ok(client, "plan_template", {"project_id": "web", "template": other})
+        second = await read_json(client, planned["plan_uri"])
+        removal = next(c for c in second["changes"] if c["name"] == "OrdersTable")
         assert removal["action"] == "delete"
         assert removal["retained"] is True
         assert removal["risk"] == "low"
-        assert "left in place" in second["diff"]
-        await approve(client, second["plan"]["id"])
-        executed = await call_ok(client, "execute_plan", {"plan_id": second["plan"]["id"]})
-        assert executed["plan"]["status"] == "executed"
+        diff = (await client.read_resource(planned["diff_uri"])).contents[0].text  # type: ignore[union-attr]
+        assert "left in place" in diff
+        await approve(client, second["id"])
+        executed = await call_ok(client, "execute_plan", {"plan_id": second["id"]})
+        assert executed["status"] == "executed"
 
         assert {kind for kind, _ in await state_resources(client)} == {"AWS::SQS::Queue"}
         assert ("AWS::DynamoDB::Table", table_id) in sandbox_world(data_dir)

@@ -181,7 +181,7 @@ async def test_the_final_state_version_names_the_plan_its_description_and_the_ex
     state = await world.state()
     assert (state.metadata.change_plan_id, state.metadata.change_description, state.metadata.last_modified_by) == (
         plan.id,
-        "network",
+        f"network ({plan.id}: {plan.summary.text})",
         "ed",
     )
     assert done.execution is not None
@@ -412,6 +412,19 @@ async def test_checkpoint_writes_are_bounded_per_batch_of_results(tmp_path: Path
     counts = [h.resource_count for h in reversed(history)]
     assert counts == sorted(counts)
     assert counts[-1] == 20
+
+
+async def test_checkpoints_are_marked_and_the_final_version_carries_the_plans_description_and_summary(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, checkpoint_every=5)
+    plan = await world.apply([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(12)])
+    newest, *earlier = await world.store.history("web")
+    assert earlier, "no checkpoint was written"
+    assert all(entry.checkpoint and entry.change_plan_id == plan.id for entry in earlier)
+    assert not newest.checkpoint
+    assert newest.change_description == f"plan 1 ({plan.id}: {plan.summary.text})"
+    assert "12 to add" in newest.change_description
 
 
 async def test_without_time_passing_or_a_full_batch_only_the_final_version_is_written(world: World) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 from infra_mcp.server.prompts import PromptFileError, load_prompts, parse_prompt, prompt_files
@@ -48,3 +51,25 @@ def test_malformed_files_are_refused_naming_the_file(text: str, problem: str) ->
 def test_two_files_with_one_name_are_refused() -> None:
     with pytest.raises(PromptFileError, match="already used"):
         load_prompts([("a.md", GOOD), ("b.md", GOOD)])
+
+
+# What a badly filled template leaves behind: an empty code span, a placeholder, "None", a doubled stop.
+_DEBRIS = re.compile(r"(?<!`)``(?!`)|\{[a-z_]+\}|\bNone\b|(?<!\.)[.?!]\.(?=\s|$)| [.,;:](?=\s|$)|  +\S.*if given")
+
+
+def _renders(spec: Any, values: dict[str, str]) -> str:
+    text = spec.render(values)
+    assert not _DEBRIS.search(text), (spec.name, sorted(values), _DEBRIS.search(text))
+    return str(text)
+
+
+@pytest.mark.parametrize("spec", load_prompts(prompt_files()), ids=lambda spec: spec.name)
+def test_each_shipped_prompt_renders_cleanly_with_and_without_its_optional_arguments(spec: Any) -> None:
+    required = {a.name: f"given-{a.name.replace('_', '-')}" for a in spec.arguments if a.required}
+    everything = {a.name: f"given-{a.name.replace('_', '-')}" for a in spec.arguments}
+    bare = _renders(spec, required)
+    full = _renders(spec, everything)
+    for name, value in everything.items():
+        assert value in full, (spec.name, name)
+        if name not in required:
+            assert value not in bare, (spec.name, name)

@@ -97,7 +97,7 @@ def test_version_matches_pyproject(server: dict[str, Any]) -> None:
 
 def test_pypi_package_runs_with_uvx_over_stdio(server: dict[str, Any]) -> None:
     package = pypi_package(server)
-    assert package["identifier"] == "infra-mcp"
+    assert package["identifier"] == "infra-mcp-server"
     assert package["runtimeHint"] == "uvx"
     assert package["transport"] == {"type": "stdio"}
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra_mcp.domain.text import clean_untrusted, quoted_as_author
+from infra_mcp.errors import ValidationFailed
 
 
 def test_line_breaks_become_spaces_so_nothing_can_start_a_new_line() -> None:
@@ -25,3 +28,22 @@ def test_the_authors_text_is_marked_as_theirs() -> None:
     quoted = quoted_as_author("trust me", "ed")
     assert quoted.startswith("Author's note (written by ed, not checked by infra-mcp):")
     assert quoted.endswith('"trust me"')
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (
+            "The desired state has 1 problem(s): /x: bad state.. Fix them all.",
+            "The desired state has 1 problem(s): /x: bad state. Fix them all.",
+        ),
+        (
+            "Unknown type AWS::EC2::VCP: did you mean AWS::EC2::VPC?. Fix them all.",
+            "Unknown type AWS::EC2::VCP: did you mean AWS::EC2::VPC? Fix them all.",
+        ),
+        ("Loading... done.", "Loading... done."),
+        ("Path '../etc' is not an id.", "Path '../etc' is not an id."),
+    ],
+)
+def test_error_messages_never_show_a_doubled_sentence_stop(raw: str, shown: str) -> None:
+    assert ValidationFailed(raw).message == shown

@@ -42,6 +42,13 @@ class SpecList(list[ResourceSpec]):
     graph: dict[str, set[str]] | None = None
 
 
+def _where(finding: Finding) -> str:
+    """``sub at /properties/CidrBlock``: the resource, then the path (glued together they read as one path)."""
+    if finding.resource and finding.path:
+        return f"{finding.resource} at {finding.path}"
+    return finding.resource or finding.path or "document"
+
+
 def raise_findings(findings: list[Finding], what: str) -> NoReturn:
     """Raise ``VALIDATION_001`` with the first :data:`MAX_FINDINGS_SHOWN` findings and the total.
 
@@ -49,7 +56,7 @@ def raise_findings(findings: list[Finding], what: str) -> NoReturn:
         ValidationFailed: always.
     """
     shown = findings[:MAX_FINDINGS_SHOWN]
-    first = "; ".join(f"{f.resource or ''}{f.path}: {f.message}" for f in shown[:3])
+    first = "; ".join(f"{_where(f)}: {f.message.rstrip('.')}" for f in shown[:3])
     more = f" (and {len(findings) - 3} more)" if len(findings) > 3 else ""
     raise ValidationFailed(
         f"The {what} has {len(findings)} problem(s): {first}{more}. Fix them all and plan again.",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from infra_mcp.domain.common import sha256_of, utcnow
 from infra_mcp.errors import NotFound
@@ -55,12 +55,25 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+# A property holds any JSON value. Said as a real type: an empty schema (``Any``) makes clients such as
+# the MCP Inspector warn about every occurrence.
+PropertyValue = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": ["string", "number", "integer", "boolean", "object", "array", "null"],
+            "description": "Any JSON value.",
+        }
+    ),
+]
+
+
 class PropertyChange(BaseModel):
     """One property's before/after. Sensitive values are replaced by :data:`SENSITIVE`."""
 
     path: str = Field(description="JSON-pointer-like path, e.g. /Tags/Environment or /CidrBlock.")
-    before: Any = None
-    after: Any = None
+    before: PropertyValue = None
+    after: PropertyValue = None
     requires_replacement: bool = False
     known_after_apply: bool = False
     sensitive: bool = False
@@ -316,6 +329,17 @@ def _fingerprinted(change: Change) -> dict[str, Any]:
     if isinstance(desired, dict) and desired.get("deletion_policy") is None:
         desired.pop("deletion_policy", None)
     return data
+
+
+def final_description(plan: Plan) -> str:
+    """What the state version an execution ends with says: the plan's description and its summary.
+
+    A person reading history sees one entry per executed plan, in the author's words and the facts.
+    """
+    summary = plan.summary.text or f"{len(plan.actionable_changes)} change(s)"
+    if plan.description:
+        return f"{plan.description} ({plan.id}: {summary})"
+    return f"Executed plan {plan.id}: {summary}"
 
 
 def no_such_plan(plan_id: str) -> NotFound:

@@ -46,6 +46,10 @@ class StateResource(BaseModel):
     )
 
 
+# The description of a checkpoint version, followed by the plan id.
+CHECKPOINT_PREFIX = "Checkpoint of plan "
+
+
 class StateMetadata(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -53,6 +57,9 @@ class StateMetadata(BaseModel):
     change_description: str = Field(default="", alias="changeDescription")
     change_plan_id: str | None = Field(default=None, alias="changePlanId")
     checksum: str = ""
+    checkpoint: bool = Field(
+        default=False, description="An intermediate version written while a plan executed (not its final one)."
+    )
     incarnation: str | None = Field(
         default=None, description="The project incarnation that wrote this version (None: written before incarnations)."
     )
@@ -143,6 +150,7 @@ class HistoryEntry(BaseModel):
     checksum: str
     resource_count: int
     valid: bool = Field(default=True, description="False if this history file fails to parse or verify.")
+    checkpoint: bool = Field(default=False, description="Written while a plan executed, before its final version.")
     incarnation: str | None = Field(default=None, description="The project incarnation that wrote this version.")
 
 

@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 
 from infra_mcp import __version__
 from infra_mcp.container import App, open_app
-from infra_mcp.domain.cloud import UpstreamStatus
 from infra_mcp.domain.health import StorageHealth
 from infra_mcp.domain.project import require_assignable_user
 from infra_mcp.domain.state import ResourceStatus, StateFile
@@ -38,19 +37,26 @@ from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
 
 INSTRUCTIONS = """\
-infra-mcp manages AWS infrastructure per project, safely: desired state -> plan -> explicit human
-approval -> execute -> versioned state. Nothing changes in AWS until an approved plan is executed.
-Start with list_projects / create_project. Plan a desired state with plan_changes, or a CloudFormation
-template as it is with plan_template. Read what exists with list_resources, get_resource and the
-infra://projects/{project_id}/state resources. Errors are JSON with a code and a message saying what
-to do next; STATE_004 means that project's storage is down (get_server_status shows health). Only a
-person approves: never answer an approval prompt or run an approval command yourself.
+infra-mcp manages AWS infrastructure per project. Nothing changes in AWS until a plan a person approved
+is executed. The loop:
+1. list_projects, or create_project. Read what exists: list_resources, get_resource.
+2. Plan: plan_changes (the whole desired state), plan_template (a CloudFormation template as it is) or
+   create_resource / update_resource / delete_resource.
+   A plan answer has a summary, risk, cost delta, one line per change and a diff_uri: show the user.
+3. approve_plan: the person confirms in a prompt only they answer (never answer it or run an approval
+   command yourself). If they decline, ask what to change and plan again, or reject_plan.
+4. execute_plan applies it, with progress; its answer says what happened to each change.
+5. get_state_history lists versions; plan_rollback plans a way back, approved like any plan.
+Errors are JSON with a code and a message saying what to do next; STATE_004 means that project's
+storage is down (get_server_status shows health).
 """
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
 
-ProjectId = Annotated[
-    str, Field(description="Project id: lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
+# No description: the name says it, and it appears in most tools (create_project's NewProjectId says the format).
+ProjectId = Annotated[str, Field(max_length=200)]
+NewProjectId = Annotated[
+    str, Field(description="Lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
 ]
 
 
@@ -93,8 +99,6 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:
-        # cfn-lint takes about a second to load; do it beside the handshake, not in the first plan.
-        threading.Thread(target=warm_up, name="cfn-lint-warm-up", daemon=True).start()
         async with open_app(settings) as app:
             runtime._app = app
             try:
@@ -102,7 +106,7 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
             finally:
                 runtime._app = None
 
-    mcp: MCPServer[Any] = InfraMCPServer(
+    mcp = InfraMCPServer(
         name="infra-mcp",
         title="infra-mcp",
         version=__version__,
@@ -110,6 +114,9 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
         lifespan=lifespan,
         log_level=settings.log_level,
     )
+    # cfn-lint takes about a second to load. Loading it beside the handshake slowed the initialize answer
+    # by a quarter on two cores; started by the first tools/list, it is ready (or nearly) for the first plan.
+    mcp.after_handshake = lambda: threading.Thread(target=warm_up, name="cfn-lint-warm-up", daemon=True).start()
     _register_project_tools(mcp, runtime)
     _register_state_tools(mcp, runtime)
     _register_resources(mcp, runtime)
@@ -125,37 +132,49 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
 
 def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     def view(project: Any) -> m.ProjectView:
-        return m.ProjectView(project=project, your_role=project.role_of(rt.user), health=rt.app.health.of(project.id))
+        return m.project_view(project, rt.user, rt.app.health.of(project.id))
 
-    @mcp.tool(name="create_project", title="Create project", annotations=WRITES)
+    @mcp.tool(name="create_project", annotations=WRITES)
     @handle_tool_errors("create_project")
     async def create_project(
-        project_id: ProjectId,
+        project_id: NewProjectId,
         name: Annotated[str | None, Field(description="Human-readable name (default: the id).")] = None,
         description: Annotated[str, Field(description="What this infrastructure is for.")] = "",
         default_region: Annotated[str | None, Field(description="AWS region for its resources.")] = None,
     ) -> m.ProjectView:
-        """Create a project; you become its owner. Touches nothing in AWS."""
+        """Create a project (a set of AWS resources managed together); you become its owner. Next: plan_changes or
+        create_resource."""
         settings = {"default_region": default_region} if default_region else None
         project = await rt.app.projects.create_project(
             project_id, name=name, description=description, user=rt.user, settings=settings
         )
         return view(project)
 
-    @mcp.tool(name="get_project", title="Get project", annotations=READ_ONLY)
+    @mcp.tool(name="get_project", annotations=READ_ONLY)
     @handle_tool_errors("get_project")
     async def get_project(project_id: ProjectId) -> m.ProjectView:
-        """A project's details, members, settings, approval policy and storage health."""
+        """Read a project's members, settings, approval policy and storage health before changing them."""
         return view(await rt.app.projects.get_project(project_id, rt.user))
 
-    @mcp.tool(name="list_projects", title="List projects", annotations=READ_ONLY)
+    @mcp.tool(name="list_projects", annotations=READ_ONLY)
     @handle_tool_errors("list_projects")
     async def list_projects() -> m.ProjectList:
-        """Projects you are a member of, with their storage health."""
+        """List the projects you are a member of, with their storage health: start here."""
         projects = await rt.app.projects.list_projects(rt.user)
-        return m.ProjectList(user=rt.user, projects=[view(p) for p in projects])
+        return m.ProjectList(
+            user=rt.user,
+            projects=[
+                m.ProjectSummary(
+                    project_id=p.id,
+                    name=p.name,
+                    your_role=m.role_name(p, rt.user),
+                    health=rt.app.health.of(p.id).storage.value,
+                )
+                for p in projects
+            ],
+        )
 
-    @mcp.tool(name="update_project", title="Update project", annotations=WRITES)
+    @mcp.tool(name="update_project", annotations=WRITES)
     @handle_tool_errors("update_project")
     async def update_project(
         project_id: ProjectId,
@@ -172,8 +191,8 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         members: Annotated[
             list[dict[str, str]] | None,
             Field(
-                description='The full member list, replacing the current one: [{"user": "alice", "role": '
-                '"owner|approver|editor|viewer"}]. The owner must stay an owner.'
+                description='Replaces the member list: [{"user": "alice", "role": "owner|approver|editor|viewer"}]; '
+                "an owner must remain."
             ),
         ] = None,
     ) -> m.ProjectView:
@@ -183,80 +202,85 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         )
         return view(project)
 
-    @mcp.tool(name="delete_project", title="Delete project", annotations=DELETES_RECORDS)
+    @mcp.tool(name="delete_project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
-        """Delete a project, its plans and the state files it wrote. Refused while any record shows live resources."""
+        """Delete a project, its plans and state files; refused while it has resources (plan their deletion
+        first)."""
         _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
         rt.app.health.forget(project_id)
-        return m.DeletedProject(project_id=project_id, deleted_keys=len(deletion.deleted), left_alone=deletion.left)
+        return m.DeletedProject(
+            project_id=project_id,
+            deleted=True,
+            deleted_keys=len(deletion.deleted),
+            left_alone=deletion.left,
+        )
 
 
 # Tools: state ---------------------------------------------------------------------------------------
 
 
 def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    @mcp.tool(name="list_resources", title="List resources", annotations=READ_ONLY)
+    @mcp.tool(name="list_resources", annotations=READ_ONLY)
     @handle_tool_errors("list_resources")
     async def list_resources(
         project_id: ProjectId,
         type: Annotated[str | None, Field(description="Resource type, e.g. AWS::EC2::VPC or EC2::VPC.")] = None,
         tag: Annotated[str | None, Field(description="'Key' or 'Key=Value'.")] = None,
-        status: Annotated[ResourceStatus | None, Field(description="active | failed | pending | deleting")] = None,
+        status: Annotated[ResourceStatus | None, Field(description="Only resources with this status.")] = None,
     ) -> m.ResourceList:
-        """Resources recorded in the project's current state (no AWS call)."""
+        """List a project's resources as recorded (no AWS call). Next: get_resource for one."""
         state, found = await rt.app.state.list_resources(project_id, rt.user, type_name=type, tag=tag, status=status)
         return m.ResourceList(
             project_id=project_id,
             serial=state.serial,
             total_in_state=len(state.resources),
             count=len(found),
-            resources=[redacted_resource(r) for r in found],
+            resources=[m.resource_item(r) for r in found],
         )
 
-    @mcp.tool(name="get_resource", title="Get resource", annotations=READ_ONLY)
+    @mcp.tool(name="get_resource", annotations=READ_ONLY)
     @handle_tool_errors("get_resource")
     async def get_resource(
         project_id: ProjectId,
         resource: Annotated[str, Field(description="Logical name, physical id (vpc-...) or ARN.")],
     ) -> m.ResourceView:
-        """One resource from the project's current state."""
+        """Read one resource's properties and tags as recorded, e.g. before update_resource."""
         found = await rt.app.state.get_resource(project_id, rt.user, resource)
         _, state = await rt.app.state.current(project_id, rt.user)
-        return m.ResourceView(project_id=project_id, serial=state.serial, resource=redacted_resource(found))
+        return m.resource_view(project_id, state.serial, redacted_resource(found))
 
-    @mcp.tool(name="get_state_history", title="Get state history", annotations=READ_ONLY)
+    @mcp.tool(name="get_state_history", annotations=READ_ONLY)
     @handle_tool_errors("get_state_history")
     async def get_state_history(project_id: ProjectId) -> m.StateHistory:
-        """Every version of the project's state, newest first (who, when, which plan)."""
+        """List a project's state versions, newest first (who, when, which plan), e.g. to pick one for
+        plan_rollback."""
         versions = await rt.app.state.history(project_id, rt.user)
         return m.StateHistory(
             project_id=project_id,
-            current_serial=max((v.serial for v in versions if v.valid), default=None),
-            versions=versions,
+            current_serial=max((v.serial for v in versions if v.valid), default=0),
+            versions=[m.version_view(v, checkpoints) for v, checkpoints in m.grouped_history(versions)],
         )
 
-    @mcp.tool(name="restore_state", title="Restore state version", annotations=WRITES)
+    @mcp.tool(name="restore_state", annotations=WRITES)
     @handle_tool_errors("restore_state")
     async def restore_state(
         project_id: ProjectId,
         version: Annotated[int, Field(ge=1, description="History version (serial) to restore.")],
         forget_resources: Annotated[
             bool,
-            Field(
-                description="Owners only: allow dropping from the record resources the current state holds "
-                "(they stay in AWS, unmanaged). Refused without it."
-            ),
+            Field(description="Owners only: drop current resources from the record (they stay in AWS, unmanaged)."),
         ] = False,
     ) -> m.RestoredState:
-        """Make an older state version current again, as a new version (e.g. after STATE_001). Does not touch AWS."""
+        """Make an older state version the current record again, e.g. after STATE_001; AWS is not touched (that
+        is plan_rollback)."""
         written, forgotten = await rt.app.state.restore(project_id, rt.user, version, forget_resources=forget_resources)
         return m.RestoredState(
             project_id=project_id,
             restored_from=version,
             serial=written.serial,
             resource_count=len(written.resources),
-            forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id) for r in forgotten],
+            forgotten_resources=[m.ForgottenResource(name=r.name, type=r.type, id=r.id or "") for r in forgotten],
         )
 
 
@@ -264,13 +288,13 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
 
 def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    @mcp.tool(name="get_upstream_status", title="Upstream status", annotations=READ_ONLY)
+    @mcp.tool(name="get_upstream_status", annotations=READ_ONLY)
     @handle_tool_errors("get_upstream_status")
-    async def get_upstream_status() -> UpstreamStatus:
-        """Which upstream AWS MCP server is used (sandbox or AWS, dialect), who we are there, and its health."""
-        return await rt.app.upstream.status()
+    async def get_upstream_status() -> m.UpstreamView:
+        """Check which upstream reaches AWS (sandbox or real), as whom, and its health, e.g. after AWS_MCP_001."""
+        return m.upstream_view(await rt.app.upstream.status())
 
-    @mcp.tool(name="get_server_status", title="Server status", annotations=READ_ONLY)
+    @mcp.tool(name="get_server_status", annotations=READ_ONLY)
     @handle_tool_errors("get_server_status")
     async def get_server_status() -> m.ServerStatus:
         """Health at a glance: each of your projects' storage health, pending reconciliations, the upstream's health."""
@@ -282,10 +306,12 @@ def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         return m.ServerStatus(
             user=rt.user,
             healthy=not degraded and not pending and upstream.healthy,
-            projects=health,
+            projects=[m.health_view(h) for h in health],
             degraded_projects=degraded,
             pending_reconciliations=pending,
-            upstream=upstream,
+            upstream=m.UpstreamBrief(
+                kind=upstream.kind, healthy=upstream.healthy, last_error=upstream.last_error or ""
+            ),
         )
 
 
@@ -309,16 +335,22 @@ def _register_resources(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.resource("infra://projects/{project_id}/state", name="state", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/state")
     async def state_resource(project_id: str) -> str:
-        """The project's current state file (DESIGN §3 format)."""
+        """The project's current state file, as stored. It keeps the state file format's camelCase field names
+        (projectId, dependsOn, createdAt, lastModifiedBy...); tools answer in snake_case."""
         _, state = await rt.app.state.current(project_id, rt.user)
         return _json(redacted_state(state).to_document())
 
     @mcp.resource("infra://projects/{project_id}/state/history", name="state-history", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/state/history")
     async def history_resource(project_id: str) -> str:
-        """Every state version, newest first."""
+        """Every state version, newest first: one entry per executed plan, its checkpoints grouped under it."""
         versions = await rt.app.state.history(project_id, rt.user)
-        return _json([v.model_dump(mode="json") for v in versions])
+        return _json(
+            [
+                v.model_dump(mode="json") | {"checkpoints": [c.model_dump(mode="json") for c in checkpoints]}
+                for v, checkpoints in m.grouped_history(versions)
+            ]
+        )
 
     @mcp.resource(
         "infra://projects/{project_id}/state/history/{version}", name="state-version", mime_type="application/json"

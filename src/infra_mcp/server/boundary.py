@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -20,6 +21,9 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import Resource as MCPResource
+from mcp_types import ResourceTemplate as MCPResourceTemplate
+from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from infra_mcp.errors import ValidationFailed
@@ -55,6 +59,47 @@ _EXPECTED = {
 }
 
 
+def lean_schema(schema: Any, *, optional_nulls: bool = False) -> Any:
+    """A JSON schema without what only costs an agent's context.
+
+    Hosts put every tool's schemas in the model's context on every turn, so:
+
+    - pydantic's generated ``title`` ("Project Id" for ``project_id``) goes: it repeats the name. A
+      property *named* ``title`` survives, its value being a schema (a dict), never a string.
+    - ``additionalProperties: true`` goes: it is what JSON Schema assumes without it.
+    - with ``optional_nulls`` (argument schemas), an optional argument's ``anyOf: [X, null]`` with
+      ``default: null`` becomes ``X``: leaving the argument out is how a caller says "none", and the
+      tool still accepts an explicit null.
+    """
+    if isinstance(schema, list):
+        return [lean_schema(v, optional_nulls=optional_nulls) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        k: lean_schema(v, optional_nulls=optional_nulls)
+        for k, v in schema.items()
+        if not (k == "title" and isinstance(v, str)) and not (k == "additionalProperties" and v is True)
+    }
+    options = out.get("anyOf")
+    if (
+        optional_nulls
+        and "default" in out
+        and out["default"] is None
+        and isinstance(options, list)
+        and len(options) == 2
+        and {"type": "null"} in options
+    ):
+        kept = next(o for o in options if o != {"type": "null"})
+        rest = {k: v for k, v in out.items() if k not in ("anyOf", "default")}
+        out = {**kept, **rest}
+    return out
+
+
+def one_line(text: str | None) -> str | None:
+    """A description from a docstring wrapped to the line length, as the one line it is."""
+    return " ".join(text.split()) if text else text
+
+
 def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part)[:_MAX_PART] for part in loc) or "(arguments)"
 
@@ -82,7 +127,47 @@ def argument_error(tool: str, exc: ValidationError) -> ValidationFailed:
 
 
 class InfraMCPServer(MCPServer[Any]):
-    """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON."""
+    """``MCPServer`` whose argument validation errors are the project's ``VALIDATION_001`` JSON.
+
+    ``after_handshake`` (if set) runs once, at the first ``tools/list`` or ``tools/call``: work that
+    would slow the ``initialize`` answer if done at start-up (hosts time out slow servers) but that the
+    first real call benefits from, such as loading cfn-lint in a background thread.
+    """
+
+    after_handshake: Callable[[], None] | None = None
+
+    def _handshake_done(self) -> None:
+        hook, self.after_handshake = self.after_handshake, None
+        if hook is not None:
+            hook()
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The SDK's tool list, with lean schemas (see :func:`lean_schema`).
+
+        Descriptions come from docstrings wrapped to the line length; they go out as one line each.
+        """
+        self._handshake_done()
+        return [
+            tool.model_copy(
+                update={
+                    "description": one_line(tool.description),
+                    "input_schema": lean_schema(tool.input_schema, optional_nulls=True),
+                    "output_schema": lean_schema(tool.output_schema) if tool.output_schema else None,
+                }
+            )
+            for tool in await super().list_tools()
+        ]
+
+    async def list_resources(self) -> list[MCPResource]:
+        """The SDK's resource list, each description on one line (they come from wrapped docstrings)."""
+        return [r.model_copy(update={"description": one_line(r.description)}) for r in await super().list_resources()]
+
+    async def list_resource_templates(self) -> list[MCPResourceTemplate]:
+        """The SDK's resource templates, each description on one line."""
+        return [
+            t.model_copy(update={"description": one_line(t.description)})
+            for t in await super().list_resource_templates()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -95,6 +180,7 @@ class InfraMCPServer(MCPServer[Any]):
             ToolError: Any other tool error, as the SDK raises it (our tools already answer JSON).
         """
         started = time.perf_counter()
+        self._handshake_done()
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError:

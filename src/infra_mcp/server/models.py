@@ -1,6 +1,13 @@
-"""What tools return: typed models, so every tool has an outputSchema and structuredContent."""
+"""What the project and state tools return: small views made for the caller, in snake_case.
+
+Domain models do not travel whole: a tool answers what the next call needs and points at a resource
+(``infra://projects/...``) for the rest.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -10,72 +17,225 @@ from infra_mcp.domain.project import Project, Role
 from infra_mcp.domain.state import HistoryEntry, StateResource
 
 
-class ProjectView(BaseModel):
-    project: Project
-    your_role: Role | None = Field(description="The acting user's role in this project.")
-    health: ProjectHealth = Field(
-        description="Its storage health (healthy | degraded | unknown) and reconciliation since the server started."
+class HealthView(BaseModel):
+    project_id: str
+    storage: str
+    reconciliation: str
+    error_code: str = ""
+    error: str = ""
+
+
+def health_view(health: ProjectHealth) -> HealthView:
+    return HealthView(
+        project_id=health.project_id,
+        storage=health.storage.value,
+        reconciliation=health.reconciliation.value,
+        error_code=health.error.code if health.error else "",
+        error=health.error.message if health.error else "",
     )
+
+
+class ProjectView(BaseModel):
+    project_id: str
+    name: str
+    description: str
+    your_role: str
+    members: dict[str, str] = Field(description="User: role.")
+    settings: dict[str, Any] = Field(description="As update_project takes them.")
+    health: str = Field(description="Storage: healthy, degraded (see health_error) or unknown.")
+    health_error: str = ""
+
+
+class ProjectSummary(BaseModel):
+    project_id: str
+    name: str
+    your_role: str
+    health: str = Field(description="Storage health: healthy | degraded | unknown.")
 
 
 class ProjectList(BaseModel):
     user: str = Field(description="The acting user; only projects they belong to are listed.")
-    projects: list[ProjectView]
+    projects: list[ProjectSummary]
+
+
+def project_view(project: Project, user: str, health: ProjectHealth) -> ProjectView:
+    return ProjectView(
+        project_id=project.id,
+        name=project.name,
+        description=project.description,
+        your_role=role_name(project, user),
+        members={m.user: m.role.value for m in project.members},
+        settings=project.settings.model_dump(mode="json"),
+        health=health.storage.value,
+        health_error=f"{health.error.code}: {health.error.message}" if health.error else "",
+    )
+
+
+def role_name(project: Project, user: str) -> str:
+    """The user's role; only members see a project, so "" (none) shows only to a project's creator mid-way."""
+    role: Role | None = project.role_of(user)
+    return role.value if role else ""
 
 
 class DeletedProject(BaseModel):
     project_id: str
-    deleted: bool = True
-    deleted_keys: int = Field(default=0, description="State files of this project that were deleted.")
-    left_alone: dict[str, str] = Field(
-        default_factory=dict, description="Files at its state location it did not write (key: why), left in place."
-    )
-    note: str = "The project, its plans and the state files it wrote were deleted."
+    deleted: bool
+    deleted_keys: int = Field(description="State files deleted.")
+    left_alone: dict[str, str] = Field(description="Files it did not write (key: why), left in place.")
+
+
+class ResourceItem(BaseModel):
+    name: str
+    type: str
+    id: str = Field(description="Physical id.")
+    region: str
+    status: str
 
 
 class ResourceList(BaseModel):
     project_id: str
-    serial: int = Field(description="State version these resources come from (0 = never written).")
+    serial: int = Field(description="State version (0: never written).")
     total_in_state: int
     count: int
-    resources: list[StateResource]
+    resources: list[ResourceItem]
+
+
+def resource_item(resource: StateResource) -> ResourceItem:
+    return ResourceItem(
+        name=resource.name, type=resource.type, id=resource.id or "", region=resource.region, status=resource.status
+    )
 
 
 class ResourceView(BaseModel):
     project_id: str
     serial: int
-    resource: StateResource
+    name: str
+    type: str
+    id: str = Field(description="Physical id.")
+    region: str
+    status: str
+    properties: dict[str, Any]
+    tags: dict[str, str]
+    depends_on: list[str]
+
+
+def resource_view(project_id: str, serial: int, resource: StateResource) -> ResourceView:
+    return ResourceView(
+        project_id=project_id,
+        serial=serial,
+        name=resource.name,
+        type=resource.type,
+        id=resource.id or "",
+        region=resource.region,
+        status=resource.status.value,
+        properties=resource.properties,
+        tags=resource.tags,
+        depends_on=resource.depends_on,
+    )
+
+
+class VersionView(BaseModel):
+    serial: int
+    timestamp: datetime
+    last_modified_by: str
+    change_description: str
+    change_plan_id: str
+    resource_count: int
+    valid: bool
+    checkpoint: bool = Field(description="Mid-execution, its plan unfinished.")
+    checkpoints: list[int] = Field(description="Its plan's checkpoint serials.")
+
+
+def grouped_history(entries: list[HistoryEntry]) -> list[tuple[HistoryEntry, list[HistoryEntry]]]:
+    """History as a person reads it: one entry per executed plan, its checkpoints grouped under it.
+
+    A checkpoint is listed on its own only when its plan has no final version (the execution was
+    cut short): then it is the last word on what exists. Order is kept (newest first).
+    """
+    finals = {e.change_plan_id for e in entries if not e.checkpoint and e.change_plan_id}
+    under: dict[str, list[HistoryEntry]] = {}
+    for entry in entries:
+        if entry.checkpoint and entry.change_plan_id in finals:
+            under.setdefault(entry.change_plan_id, []).append(entry)
+    return [
+        (entry, under.get(entry.change_plan_id or "", []) if not entry.checkpoint else [])
+        for entry in entries
+        if not (entry.checkpoint and entry.change_plan_id in finals)
+    ]
+
+
+def version_view(entry: HistoryEntry, checkpoints: list[HistoryEntry]) -> VersionView:
+    return VersionView(
+        serial=entry.serial,
+        timestamp=entry.timestamp,
+        last_modified_by=entry.last_modified_by,
+        change_description=entry.change_description,
+        change_plan_id=entry.change_plan_id or "",
+        resource_count=entry.resource_count,
+        valid=entry.valid,
+        checkpoint=entry.checkpoint,
+        checkpoints=[c.serial for c in checkpoints],
+    )
 
 
 class StateHistory(BaseModel):
     project_id: str
-    current_serial: int | None = Field(description="Newest version, or None if the state was never written.")
-    versions: list[HistoryEntry] = Field(description="Newest first.")
+    current_serial: int = Field(description="0: never written.")
+    versions: list[VersionView] = Field(description="Newest first.")
 
 
 class ForgottenResource(BaseModel):
     name: str
     type: str
-    id: str | None = Field(description="Physical id: it may still exist in AWS, now unmanaged.")
+    id: str
 
 
 class RestoredState(BaseModel):
     project_id: str
     restored_from: int
-    serial: int = Field(description="The new current version (a copy of restored_from).")
+    serial: int = Field(description="The new current version.")
     resource_count: int
-    forgotten_resources: list[ForgottenResource] = Field(
-        default_factory=list, description="Resources dropped from the record (forget_resources=true)."
-    )
-    note: str = "Only the record changed; AWS was not touched. Use plan_rollback to make AWS match an older version."
+    forgotten_resources: list[ForgottenResource] = Field(default_factory=list, description="May still exist in AWS.")
 
 
 class ServerStatus(BaseModel):
-    user: str = Field(description="The acting user; only projects they belong to are listed.")
-    healthy: bool = Field(description="No visible project degraded or pending, and the upstream answers.")
-    projects: list[ProjectHealth] = Field(description="Storage health and reconciliation of each visible project.")
-    degraded_projects: list[str] = Field(description="Projects whose storage failed its last call (STATE_004).")
-    pending_reconciliations: list[str] = Field(
-        description="Projects not reconciled yet since start-up (their next call reconciles them first)."
+    user: str
+    healthy: bool
+    projects: list[HealthView]
+    degraded_projects: list[str]
+    pending_reconciliations: list[str]
+    upstream: UpstreamBrief
+
+
+class UpstreamBrief(BaseModel):
+    kind: str
+    healthy: bool
+    last_error: str = ""
+
+
+class UpstreamView(BaseModel):
+    kind: str  # sandbox or aws
+    dialect: str
+    target: str
+    healthy: bool
+    region: str
+    caller_arn: str
+    last_error: str
+    note: str
+    read_only: bool = Field(default=False, description="READ_OPERATIONS_ONLY: changes refused.")
+    mutation_consent: bool = Field(default=False, description="REQUIRE_MUTATION_CONSENT: changes refused.")
+
+
+def upstream_view(status: UpstreamStatus) -> UpstreamView:
+    return UpstreamView(
+        kind=status.kind + (" (experimental)" if status.experimental else ""),
+        dialect=status.dialect,
+        target=status.target,
+        healthy=status.healthy,
+        region=status.region,
+        caller_arn=status.caller.arn if status.caller else "",
+        last_error=status.last_error or "",
+        note=status.note,
+        read_only=status.read_only,
+        mutation_consent=status.mutation_consent,
     )
-    upstream: UpstreamStatus

@@ -1,4 +1,9 @@
-"""Tool output models for plans, approval and execution (and how plans are shown safely)."""
+"""Tool output views for plans, approval and execution (and how plans are shown safely).
+
+A plan tool answers with a small view: what the plan does in one line per change, and the URIs of
+the full plan and its diff. The whole ``Plan`` model is about 10 KB of schema; repeated in eight
+tools' output schemas it filled an agent's context on every turn, so it stays in resources.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,32 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from infra_mcp.domain.plan import SENSITIVE, Plan, PlanStatus, RiskLevel
+from infra_mcp.domain.plan import (
+    SENSITIVE,
+    Action,
+    Change,
+    ChangeOutcome,
+    ChangeOutcomeStatus,
+    Plan,
+    PlanStatus,
+    RiskLevel,
+)
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
+
+# A change line's reasons are for reading at a glance; the plan resource has them all.
+_WHY_MAX = 3
+_WHY_CHARS = 200
+
+# What happened to a change that ran, in the past tense ("created"), not the plan's "will be created".
+_DONE = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated",
+    Action.REPLACE: "replaced",
+    Action.DELETE: "deleted",
+    Action.IMPORT: "imported",
+    Action.NOOP: "unchanged",
+}
 
 
 def _redact(value: Any) -> Any:
@@ -46,6 +74,10 @@ def redacted(plan: Plan) -> Plan:
     return plan.model_copy(update={"changes": changes})
 
 
+def plan_uri(plan: Plan) -> str:
+    return f"infra://projects/{plan.project_id}/plans/{plan.id}"
+
+
 def next_step(plan: Plan) -> str:
     """One sentence telling the agent what to do with the plan now."""
     if plan.status is PlanStatus.PENDING:
@@ -57,64 +89,116 @@ def next_step(plan: Plan) -> str:
                 "call execute_plan once the person says it is approved."
             )
         return (
-            "Show the diff to the user, then call approve_plan (a human confirms it) or reject_plan. "
-            "Nothing has touched AWS."
+            "Tell the user the summary, risk and changes (full diff at diff_uri), then call approve_plan "
+            "(a person confirms it) or reject_plan. Nothing has touched AWS."
         )
     if plan.status is PlanStatus.APPROVED:
         return "Approved. Call execute_plan to apply it before the approval expires."
     if plan.status is PlanStatus.EXECUTED:
         return "Executed. See list_resources and get_state_history."
     if plan.status is PlanStatus.FAILED:
-        return "Execution failed for some changes: read execution.outcomes, explain them, then plan a follow-up."
+        return "Execution failed for some changes (see each change's result): explain them, then plan a follow-up."
     return f"This plan is {plan.status.value}; it can no longer be approved or executed. Make a new plan."
 
 
-class PlanView(BaseModel):
-    plan: Plan
-    diff: str = Field(description="The plan as a person reads it (terraform-plan style).")
+class PlanResult(BaseModel):
+    # No docstring and plain strings for status and risk: each would be repeated in six tools' output
+    # schemas. (A plan at a glance; plan_uri and diff_uri are resources with every detail.)
+    plan_id: str
+    status: str
+    summary: str
+    risk: str
+    monthly_cost_delta: float = Field(description="USD")
+    changes: list[str]  # one line per change
+    warnings: list[str]
+    plan_uri: str
+    diff_uri: str
     next_step: str
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= _WHY_CHARS else text[: _WHY_CHARS - 1] + "…"
+
+
+def _why(change: Change) -> list[str]:
+    reasons = [*change.security_findings]
+    reasons += [f"{p} forces replacement" for p in change.replacement_reasons]
+    # A low-risk change's reason only restates the line ("creating net (AWS::EC2::VPC)").
+    reasons += change.risk_reasons if change.risk is not RiskLevel.LOW else []
+    return list(dict.fromkeys(_cut(r) for r in reasons))[:_WHY_MAX]
+
+
+def change_line(change: Change, outcome: ChangeOutcome | None = None) -> str:
+    """One change in one line: ``create web-vpc (AWS::EC2::VPC) [low]: why`` or, once run, what happened.
+
+    Once executed the verb is in the past tense (``created``) and the physical id follows, so the
+    agent reports what happened, not what the plan said would happen.
+    """
+    what = f"{change.name} ({change.type})"
+    if outcome is None or outcome.status in (ChangeOutcomeStatus.PENDING, ChangeOutcomeStatus.RUNNING):
+        why = _why(change)
+        return f"{change.action.value} {what} [{change.risk.value}]" + (f": {'; '.join(why)}" if why else "")
+    if outcome.status is ChangeOutcomeStatus.SUCCEEDED:
+        physical_id = outcome.physical_id or change.physical_id
+        return f"{_DONE[change.action]} {what}" + (f" -> {physical_id}" if physical_id else "")
+    if outcome.status is ChangeOutcomeStatus.SKIPPED:
+        return f"skipped {change.action.value} {what}: something it depends on failed"
+    error = ": ".join(part for part in (outcome.error_code, outcome.error_message) if part)
+    return _cut(f"failed to {change.action.value} {what}" + (f": {error}" if error else ""))
+
+
+def plan_result(plan: Plan) -> PlanResult:
+    """The view of a plan the plan tools return (``plan`` already redacted)."""
+    outcomes = {o.name: o for o in plan.execution.outcomes} if plan.execution else {}
+    uri = plan_uri(plan)
+    return PlanResult(
+        plan_id=plan.id,
+        status=plan.status.value,
+        summary=plan.summary.text,
+        risk=plan.risk.value,
+        monthly_cost_delta=plan.cost.monthly_delta,
+        changes=[change_line(c, outcomes.get(c.name)) for c in plan.actionable_changes],
+        warnings=[
+            _cut(f"{f.resource or 'plan'}{' at ' + f.path if f.path else ''}: {f.message}") for f in plan.findings
+        ],
+        plan_uri=uri,
+        diff_uri=f"{uri}/diff",
+        next_step=next_step(plan),
+    )
+
+
 class PlanSummaryView(BaseModel):
-    id: str
-    status: PlanStatus
-    kind: str
-    description: str
+    plan_id: str
+    status: str
+    summary: str
+    risk: str
     author: str
     created_at: datetime
-    summary: str
-    risk: RiskLevel
-    monthly_cost_delta: float
-    approved_by: str | None = None
-    approval_method: str | None = None
+    description: str
 
 
 class PlanList(BaseModel):
     project_id: str
-    plans: list[PlanSummaryView]
+    plans: list[PlanSummaryView] = Field(description="Newest first.")
 
 
 class ApprovalResult(BaseModel):
     plan_id: str
-    outcome: Literal["approved", "declined", "cancelled"]
-    status: PlanStatus
-    approved_by: str | None = None
-    method: str | None = None
+    outcome: Literal["approved", "declined", "cancelled", "rejected"]
+    status: str
+    approved_by: str = ""
+    method: str = ""
     expires_at: datetime | None = None
     next_step: str
 
 
 def summary_view(plan: Plan) -> PlanSummaryView:
     return PlanSummaryView(
-        id=plan.id,
-        status=plan.status,
-        kind=plan.kind,
-        description=plan.description,
+        plan_id=plan.id,
+        status=plan.status.value,
+        summary=plan.summary.text,
+        risk=plan.risk.value,
         author=plan.author,
         created_at=plan.created_at,
-        summary=plan.summary.text,
-        risk=plan.risk,
-        monthly_cost_delta=plan.cost.monthly_delta,
-        approved_by=plan.approval.approved_by if plan.approval else None,
-        approval_method=plan.approval.method.value if plan.approval else None,
+        description=plan.description,
     )

@@ -20,8 +20,8 @@ from infra_mcp.server.out_of_band import approval_command
 from infra_mcp.server.plan_models import (
     ApprovalResult,
     PlanList,
-    PlanView,
-    next_step,
+    PlanResult,
+    plan_result,
     redacted,
     summary_view,
 )
@@ -29,17 +29,15 @@ from infra_mcp.server.plan_models import (
 if TYPE_CHECKING:
     from infra_mcp.server.app import Runtime
 
-PlanId = Annotated[str, Field(description="Plan id, e.g. plan-1a2b3c4d5e6f.", max_length=100)]
-ProjectId = Annotated[str, Field(description="Project id, e.g. 'web-app'.", max_length=200)]
+PlanId = Annotated[str, Field(description="e.g. plan-1a2b3c4d5e6f", max_length=100)]
+ProjectId = Annotated[str, Field(max_length=200)]
 Description = Annotated[
     str,
     Field(
-        description=f"Why this change is made (shown to approvers after the facts, as the author's words; "
-        f"at most {DESCRIPTION_MAX} characters).",
+        description="Why; approvers see it last, as your words.",
         max_length=DESCRIPTION_MAX,
     ),
 ]
-NEVER_TOUCHES_AWS = "Makes a pending plan only; nothing touches AWS until approve_plan and execute_plan."
 
 AUDIT_PAGE = 200
 # The prompt lists this many destroys/replaces and security findings, then "and K more".
@@ -152,14 +150,13 @@ def approval_prompt(plan: Plan) -> str:
 
 
 def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
-    def view(plan: Plan) -> PlanView:
-        shown = redacted(plan)
-        return PlanView(plan=shown, diff=render_plan(shown), next_step=next_step(plan))
+    def view(plan: Plan) -> PlanResult:
+        return plan_result(redacted(plan))
 
-    async def made(plan: Plan) -> PlanView:
+    async def made(plan: Plan) -> PlanResult:
         return view(await rt.app.approvals.apply_rules(plan))
 
-    @mcp.tool(name="plan_changes", title="Plan changes", annotations=WRITES)
+    @mcp.tool(name="plan_changes", annotations=WRITES)
     @handle_tool_errors("plan_changes")
     async def plan_changes(
         project_id: ProjectId,
@@ -172,13 +169,12 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             ),
         ],
         description: Description = "",
-    ) -> PlanView:
-        """Diff a full desired state against the current state into a reviewable plan."""
+    ) -> PlanResult:
+        """Plan a whole project at once, from its full desired state. Next: show the user the plan, then
+        approve_plan or reject_plan."""
         return await made(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
 
-    plan_changes.__doc__ = (plan_changes.__doc__ or "") + NEVER_TOUCHES_AWS
-
-    @mcp.tool(name="create_resource", title="Plan a resource creation", annotations=WRITES)
+    @mcp.tool(name="create_resource", annotations=WRITES)
     @handle_tool_errors("create_resource")
     async def create_resource(
         project_id: ProjectId,
@@ -189,8 +185,8 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         region: Annotated[str | None, Field(description="Region (default: the project's).")] = None,
         depends_on: Annotated[list[str] | None, Field(description="Names this must wait for.")] = None,
         description: Description = "",
-    ) -> PlanView:
-        """Plan creating one resource (a one-change plan). Never touches AWS itself."""
+    ) -> PlanResult:
+        """Plan creating one resource (a one-change plan). Next: approve_plan, then execute_plan."""
         plan = await rt.app.planning.create_resource(
             project_id,
             name=name,
@@ -204,7 +200,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         )
         return await made(plan)
 
-    @mcp.tool(name="update_resource", title="Plan a resource update", annotations=WRITES)
+    @mcp.tool(name="update_resource", annotations=WRITES)
     @handle_tool_errors("update_resource")
     async def update_resource(
         project_id: ProjectId,
@@ -214,48 +210,50 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         ] = None,
         tags: Annotated[dict[str, str | None] | None, Field(description="Tags to set (null removes).")] = None,
         description: Description = "",
-    ) -> PlanView:
-        """Plan changing one resource (may be a replacement). Never touches AWS itself."""
+    ) -> PlanResult:
+        """Plan changing one resource's properties or tags (may be a replacement). Next: approve_plan, then
+        execute_plan."""
         plan = await rt.app.planning.update_resource(
             project_id, resource=resource, properties=properties, tags=tags, description=description, user=rt.user
         )
         return await made(plan)
 
-    @mcp.tool(name="delete_resource", title="Plan a resource deletion", annotations=WRITES)
+    @mcp.tool(name="delete_resource", annotations=WRITES)
     @handle_tool_errors("delete_resource")
     async def delete_resource(
         project_id: ProjectId,
         resource: Annotated[str, Field(description="Logical name or physical id.")],
         description: Description = "",
-    ) -> PlanView:
-        """Plan deleting one resource. Never touches AWS itself."""
+    ) -> PlanResult:
+        """Plan deleting one resource. Next: approve_plan, then execute_plan."""
         plan = await rt.app.planning.delete_resource(
             project_id, resource=resource, description=description, user=rt.user
         )
         return await made(plan)
 
-    @mcp.tool(name="plan_rollback", title="Plan a rollback", annotations=WRITES)
+    @mcp.tool(name="plan_rollback", annotations=WRITES)
     @handle_tool_errors("plan_rollback")
     async def plan_rollback(
         project_id: ProjectId,
         to_version: Annotated[int, Field(ge=1, description="State history version to return to.")],
-    ) -> PlanView:
-        """Plan returning AWS to an older state version's resources; approved and executed like any plan."""
+    ) -> PlanResult:
+        """Plan making AWS match an older state version (see get_state_history). Next: approve_plan, then
+        execute_plan."""
         return await made(await rt.app.planning.plan_rollback(project_id, to_version, rt.user))
 
-    @mcp.tool(name="get_plan", title="Get plan", annotations=READ_ONLY)
+    @mcp.tool(name="get_plan", annotations=READ_ONLY)
     @handle_tool_errors("get_plan")
-    async def get_plan(plan_id: PlanId) -> PlanView:
-        """A plan with its changes, risk, cost, approval and execution outcomes."""
+    async def get_plan(plan_id: PlanId) -> PlanResult:
+        """Check a plan's status, changes and results, e.g. after a person approved it in a terminal."""
         return view(await rt.app.planning.get_plan(plan_id, rt.user))
 
-    @mcp.tool(name="list_plans", title="List plans", annotations=READ_ONLY)
+    @mcp.tool(name="list_plans", annotations=READ_ONLY)
     @handle_tool_errors("list_plans")
     async def list_plans(
         project_id: ProjectId,
         status: Annotated[PlanStatus | None, Field(description="Only plans with this status.")] = None,
     ) -> PlanList:
-        """A project's plans, newest first."""
+        """List a project's plans, newest first, to find one to approve, execute or review."""
         plans = await rt.app.planning.list_plans(project_id, rt.user, status)
         return PlanList(project_id=project_id, plans=[summary_view(p) for p in plans])
 
@@ -283,7 +281,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             )
         return Elicit(approval_prompt(redacted(plan)), ApprovalAnswer)
 
-    @mcp.tool(name="approve_plan", title="Approve plan", annotations=WRITES)
+    @mcp.tool(name="approve_plan", annotations=WRITES)
     @handle_tool_errors("approve_plan")
     async def approve_plan(
         plan_id: PlanId,
@@ -297,8 +295,8 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             ),
         ] = "",
     ) -> ApprovalResult:
-        """Ask the person to approve a plan in a confirmation prompt they answer themselves; the only way a plan
-        becomes approved. The agent cannot answer for them."""
+        """Ask the person to approve a pending plan, in a prompt only they answer. Next: execute_plan if
+        approved."""
         approvals = rt.app.approvals
         if isinstance(confirmation, AcceptedElicitation) and isinstance(confirmation.data, _Skip):
             skip = confirmation.data
@@ -334,12 +332,12 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         return ApprovalResult(
             plan_id=plan.id,
             outcome=outcome,
-            status=plan.status,
+            status=plan.status.value,
             next_step="The human did not approve. Do not execute. Ask what to change, then make a new plan "
             "or reject this one.",
         )
 
-    @mcp.tool(name="reject_plan", title="Reject plan", annotations=WRITES)
+    @mcp.tool(name="reject_plan", annotations=WRITES)
     @handle_tool_errors("reject_plan")
     async def reject_plan(
         plan_id: PlanId,
@@ -349,14 +347,20 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
                 description=f"Why it is rejected (recorded; at most {COMMENT_MAX} characters).", max_length=COMMENT_MAX
             ),
         ] = "",
-    ) -> PlanView:
-        """Reject a plan for good: it can never be approved or executed."""
-        return view(await rt.app.approvals.reject(plan_id, rt.user, reason))
+    ) -> ApprovalResult:
+        """Reject a pending plan for good when the user does not want it; make a new plan instead."""
+        plan = await rt.app.approvals.reject(plan_id, rt.user, reason)
+        return ApprovalResult(
+            plan_id=plan.id,
+            outcome="rejected",
+            status=plan.status.value,
+            next_step="Rejected for good: it can never be approved or executed. Make a new plan if a change is needed.",
+        )
 
-    @mcp.tool(name="execute_plan", title="Execute plan", annotations=DESTRUCTIVE)
+    @mcp.tool(name="execute_plan", annotations=DESTRUCTIVE)
     @handle_tool_errors("execute_plan")
-    async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanView:
-        """Apply an approved plan to AWS through the upstream, reporting progress. Changes real infrastructure."""
+    async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanResult:
+        """Apply an approved plan to AWS (real changes), with progress. Next: report each change's result."""
 
         async def progress(progress: float, total: float | None, message: str) -> None:
             await ctx.report_progress(progress, total, message)
@@ -366,13 +370,13 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @mcp.resource("infra://projects/{project_id}/plans/{plan_id}", name="plan", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}")
     async def plan_resource(project_id: str, plan_id: str) -> str:
-        """A plan as JSON."""
+        """A plan in full: every property change, risk and cost line, findings, approval and execution."""
         return redacted(await _plan_in(rt, project_id, plan_id)).model_dump_json(indent=2)
 
     @mcp.resource("infra://projects/{project_id}/plans/{plan_id}/diff", name="plan-diff", mime_type="text/plain")
     @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}/diff")
     async def plan_diff_resource(project_id: str, plan_id: str) -> str:
-        """A plan as text, like `terraform plan`."""
+        """A plan as text, like `terraform plan`: show it to the person reviewing it."""
         return render_plan(redacted(await _plan_in(rt, project_id, plan_id)))
 
     async def audit_page(project_id: str, before: str | None) -> str:
@@ -416,9 +420,9 @@ def _approved(plan: Plan) -> ApprovalResult:
     return ApprovalResult(
         plan_id=plan.id,
         outcome="approved",
-        status=plan.status,
-        approved_by=approval.approved_by if approval else None,
-        method=approval.method.value if approval else None,
+        status=plan.status.value,
+        approved_by=approval.approved_by if approval else "",
+        method=approval.method.value if approval else "",
         expires_at=approval.expires_at if approval else None,
         next_step="Call execute_plan to apply it." if plan.actionable_changes else "Nothing to execute.",
     )

@@ -10,8 +10,16 @@ A prompt file is Markdown with TOML front matter between ``+++`` lines::
     name = "goal"
     description = "..."
     required = true
+    [[arguments]]
+    name = "project_id"
+    required = false
+    present = "use `{value}`"          # what {project_id} becomes when given (default: the value)
+    absent = "propose a short one"     # ... and when left out (default: nothing)
     +++
     Body, with {goal} substituted (write literal braces as {{ and }}).
+
+An optional argument says what the body reads with and without it, so the prompt renders as clean
+sentences either way (never "Pick `` if given").
 
 A malformed file stops start-up with a message naming the file and the problem: a server
 that silently drops a prompt is harder to debug than one that refuses to start.
@@ -40,6 +48,12 @@ class PromptArgumentSpec:
     name: str
     description: str = ""
     required: bool = True
+    present: str = "{value}"
+    absent: str = ""
+
+    def fill(self, value: Any) -> str:
+        """What ``{name}`` becomes in the body: ``present`` with the value, or ``absent``."""
+        return self.present.replace("{value}", str(value)) if value else self.absent
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,7 @@ class PromptSpec:
         missing = [a.name for a in self.arguments if a.required and not values.get(a.name)]
         if missing:
             raise ValueError(f"prompt {self.name!r} needs argument(s) {missing}")
-        filled = {a.name: str(values.get(a.name) or "") for a in self.arguments}
+        filled = {a.name: a.fill(values.get(a.name)) for a in self.arguments}
         return self.body.format_map(filled)
 
 
@@ -90,9 +104,18 @@ def parse_prompt(text: str, source: str) -> PromptSpec:
     for index, raw in enumerate(raw_args):
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"].isidentifier():
             raise PromptFileError(f"{source}: arguments[{index}] needs a 'name' that is a valid identifier")
+        present, absent = raw.get("present", "{value}"), raw.get("absent", "")
+        if not isinstance(present, str) or "{value}" not in present or not isinstance(absent, str):
+            raise PromptFileError(
+                f"{source}: arguments[{index}] 'present' must be a string containing {{value}}, 'absent' a string"
+            )
         arguments.append(
             PromptArgumentSpec(
-                name=raw["name"], description=str(raw.get("description", "")), required=bool(raw.get("required", True))
+                name=raw["name"],
+                description=str(raw.get("description", "")),
+                required=bool(raw.get("required", True)),
+                present=present,
+                absent=absent,
             )
         )
     declared = {a.name for a in arguments}

@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from infra_mcp.domain.render import render_plan
 from infra_mcp.server.annotations import WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
-from infra_mcp.server.plan_models import PlanView, next_step, redacted
-from infra_mcp.server.plan_tools import NEVER_TOUCHES_AWS, Description, ProjectId
+from infra_mcp.server.plan_models import PlanResult, plan_result, redacted
+from infra_mcp.server.plan_tools import Description, ProjectId
 
 if TYPE_CHECKING:
     from infra_mcp.server.app import Runtime
@@ -19,30 +18,28 @@ MAX_TEMPLATE = 1_000_000
 
 
 def register_template_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
-    @mcp.tool(name="plan_template", title="Plan a CloudFormation template", annotations=WRITES)
+    @mcp.tool(name="plan_template", annotations=WRITES)
     @handle_tool_errors("plan_template")
     async def plan_template(
         project_id: ProjectId,
         template: Annotated[
             str,
             Field(
-                description="The template's text: YAML (short tags !Ref, !Sub, !GetAtt... allowed) or JSON. "
-                "Its resources are the project's full desired state: resources in state but absent here are deleted.",
+                description="YAML (short tags allowed) or JSON; its resources are the full desired state "
+                "(others are deleted).",
                 max_length=MAX_TEMPLATE,
             ),
         ],
         parameters: Annotated[
             dict[str, Any] | None,
-            Field(description='Values of the template\'s Parameters, e.g. {"Env": "prod"} (others take Default).'),
+            Field(description="Parameter values (others take their Default)."),
         ] = None,
         description: Description = "",
-    ) -> PlanView:
-        """Plan a CloudFormation template (Parameters, Conditions, Mappings, intrinsic functions) like plan_changes."""
+    ) -> PlanResult:
+        """Plan a CloudFormation template as it is, like plan_changes. Next: show the user the plan, then
+        approve_plan or reject_plan."""
         plan = await rt.app.templates.plan_template(project_id, template, parameters, description, rt.user)
-        shown = redacted(await rt.app.approvals.apply_rules(plan))
-        return PlanView(plan=shown, diff=render_plan(shown), next_step=next_step(plan))
-
-    plan_template.__doc__ = (plan_template.__doc__ or "") + " " + NEVER_TOUCHES_AWS
+        return plan_result(redacted(await rt.app.approvals.apply_rules(plan)))
 
     @mcp.resource("infra://projects/{project_id}/outputs", name="outputs", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/outputs")

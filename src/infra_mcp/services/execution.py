@@ -37,6 +37,7 @@ from infra_mcp.domain.plan import (
     ExecutionRecord,
     Plan,
     PlanStatus,
+    final_description,
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile
@@ -499,7 +500,7 @@ class ExecutionService:
             heartbeat=self.heartbeat_seconds,
         )
         await walk.run()
-        final = await ledger.flush(description=plan.description or f"Executed plan {plan.id}", final=True)
+        final = await ledger.flush(description=final_description(plan), final=True)
         done = await self._finish(plan, project, store, final, user, outcomes)
         if any(o.in_doubt for o in outcomes.values()):
             done = await self._reconcile_at_once(done, project, store, user)

@@ -19,7 +19,7 @@ import anyio
 import structlog
 
 from infra_mcp.domain.common import utcnow
-from infra_mcp.domain.state import Journal, JournalEntry, StateFile, StateMetadata, StateResource
+from infra_mcp.domain.state import CHECKPOINT_PREFIX, Journal, JournalEntry, StateFile, StateMetadata, StateResource
 from infra_mcp.ports import StateStore
 
 log = structlog.get_logger(__name__)
@@ -177,9 +177,9 @@ class Ledger:
             return  # a checkpoint is being written; the next one picks this result up
         elapsed = (self.clock() - self._last_write).total_seconds()
         if self._pending >= self.every or elapsed >= self.interval:
-            await self.flush(description=f"Checkpoint of plan {self.plan_id}")
+            await self.flush(description=f"{CHECKPOINT_PREFIX}{self.plan_id}", checkpoint=True)
 
-    def _next_version(self, resources: list[StateResource], description: str) -> StateFile:
+    def _next_version(self, resources: list[StateResource], description: str, checkpoint: bool) -> StateFile:
         """``current.next_version(...)`` with the checksum left to the store.
 
         The store computes it over the very document it stores (one serialisation of the
@@ -191,20 +191,26 @@ class Ledger:
             lineage=self.current.lineage,
             timestamp=utcnow(),
             metadata=StateMetadata(
-                last_modified_by=self.user, change_description=description, change_plan_id=self.plan_id
+                last_modified_by=self.user,
+                change_description=description,
+                change_plan_id=self.plan_id,
+                checkpoint=checkpoint,
             ),
             resources=resources,
         )
 
-    async def flush(self, *, description: str, final: bool = False) -> StateFile:
-        """Write the working copy as the next version (if anything changed, or always when ``final``)."""
+    async def flush(self, *, description: str, final: bool = False, checkpoint: bool = False) -> StateFile:
+        """Write the working copy as the next version (if anything changed, or always when ``final``).
+
+        ``checkpoint`` marks an intermediate version, so history can group it under its plan's final one.
+        """
         async with self._state_lock:
             self._pending = 0
             tokens = set(self._settled)
             if self._dirty or (final and self.writes > 0):
                 # Records are replaced, never mutated in place, so the version can share them.
                 resources = list(self.resources.values())
-                version = self._next_version(resources, description)
+                version = self._next_version(resources, description, checkpoint)
                 self.current = await self.store.write(version)
                 self.writes += 1
                 self._dirty = False

@@ -35,7 +35,15 @@ import structlog
 from pydantic import ValidationError
 
 from infra_mcp.domain.common import isoformat, sha256_of, utcnow, validate_project_id
-from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
+from infra_mcp.domain.state import (
+    CHECKPOINT_PREFIX,
+    DataDeletion,
+    HistoryEntry,
+    Journal,
+    LockInfo,
+    StateFile,
+    StateOwner,
+)
 from infra_mcp.errors import (
     NotFound,
     StateConflict,
@@ -228,6 +236,8 @@ def history_entry(state: StateFile) -> HistoryEntry:
         checksum=state.metadata.checksum,
         resource_count=len(state.resources),
         incarnation=state.metadata.incarnation,
+        # Versions written before the flag existed are recognised by the description they were given.
+        checkpoint=state.metadata.checkpoint or state.metadata.change_description.startswith(CHECKPOINT_PREFIX),
     )
 
 

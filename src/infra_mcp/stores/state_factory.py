@@ -18,7 +18,6 @@ from infra_mcp.errors import ValidationFailed
 from infra_mcp.ports import StateStore
 from infra_mcp.settings import Settings
 from infra_mcp.stores.state_local import LocalStateStore
-from infra_mcp.stores.state_s3 import S3StateStore
 from infra_mcp.stores.state_scope import IncarnationScope
 
 # S3's rules for general purpose bucket names: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
@@ -125,6 +124,10 @@ class StateStoreRegistry:
 
     def _make(self, location: Location) -> StateStore:
         if isinstance(location, S3Location):
+            # Imported here: botocore takes ~0.2 s to import, which a server on local state never needs
+            # (and every host start pays before the handshake).
+            from infra_mcp.stores.state_s3 import S3StateStore
+
             return S3StateStore(
                 location.bucket,
                 location.prefix,
