@@ -89,14 +89,21 @@ def backup_database(database: Path, target: Path, *, force: bool = False) -> Dat
         StateCorrupted: STATE_001, the copy fails its integrity check (the source is damaged).
     """
     if not database.exists():
-        raise NotFound(f"No project database at {database} to back up.", details={"path": str(database)})
+        raise NotFound(
+            f"No project database at {database} to back up. Pass --data-dir (or set INFRA_MCP_DATA_DIR) to the "
+            "folder the server uses; `infra-mcp db check` shows which database it finds.",
+            details={"path": str(database)},
+        )
     if target.exists() and not force:
         raise AlreadyExists(
             f"{target} already exists; choose another name or pass --force to overwrite it.",
             details={"path": str(target)},
         )
     if not target.parent.is_dir():
-        raise ValidationFailed(f"The folder {target.parent} does not exist.", details={"path": str(target)})
+        raise ValidationFailed(
+            f"The folder {target.parent} does not exist. Create it first, or give a PATH in an existing folder.",
+            details={"path": str(target)},
+        )
     check_database(database, known_version=len(MIGRATIONS))  # a damaged source is named as such, not copied
     with _private_temp(target.parent, f".{target.name}.tmp-") as temp:
         report = _copy_checked(database, temp)
@@ -106,7 +113,11 @@ def backup_database(database: Path, target: Path, *, force: bool = False) -> Dat
             try:
                 os.link(temp, target)  # atomic create-only: a file that appeared meanwhile is not clobbered
             except FileExistsError:
-                raise AlreadyExists(f"{target} already exists.", details={"path": str(target)}) from None
+                raise AlreadyExists(
+                    f"{target} appeared while the backup was being made; nothing was overwritten. Choose another "
+                    "name, or pass --force to overwrite it.",
+                    details={"path": str(target)},
+                ) from None
         fsync_dir(target.parent)
     return report
 
@@ -125,9 +136,15 @@ def restore_database(database: Path, backup: Path) -> tuple[Path | None, Databas
         StateLocked: STATE_003, an infra-mcp server or ``plans`` command has the database open.
     """
     if not backup.is_file():
-        raise NotFound(f"No backup file at {backup}.", details={"path": str(backup)})
+        raise NotFound(
+            f"No backup file at {backup}. Check the path; backups are made with `infra-mcp db backup PATH`.",
+            details={"path": str(backup)},
+        )
     if database.exists() and backup.samefile(database):
-        raise ValidationFailed("The backup is the database itself.", details={"path": str(backup)})
+        raise ValidationFailed(
+            "The backup is the database itself; nothing was restored. Give the path of a backup file instead.",
+            details={"path": str(backup)},
+        )
     _require_infra_database(check_database(backup, known_version=len(MIGRATIONS), full=True))
     ensure_private_dir(database.parent)
     with _exclusive_open_lock(database), _private_temp(database.parent, f".{database.name}.restore-") as temp:
@@ -142,7 +159,8 @@ def restore_database(database: Path, backup: Path) -> tuple[Path | None, Databas
 def _require_infra_database(report: DatabaseReport) -> None:
     if report.schema_version < 1 or "projects" not in report.counts:
         raise ValidationFailed(
-            f"{report.path} is an SQLite file but not an infra-mcp database (no schema); nothing was restored.",
+            f"{report.path} is an SQLite file but not an infra-mcp database (no schema); nothing was restored. "
+            "Pick a file made by `infra-mcp db backup`.",
             details={"path": str(report.path)},
         )
 
@@ -159,7 +177,10 @@ def _copy_checked(source: Path, temp: Path) -> DatabaseReport:
         finally:
             dst.close()
     except sqlite3.Error as exc:
-        raise ValidationFailed(f"Cannot copy {source}: {exc}.", details={"path": str(source)}) from exc
+        raise ValidationFailed(
+            f"Cannot copy {source}: {exc}. Check that the file is readable and the disk has room, then retry.",
+            details={"path": str(source)},
+        ) from exc
     finally:
         src.close()
     with temp.open("rb+") as handle:

@@ -217,7 +217,7 @@ class Catalog:
         raise ValidationFailed(
             f"Unknown resource type {type_name!r} in {region}."
             + (f" Did you mean {', '.join(suggestions)}?" if suggestions else "")
-            + " Types are CloudFormation names such as 'AWS::EC2::VPC' (or the shorthand 'EC2::VPC').",
+            + " Use a CloudFormation type name such as 'AWS::EC2::VPC' (or the shorthand 'EC2::VPC').",
             details={"type": type_name, "region": region, "suggestions": suggestions},
         )
 

@@ -128,7 +128,8 @@ def require_has_changes(plan: Plan, *, action: str) -> None:
     """Raises PlanStatusInvalid (PLAN_003) for a "No changes" plan: nothing to approve or execute."""
     if not plan.has_changes:
         raise PlanStatusInvalid(
-            f"Plan {plan.id} has no changes: there is nothing to {action}. AWS already matches it.",
+            f"Plan {plan.id} has no changes: there is nothing to {action}. AWS already matches it. Nothing to do; "
+            "make a new plan when you want something changed.",
             details={"plan_id": plan.id, "status": plan.status.value, "reason": "no_changes"},
         )
 
@@ -224,7 +225,10 @@ def require_executable(plan: Plan, now: datetime, *, fingerprint: str | None = N
         if plan.status in FINAL_STATUSES:
             message = f"Plan {plan.id} {_WHY_FINAL[plan.status]} and can never be executed again. Make a new plan."
         else:
-            message = f"Plan {plan.id} is {plan.status.value}: it is already being executed."
+            message = (
+                f"Plan {plan.id} is {plan.status.value}: it is already being executed. Wait for it to finish; "
+                "get_plan shows its status."
+            )
         raise PlanStatusInvalid(message, details={"plan_id": plan.id, "status": plan.status.value})
     approval = plan.approval
     if approval is None:

@@ -32,13 +32,14 @@ def validate_project_id(value: object) -> str:
         )
     if len(value) > PROJECT_ID_MAX:
         raise ValidationFailed(
-            f"Project id is {len(value)} characters long; the limit is {PROJECT_ID_MAX}.",
+            f"Project id is {len(value)} characters long; the limit is {PROJECT_ID_MAX}. Use a shorter id, e.g. 'web-app'.",
             details={"field": "project_id", "length": len(value)},
         )
     if not _PROJECT_ID.fullmatch(value):
         raise ValidationFailed(
             "Project id may contain only lower-case letters, digits and hyphens, and must start and end "
-            "with a letter or digit (no '/', '..', spaces, upper case or control characters), e.g. 'web-app'.",
+            "with a letter or digit (no '/', '..', spaces, upper case or control characters). Use an id "
+            "like 'web-app'.",
             details={"field": "project_id", "value": value.encode("unicode_escape").decode()[:80]},
         )
     return value

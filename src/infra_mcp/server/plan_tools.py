@@ -411,7 +411,11 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
 async def _plan_in(rt: "Runtime", project_id: str, plan_id: str) -> Plan:
     plan = await rt.app.planning.get_plan(plan_id, rt.user)
     if plan.project_id != project_id:
-        raise NotFound(f"Plan {plan_id} does not belong to project {project_id!r}.", details={"plan_id": plan_id})
+        raise NotFound(
+            f"Plan {plan_id} does not belong to project {project_id!r}. Use the plan's own project in the URI; "
+            "get_plan shows it.",
+            details={"plan_id": plan_id},
+        )
     return plan
 
 

@@ -144,9 +144,11 @@ class ApprovalService:
         if method is ApprovalMethod.RULE or (method is ApprovalMethod.NO_CONFIRMATION and self.requires_human(project)):
             await self._audit(plan, user, "plan.approve", "refused", code=ApprovalRequired.code, method=method.value)
             raise ApprovalRequired(
-                f"Project {project.id!r} requires a human to confirm plan {plan.id}"
+                f"Project {project.id!r} requires a human to confirm plan {plan.id}. Call approve_plan again: it "
+                "now asks the person."
                 if method is ApprovalMethod.NO_CONFIRMATION
-                else f"Plan {plan.id} cannot be approved 'by rule' on request; rules apply when a plan is made.",
+                else f"Plan {plan.id} cannot be approved 'by rule' on request; rules apply when a plan is made. "
+                "Call approve_plan so a person confirms it.",
                 details={"plan_id": plan.id, "method": method.value, "reason": "confirmation_required"},
             )
         return await self._approve(

@@ -147,7 +147,9 @@ class Driver:
             first = False
             if waited >= self.policy.timeout:
                 raise UpstreamUnavailable(
-                    f"Cloud Control request {event.request_token} did not finish in {self.policy.timeout:g}s.",
+                    f"Cloud Control request {event.request_token} did not finish in {self.policy.timeout:g}s. "
+                    "It continues in AWS and its token stays in the journal: wait a few minutes, then execute "
+                    "the project's next plan or restart the server, which asks Cloud Control how it ended first.",
                     details={"request_token": event.request_token},
                 )
             if meanwhile is not None:

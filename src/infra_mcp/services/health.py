@@ -223,7 +223,8 @@ class HealthService:
         if stalled:
             silent = StateUnavailable(
                 f"The state storage of project {project_id!r} did not answer within {self.deadline_seconds:g} s "
-                "(INFRA_MCP_RECONCILE_DEADLINE_SECONDS).",
+                "(INFRA_MCP_RECONCILE_DEADLINE_SECONDS). Check that the storage is reachable "
+                "(get_server_status shows its health), then retry; if it is only slow, raise that setting.",
                 details={"project_id": project_id, "timed_out": True},
             )
             self.storage_failed(project_id, silent)

@@ -350,9 +350,17 @@ class PlanningService:
         current = await self._state(project)
         target = _find(current, resource, project_id)
         if properties is not None and not isinstance(properties, dict):
-            raise ValidationFailed("'properties' must be an object.", details={"field": "properties"})
+            raise ValidationFailed(
+                "'properties' must be an object. Pass property names with their new values, e.g. "
+                '{"CidrBlock": "10.0.0.0/16"}; null removes a property.',
+                details={"field": "properties"},
+            )
         if tags is not None and not isinstance(tags, dict):
-            raise ValidationFailed("'tags' must be an object.", details={"field": "tags"})
+            raise ValidationFailed(
+                "'tags' must be an object. Pass tag keys with their new values, e.g. "
+                '{"Environment": "dev"}; null removes a tag.',
+                details={"field": "tags"},
+            )
         merged = _merge(_declared_or_reported(target), properties or {})
         merged_tags = _merge(target.tags, tags or {})
         assert current is not None  # _find found the resource in it
@@ -418,7 +426,10 @@ class PlanningService:
         """
         project = await self._project(project_id, user, Permission.PLAN)
         if not isinstance(to_version, int) or isinstance(to_version, bool) or to_version < 1:
-            raise ValidationFailed("to_version must be a state serial >= 1.", details={"field": "to_version"})
+            raise ValidationFailed(
+                "to_version must be a state serial >= 1. Call get_state_history to list the versions.",
+                details={"field": "to_version"},
+            )
         store = self.states.for_project(project)
         version = await store.read_version(project_id, to_version)
         current = await self._state(project)

@@ -22,7 +22,10 @@ def validation_failed_from(exc: ValidationError, *, what: str) -> ValidationFail
     """Turn pydantic's error into VALIDATION_001 listing every problem with its location."""
     findings = [{"path": "/" + "/".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
     listed = "; ".join(f"{f['path']}: {f['message']}" for f in findings[:5])
-    return ValidationFailed(f"Invalid {what}: {listed}", details={"findings": findings, "total": len(findings)})
+    return ValidationFailed(
+        f"Invalid {what}: {listed}. Fix every finding listed in details.findings, then call again.",
+        details={"findings": findings, "total": len(findings)},
+    )
 
 
 class ProjectService:
@@ -166,14 +169,14 @@ class ProjectService:
         except AlreadyExists as exc:
             raise AlreadyExists(
                 f"Cannot {doing} {project.id!r}: {exc.message} Adopting existing resources will be an explicit, "
-                "audited import; it is not available yet.",
+                "audited import; it is not available yet. Use another project id or state_location.",
                 details=exc.details,
             ) from None
         except StateCorrupted as exc:
             # Damaged files there are still someone's state: whose, nobody can say, so nobody adopts them.
             raise AlreadyExists(
                 f"Cannot {doing} {project.id!r}: its state location already holds state files that cannot be read "
-                f"({exc.message}) Use another project id or state_location, or have the operator inspect them.",
+                f"({exc.message}). Use another project id or state_location, or have the operator inspect them.",
                 details=exc.details,
             ) from None
 

@@ -96,7 +96,9 @@ class SecretSealer:
             ValidationFailed: the marker is malformed or was sealed with another key (or altered).
         """
         if not is_sealed(marker):
-            raise ValidationFailed("Not a sealed value.", details={"reason": "not_sealed"})
+            raise ValidationFailed(
+                "Not a sealed value. Make a new plan with the secret value.", details={"reason": "not_sealed"}
+            )
         try:
             raw = base64.b64decode(marker[SEALED_KEY], validate=True)
             plain = self._cipher().decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], _AAD)

@@ -46,7 +46,7 @@ class StateService:
         if tag:
             key, sep, value = tag.partition("=")
             if not key:
-                raise ValidationFailed("Tag filter is 'Key' or 'Key=Value', e.g. 'Environment=dev'.")
+                raise ValidationFailed("Tag filter has no key. Pass 'Key' or 'Key=Value', e.g. 'Environment=dev'.")
             found = [r for r in found if key in r.tags and (not sep or r.tags[key] == value)]
         if status is not None:
             found = [r for r in found if r.status is status]

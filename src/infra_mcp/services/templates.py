@@ -65,14 +65,22 @@ class TemplatePlanning:
         """
         project = await self.planning.project_to_plan(project_id, user)
         if not isinstance(template, str) or not template.strip():
-            raise ValidationFailed("'template' is the template's text (YAML or JSON).", details={"field": "template"})
+            raise ValidationFailed(
+                "'template' is empty. Pass the template's text (YAML or JSON), not a path or URL.",
+                details={"field": "template"},
+            )
         if len(template) > MAX_TEMPLATE_CHARS:
             raise ValidationFailed(
-                f"The template has {len(template)} characters; the limit is {MAX_TEMPLATE_CHARS}.",
+                f"The template has {len(template)} characters; the limit is {MAX_TEMPLATE_CHARS}. Make it smaller: "
+                "split the resources across projects, or remove comments and unused sections.",
                 details={"field": "template"},
             )
         if parameters is not None and not isinstance(parameters, dict):
-            raise ValidationFailed("'parameters' must be an object.", details={"field": "parameters"})
+            raise ValidationFailed(
+                "'parameters' must be an object. Pass parameter names with their values, e.g. "
+                '{"Environment": "dev"}.',
+                details={"field": "parameters"},
+            )
         decoded, problems = decode_template(template)
         if decoded is None:
             raise_findings(problems, "template")

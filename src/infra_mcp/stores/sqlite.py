@@ -296,7 +296,7 @@ class SqliteProjectStore:
         cursor = await self.db.execute("DELETE FROM projects WHERE id = ?", (project_id,))
         await self.db.commit()
         if cursor.rowcount != 1:
-            raise NotFound(f"No project {project_id!r}.", details={"project_id": project_id})
+            raise no_such_project(project_id)
 
     # Plans ------------------------------------------------------------------
 
@@ -315,8 +315,11 @@ class SqliteProjectStore:
         except sqlite3.IntegrityError as exc:
             await self.db.rollback()
             if "FOREIGN KEY" in str(exc):
-                raise NotFound(f"No project {plan.project_id!r}.", details={"project_id": plan.project_id}) from None
-            raise AlreadyExists(f"Plan {plan.id!r} already exists.", details={"plan_id": plan.id}) from None
+                raise no_such_project(plan.project_id) from None
+            raise AlreadyExists(
+                f"Plan {plan.id!r} already exists. Make the plan again: a new plan gets a new id.",
+                details={"plan_id": plan.id},
+            ) from None
         except BaseException:
             if self.db.in_transaction:
                 await self.db.rollback()

@@ -613,7 +613,7 @@ class VersionedStateStore:
         found = self._version_or_damage(keys, serial) if serial >= 1 else None
         if found is None:
             raise NotFound(
-                f"Project {keys.project_id!r} has no state version {serial}; get_state_history lists the versions.",
+                f"Project {keys.project_id!r} has no state version {serial}. Call get_state_history to list the versions.",
                 details={"project_id": keys.project_id, "version": serial},
             )
         if isinstance(found, str):
@@ -786,5 +786,6 @@ class VersionedStateStore:
 def _check_lease(lease_seconds: float) -> None:
     if not lease_seconds > 0:
         raise ValidationFailed(
-            f"lease_seconds must be positive, got {lease_seconds}.", details={"field": "lease_seconds"}
+            f"lease_seconds must be positive, got {lease_seconds}. Pass a lease of at least a few seconds.",
+            details={"field": "lease_seconds"},
         )

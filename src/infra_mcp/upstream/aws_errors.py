@@ -130,7 +130,11 @@ def map_aws_error(
         details["operation"] = operation
     where = f" on {operation}" if operation else ""
     if code in NOT_FOUND_CODES:
-        return NotFound(f"AWS says the resource does not exist ({code}){where}: {message}", details=details)
+        return NotFound(
+            f"AWS says the resource does not exist ({code}){where}: {message}. Check its identifier and region; "
+            "if it was removed outside infra-mcp, make a new plan so the state matches AWS again.",
+            details=details,
+        )
     if code in ACCESS_DENIED_CODES:
         return AccessDenied(
             f"AWS refused the credentials or permissions ({code}){where}: {message}. "
@@ -143,4 +147,11 @@ def map_aws_error(
         )
     if code in TRANSIENT_CODES or (status_code is not None and status_code >= 500):
         details["transient"] = True
-    return UpstreamAWSError(f"AWS refused the request ({code or 'unknown error'}){where}: {message}", details=details)
+    advice = (
+        "It is a failure on AWS's side: retry in a minute."
+        if details.get("transient")
+        else "Fix what AWS's message names (details.aws_error_code is its code), then try again."
+    )
+    return UpstreamAWSError(
+        f"AWS refused the request ({code or 'unknown error'}){where}: {message}. {advice}", details=details
+    )

@@ -41,7 +41,7 @@ def validate_region(region: str) -> str:
     """
     if not isinstance(region, str) or not _REGION.fullmatch(region):
         raise ValidationFailed(
-            f"{region!r} is not an AWS region name (expected something like 'us-east-1').",
+            f"{region!r} is not an AWS region name. Use one like 'us-east-1'.",
             details={"field": "region"},
         )
     return region
@@ -53,7 +53,8 @@ def _flag_value(name: str, value: Any) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationFailed(
-            f"Parameter {name} contains characters that cannot be encoded (lone surrogates).",
+            f"Parameter {name} contains characters that cannot be encoded (lone surrogates). Remove them, or "
+            "send the text as proper Unicode.",
             details={"field": name},
         ) from None
     return text
@@ -86,13 +87,20 @@ def build_cli_command(service: str, operation: str, params: Mapping[str, Any], *
         ValidationFailed: VALIDATION_001 for a value the upstream could misread.
     """
     if not _SERVICE.fullmatch(service) or not _OPERATION.fullmatch(operation):
-        raise ValidationFailed(f"Not an AWS operation: {service} {operation}.", details={"field": "operation"})
+        raise ValidationFailed(
+            f"Not an AWS operation: {service} {operation}. Use a CLI service name like 'cloudcontrol' and a "
+            "PascalCase operation like 'GetResource'.",
+            details={"field": "operation"},
+        )
     parts = ["aws", service, kebab(operation)]
     for name, value in params.items():
         if value is None:
             continue
         if not _PARAM.fullmatch(name):
-            raise ValidationFailed(f"Not an AWS parameter name: {name!r}.", details={"field": "params"})
+            raise ValidationFailed(
+                f"Not an AWS parameter name: {name!r}. Use the API's PascalCase names, like 'TypeName'.",
+                details={"field": "params"},
+            )
         parts += _flag(name, value)
     parts += ["--region", shlex.quote(validate_region(region))]
     return " ".join(parts)

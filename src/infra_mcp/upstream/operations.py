@@ -48,7 +48,7 @@ class AwsCall:
 def _type_name(type_name: str) -> str:
     if not isinstance(type_name, str) or not _TYPE_NAME.fullmatch(type_name):
         raise ValidationFailed(
-            f"{type_name!r} is not a resource type name like 'AWS::EC2::VPC'.", details={"field": "type_name"}
+            f"{type_name!r} is not a resource type name. Use one like 'AWS::EC2::VPC'.", details={"field": "type_name"}
         )
     return type_name
 
@@ -56,7 +56,8 @@ def _type_name(type_name: str) -> str:
 def _client_token(token: str | None) -> str | None:
     if token is not None and not _CLIENT_TOKEN.fullmatch(token):
         raise ValidationFailed(
-            "client_token must be 1-128 characters of letters, digits, '-', '+', '/', '=' and not start with '-'.",
+            "client_token is not valid. Use 1-128 characters of letters, digits, '-', '+', '/', '=', not "
+            "starting with '-'.",
             details={"field": "client_token"},
         )
     return token
@@ -64,7 +65,7 @@ def _client_token(token: str | None) -> str | None:
 
 def _non_empty(name: str, value: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationFailed(f"{name} must be a non-empty string.", details={"field": name})
+        raise ValidationFailed(f"{name} is empty or not a string. Pass a non-empty string.", details={"field": name})
     return value
 
 
@@ -95,7 +96,11 @@ def update_resource(
     type_name: str, identifier: str, patch: list[dict[str, Any]], *, region: str, client_token: str | None
 ) -> AwsCall:
     if not isinstance(patch, list) or not all(isinstance(op, dict) for op in patch):
-        raise ValidationFailed("patch must be an RFC 6902 list of operations.", details={"field": "patch"})
+        raise ValidationFailed(
+            "patch must be an RFC 6902 list of operations. Pass a list like "
+            '[{"op": "replace", "path": "/CidrBlock", "value": "10.0.0.0/16"}].',
+            details={"field": "patch"},
+        )
     return AwsCall(
         "cloudcontrol",
         "UpdateResource",
