@@ -71,6 +71,8 @@ async def test_the_networking_template_evaluates_parameters_conditions_and_pseud
         ]
         resolved = (await read_json(client, "infra://projects/web/outputs"))["outputs"]
         assert resolved == {"VPC": vpc_id, "PublicSubnets": ",".join(subnets), "Account": "000000000000"}
+        state = await read_json(client, "infra://projects/web/state")
+        assert state["outputs"] == resolved  # kept in the state the execution wrote
 
 
 async def test_unsupported_constructs_are_refused_with_their_location(connect: ClientFactory) -> None:
@@ -125,4 +127,7 @@ async def test_a_retained_resource_removed_from_the_template_is_left_in_place_an
         assert executed["status"] == "executed"
 
         assert {kind for kind, _ in await state_resources(client)} == {"AWS::SQS::Queue"}
+        # A full plan states the whole desired state: one without Outputs clears those kept in state.
+        assert (await read_json(client, "infra://projects/web/state"))["outputs"] == {}
+        assert (await read_json(client, "infra://projects/web/outputs"))["outputs"] == {}
         assert ("AWS::DynamoDB::Table", table_id) in sandbox_world(data_dir)

@@ -81,6 +81,11 @@ class StateFile(BaseModel):
     timestamp: datetime = Field(default_factory=utcnow)
     metadata: StateMetadata = Field(default_factory=StateMetadata)
     resources: list[StateResource] = Field(default_factory=list)
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="The Outputs of the template this state was applied from, resolved (NoEcho-derived values "
+        "masked); {} once a plan without Outputs replaced it; None in states written before outputs were kept.",
+    )
 
     @classmethod
     def empty(cls, project_id: str) -> StateFile:
@@ -90,7 +95,7 @@ class StateFile(BaseModel):
         return state
 
     def compute_checksum(self) -> str:
-        return resources_checksum(self.resources)
+        return state_checksum(self.resources, self.outputs)
 
     def checksum_ok(self) -> bool:
         return self.metadata.checksum == self.compute_checksum()
@@ -101,6 +106,8 @@ class StateFile(BaseModel):
             # As resources_checksum dumps them: a field added later is absent while unset.
             if resource.get("deletionPolicy", "") is None:
                 del resource["deletionPolicy"]
+        if document.get("outputs", "") is None:
+            del document["outputs"]  # as older states were written, so older readers see the same document
         return document
 
     def resource(self, name: str) -> StateResource | None:
@@ -113,8 +120,9 @@ class StateFile(BaseModel):
         user: str,
         description: str,
         plan_id: str | None = None,
+        outputs: dict[str, Any] | None = None,
     ) -> StateFile:
-        """The version that follows this one: serial + 1, same lineage, fresh checksum."""
+        """The version that follows this one: serial + 1, same lineage, fresh checksum, the ``outputs`` given."""
         return StateFile(
             project_id=self.project_id,
             serial=self.serial + 1,
@@ -124,15 +132,31 @@ class StateFile(BaseModel):
                 last_modified_by=user,
                 change_description=description,
                 change_plan_id=plan_id,
-                checksum=resources_checksum(resources),
+                checksum=state_checksum(resources, outputs),
             ),
             resources=resources,
+            outputs=outputs,
         )
 
 
 def resources_checksum(resources: list[StateResource]) -> str:
     # A field added later is left out while unset, so states written before it keep their checksums.
     return sha256_of([r.model_dump(mode="json", by_alias=True, exclude=_unset_later(r)) for r in resources])
+
+
+def state_checksum(resources: list[StateResource], outputs: dict[str, Any] | None) -> str:
+    """The checksum of a state: over its resources, and its outputs once it has any (None: as before outputs)."""
+    if outputs is None:
+        return resources_checksum(resources)
+    dumped = [r.model_dump(mode="json", by_alias=True, exclude=_unset_later(r)) for r in resources]
+    return sha256_of({"resources": dumped, "outputs": outputs})
+
+
+def document_checksum(document: dict[str, Any]) -> str:
+    """:func:`state_checksum` over a stored document (:meth:`StateFile.to_document`), without re-parsing it."""
+    if document.get("outputs") is None:
+        return sha256_of(document["resources"])
+    return sha256_of({"resources": document["resources"], "outputs": document["outputs"]})
 
 
 def _unset_later(resource: StateResource) -> set[str] | None:

@@ -19,7 +19,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import (
+    KNOWN_AFTER_APPLY,
     ChangeOutcome,
     ChangeOutcomeStatus,
     ExecutionRecord,
@@ -40,7 +41,7 @@ from infra_mcp.domain.plan import (
     final_description,
 )
 from infra_mcp.domain.project import Permission, Project
-from infra_mcp.domain.state import LockInfo, StateFile
+from infra_mcp.domain.state import LockInfo, StateFile, StateResource
 from infra_mcp.errors import (
     ApprovalExpired,
     InfraError,
@@ -55,6 +56,7 @@ from infra_mcp.services.audit import RefusalGate
 from infra_mcp.services.execution_graph import Node, build_graph
 from infra_mcp.services.execution_ledger import Ledger
 from infra_mcp.services.execution_ops import Driver, Operations, PollPolicy, Sleep
+from infra_mcp.services.execution_payload import UnresolvedReference, resolve
 from infra_mcp.services.execution_walk import Walk
 from infra_mcp.services.reconcile import Reconciler, ReconcileReport, supersede_others
 from infra_mcp.services.secrets import SecretSealer
@@ -500,6 +502,9 @@ class ExecutionService:
             heartbeat=self.heartbeat_seconds,
         )
         await walk.run()
+        ledger.record_outputs(
+            outputs_after(plan, ledger.outputs, ledger.resources, region=project.settings.default_region)
+        )
         final = await ledger.flush(description=final_description(plan), final=True)
         done = await self._finish(plan, project, store, final, user, outcomes)
         if any(o.in_doubt for o in outcomes.values()):
@@ -571,3 +576,26 @@ class ExecutionService:
             await self.refusals.record(event)
         else:
             await self.projects.append_audit(event)
+
+
+def outputs_after(
+    plan: Plan, kept: dict[str, Any] | None, resources: Mapping[str, StateResource], *, region: str
+) -> dict[str, Any] | None:
+    """The outputs the state written by ``plan`` keeps, resolved against the resources it recorded.
+
+    A full plan states the whole desired state, Outputs included: its outputs replace those kept,
+    and a full plan without any (``plan_changes``, or a template without Outputs) clears them to
+    ``{}``. A partial plan or a rollback changes some resources only and declares no outputs: the
+    outputs kept stay as they were (resolved when their template's plan executed). An output whose
+    resources did not come to exist (a failed create) reads ``(known after apply)``; values made of
+    ``NoEcho`` parameters were masked when the template was read.
+    """
+    if plan.kind != "full":
+        return kept
+    resolved: dict[str, Any] = {}
+    for name, value in plan.outputs.items():
+        try:
+            resolved[name] = resolve(value, resources, region=region)
+        except UnresolvedReference:
+            resolved[name] = KNOWN_AFTER_APPLY
+    return resolved

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 import anyio
 import structlog
@@ -72,6 +73,8 @@ class Ledger:
         self.every = every
         self.after_write = after_write
         self.resources: dict[str, StateResource] = {r.name: r for r in current.resources}
+        # Checkpoints carry the outputs of the state they started from; the final version gets the plan's.
+        self.outputs: dict[str, Any] | None = current.outputs
         self.journal = Journal(project_id=current.project_id)
         self.writes = 0
         self._pending = 0
@@ -165,6 +168,12 @@ class Ledger:
                 self._dirty = True
                 return
 
+    def record_outputs(self, outputs: dict[str, Any] | None) -> None:
+        """Keep ``outputs`` (resolved) in the versions written from now on."""
+        if outputs != self.outputs:
+            self.outputs = outputs
+            self._dirty = True
+
     def touch(self) -> None:
         self._dirty = True
 
@@ -197,6 +206,7 @@ class Ledger:
                 checkpoint=checkpoint,
             ),
             resources=resources,
+            outputs=self.outputs,
         )
 
     async def flush(self, *, description: str, final: bool = False, checkpoint: bool = False) -> StateFile:

@@ -130,6 +130,7 @@ class StateService:
                 [r.model_copy(deep=True) for r in source.resources],
                 user=user,
                 description=f"Restored state version {version}",
+                outputs=source.outputs,  # the outputs recorded with those resources
             )
             restored.metadata.forgotten = [r.name for r in forgotten]
             written = await store.write(restored)

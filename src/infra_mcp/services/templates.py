@@ -111,20 +111,23 @@ class TemplatePlanning:
         return plan
 
     async def outputs(self, project_id: str, user: str) -> dict[str, Any]:
-        """The Outputs of the template last executed in the project, resolved against its state.
+        """The Outputs kept in the project's current state (resolved when its template's plan executed).
 
-        An output whose resources are not (or no longer) in state reads ``(known after apply)``.
-        A full plan executed since that was not made from a template (no outputs) means none.
+        A state written before outputs were kept (``outputs`` None) has them resolved here, from the
+        template plan last executed, as before: an output whose resources are not (or no longer) in
+        state reads ``(known after apply)``.
 
         Raises:
             NotFound: RESOURCE_001 if there is no such project (or ``user`` is no member).
         """
         project = await self.planning.project_for_reading(project_id, user)
+        state = await self.planning.states.for_project(project).read(project_id)
+        if state is not None and state.outputs is not None:
+            return dict(state.outputs)
         executed = await self.planning.projects.list_plans(project_id, statuses=[PlanStatus.EXECUTED], limit=50)
         latest = next((p for p in executed if p.kind == "full"), None)
         if latest is None or not latest.outputs:
             return {}
-        state = await self.planning.states.for_project(project).read(project_id)
         resources = {r.name: r for r in state.resources} if state is not None else {}
         region = project.settings.default_region
         shown: dict[str, Any] = {}

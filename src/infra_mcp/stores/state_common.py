@@ -34,7 +34,7 @@ import pydantic_core
 import structlog
 from pydantic import ValidationError
 
-from infra_mcp.domain.common import isoformat, sha256_of, utcnow, validate_project_id
+from infra_mcp.domain.common import isoformat, utcnow, validate_project_id
 from infra_mcp.domain.state import (
     CHECKPOINT_PREFIX,
     DataDeletion,
@@ -43,6 +43,7 @@ from infra_mcp.domain.state import (
     LockInfo,
     StateFile,
     StateOwner,
+    document_checksum,
 )
 from infra_mcp.errors import (
     NotFound,
@@ -375,12 +376,12 @@ class VersionedStateStore:
         # exactly as the document does), so a 200-resource checkpoint is serialised once, not three
         # times plus a deep copy, on the event loop.
         document = state.to_document()
-        checksum = sha256_of(document["resources"])
+        checksum = document_checksum(document)
         if not state.metadata.checksum:
             document["metadata"]["checksum"] = checksum
         elif state.metadata.checksum != checksum:
             raise ValidationFailed(
-                "The state's metadata.checksum does not match its resources; leave it empty to have it computed.",
+                "The state's metadata.checksum does not match its resources and outputs; leave it empty to have it computed.",
                 details={"project_id": keys.project_id, "serial": state.serial},
             )
         # What was stored, as a new object (the caller's is not mutated); the resource records are
