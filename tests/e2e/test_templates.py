@@ -131,3 +131,32 @@ async def test_a_retained_resource_removed_from_the_template_is_left_in_place_an
         assert (await read_json(client, "infra://projects/web/state"))["outputs"] == {}
         assert (await read_json(client, "infra://projects/web/outputs"))["outputs"] == {}
         assert ("AWS::DynamoDB::Table", table_id) in sandbox_world(data_dir)
+
+
+async def test_a_replacement_under_update_replace_policy_retain_leaves_the_old_one_in_place(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    template = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    UpdateReplacePolicy: Retain\n"
+    template += "    Properties: {QueueName: %s}\n"
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        planned = await call_ok(client, "plan_template", {"project_id": "web", "template": template % "orders-a"})
+        await approve(client, planned["plan_id"])
+        await call_ok(client, "execute_plan", {"plan_id": planned["plan_id"]})
+        old_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "Queue"}))["id"]
+
+        planned = await call_ok(client, "plan_template", {"project_id": "web", "template": template % "orders-b"})
+        plan = await read_json(client, planned["plan_uri"])
+        [change] = plan["changes"]
+        assert change["action"] == "replace"
+        assert change["retained"] is True
+        diff = (await client.read_resource(planned["diff_uri"])).contents[0].text  # type: ignore[union-attr]
+        assert "UpdateReplacePolicy Retain" in diff
+        await approve(client, plan["id"])
+        executed = await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        assert executed["status"] == "executed"
+
+        new_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "Queue"}))["id"]
+        assert new_id != old_id
+        assert {rid for _, rid in await state_resources(client)} == {new_id}
+        assert ("AWS::SQS::Queue", old_id) in sandbox_world(data_dir)

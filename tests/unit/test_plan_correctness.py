@@ -111,7 +111,11 @@ def test_fields_added_for_templates_leave_old_fingerprints_and_checksums_unchang
         "base_serial": 0,
         "base_lineage": None,
         "changes": [
-            {k: v for k, v in change.model_dump(mode="json").items() if k not in ("interruptions", "retained")}
+            {
+                k: v
+                for k, v in change.model_dump(mode="json").items()
+                if k not in ("interruptions", "retained", "snapshot")
+            }
         ],
         "execution_order": [],
     }

@@ -23,6 +23,7 @@ from infra_mcp.domain.interruptions import interruptions
 from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.paths import pointer_segments, transform_at
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, SENSITIVE, Action, Change, PropertyChange, ResourceSpec
+from infra_mcp.domain.policies import snapshot_on_delete
 from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateFile, StateResource
@@ -478,8 +479,13 @@ def _to_change(item: _Work, display: _Display) -> Change:
         )
     strategy = None
     interrupted: list[str] = []
+    retained, snapshot = False, None
     if item.action is Action.REPLACE:
         strategy = _strategy(item)
+        # UpdateReplacePolicy (the new template's, as CloudFormation applies it) decides the old one's fate.
+        retained = item.spec.replace_policy == "Retain"
+        if item.spec.replace_policy == "Snapshot" and item.existing is not None:
+            snapshot = snapshot_on_delete(item.existing.type, item.existing.declared)
     elif item.action is Action.UPDATE:
         interrupted = interruptions(item.spec.type, (r.pointer.lstrip("/").split("/")[0] for r in item.raws))
     resource = item.existing
@@ -494,6 +500,8 @@ def _to_change(item: _Work, display: _Display) -> Change:
         replacement_reasons=item.reasons,
         replacement_strategy=strategy,
         interruptions=interrupted,
+        retained=retained,
+        snapshot=snapshot,
         desired=item.spec,
     )
 
@@ -531,4 +539,7 @@ def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> C
         property_changes=changes,
         depends_on=[],
         retained=resource.deletion_policy in ("Retain", "RetainExceptOnCreate"),
+        snapshot=snapshot_on_delete(resource.type, resource.declared)
+        if resource.deletion_policy == "Snapshot"
+        else None,
     )

@@ -95,6 +95,10 @@ class ResourceSpec(BaseModel):
     deletion_policy: Literal["Retain", "RetainExceptOnCreate", "Snapshot"] | None = Field(
         default=None, description="A template's DeletionPolicy, when not Delete."
     )
+    replace_policy: Literal["Retain", "Snapshot"] | None = Field(
+        default=None,
+        description="A template's UpdateReplacePolicy, when not Delete: what a replacement does to the old one.",
+    )
 
 
 class Change(BaseModel):
@@ -117,7 +121,13 @@ class Change(BaseModel):
     )
     retained: bool = Field(
         default=False,
-        description="A deletion under DeletionPolicy Retain: the resource is left in place and dropped from state.",
+        description="Under DeletionPolicy Retain (a deletion) or UpdateReplacePolicy Retain (a replacement's old "
+        "resource): left in place in AWS and dropped from state, not deleted.",
+    )
+    snapshot: Literal["final_snapshot", "not_taken"] | None = Field(
+        default=None,
+        description="Under a Snapshot policy, whether the deletion (or a replacement's delete of the old one) "
+        "leaves a final snapshot.",
     )
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)
@@ -325,9 +335,12 @@ def _fingerprinted(change: Change) -> dict[str, Any]:
         del data["interruptions"]
     if not data["retained"]:
         del data["retained"]
+    if data["snapshot"] is None:
+        del data["snapshot"]
     desired = data.get("desired")
-    if isinstance(desired, dict) and desired.get("deletion_policy") is None:
-        desired.pop("deletion_policy", None)
+    for later in ("deletion_policy", "replace_policy"):
+        if isinstance(desired, dict) and desired.get(later) is None:
+            desired.pop(later, None)
     return data
 
 

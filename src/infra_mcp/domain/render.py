@@ -25,6 +25,7 @@ from infra_mcp.domain.plan import (
     PlanSummary,
     PropertyChange,
 )
+from infra_mcp.domain.policies import snapshot_note
 
 MAX_CHANGES_SHOWN = 500
 MAX_ATTRIBUTES_SHOWN = 60
@@ -99,8 +100,13 @@ def render_change(change: Change) -> list[str]:
     if change.physical_id:
         headline += f" [{change.physical_id}]"
     lines = [headline]
-    if change.retained:
+    if change.retained and change.action is Action.REPLACE:
+        lines.append("  #   UpdateReplacePolicy Retain: the old one is left in place in AWS and dropped from state")
+    elif change.retained:
         lines.append("  #   DeletionPolicy Retain: left in place in AWS and dropped from state, not deleted")
+    if change.snapshot is not None:
+        policy = "DeletionPolicy" if change.action is Action.DELETE else "UpdateReplacePolicy"
+        lines.append(f"  #   {snapshot_note(policy, change.snapshot)}")
     if change.action is Action.REPLACE:
         if change.replacement_strategy == "delete_before_create":
             lines.append("  #   the old one is deleted first (its fixed name would collide): expect an interruption")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from infra_mcp.domain.plan import Action, Change, RiskLevel
+from infra_mcp.domain.policies import snapshot_note
 from infra_mcp.domain.security import security_findings
 
 # Types whose deletion destroys data (rows, objects, blocks, messages, images, keys). The value
@@ -159,6 +160,24 @@ def assess(change: Change, security: list[str] | None = None) -> tuple[RiskLevel
 
     if action is Action.DELETE and change.retained:
         return RiskLevel.LOW, [f"{label} is left in place (DeletionPolicy Retain) and only dropped from state"]
+    if action is Action.REPLACE and change.retained:
+        level, reasons = _base(change, action, label, sensitive)
+        kept = f"the old {change.name} is left in place (UpdateReplacePolicy Retain) and only dropped from state"
+        if change.replacement_strategy == "delete_before_create":
+            # Nothing deletes the old one, so its fixed name is still taken when the new one is created.
+            kept += "; it keeps its fixed name, so creating the new one is likely to fail"
+            level = RiskLevel.HIGH
+        return level, [*security, kept, *reasons]
+    if action in (Action.DELETE, Action.REPLACE) and change.snapshot is not None:
+        policy = "DeletionPolicy" if action is Action.DELETE else "UpdateReplacePolicy"
+        note = snapshot_note(policy, change.snapshot)
+        level, reasons = _base(change, action, label, sensitive)
+        if data:
+            verb = "deleting" if action is Action.DELETE else "replacing"
+            level, reasons = RiskLevel.HIGH, [f"{verb} {label} destroys {data}", *reasons]
+        if change.snapshot == "not_taken":
+            level = RiskLevel.HIGH  # the template asked for a snapshot that will not exist
+        return level, [note, *reasons, *security]
 
     if action in (Action.DELETE, Action.REPLACE) and data:
         verb = "deleting" if action is Action.DELETE else "replacing"

@@ -16,6 +16,7 @@ import structlog
 from infra_mcp.domain.cloud import CallerIdentity
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, Finding, Plan, PlanStatus, ResourceSpec
+from infra_mcp.domain.policies import SnapshotOutcome, snapshot_note, snapshot_on_delete
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.template.reader import TemplateReading, decode_template, read_template
@@ -94,7 +95,7 @@ class TemplatePlanning:
                 {"resources": reading.resources}, self.planning.catalog, default_region=project.settings.default_region
             )
             specs = _with_policies(_sealed(specs, reading, self.planning), reading)
-            notes = [*reading.findings, *_notes(reading)]
+            notes = [*reading.findings, *_notes(reading, specs)]
             plan = await self.planning.plan_full(
                 project,
                 specs,
@@ -182,15 +183,17 @@ def _in_template_terms(exc: ValidationFailed, names: list[str]) -> ValidationFai
 
 
 def _with_policies(specs: list[ResourceSpec], reading: TemplateReading) -> list[ResourceSpec]:
-    """Each spec with its template's DeletionPolicy, kept in state for the plan that removes it."""
-    if not reading.deletion_policies:
-        return specs
-    return [
-        spec.model_copy(update={"deletion_policy": reading.deletion_policies[spec.name]})
-        if spec.name in reading.deletion_policies
-        else spec
-        for spec in specs
-    ]
+    """Each spec with its template's DeletionPolicy (kept in state for the plan that removes it) and
+    UpdateReplacePolicy (read by the plan that replaces it)."""
+    result = []
+    for spec in specs:
+        update: dict[str, Any] = {}
+        if spec.name in reading.deletion_policies:
+            update["deletion_policy"] = reading.deletion_policies[spec.name]
+        if reading.replace_policies.get(spec.name) in ("Retain", "Snapshot"):
+            update["replace_policy"] = reading.replace_policies[spec.name]
+        result.append(spec.model_copy(update=update) if update else spec)
+    return result
 
 
 def _sealed(specs: list[ResourceSpec], reading: TemplateReading, planning: PlanningService) -> list[ResourceSpec]:
@@ -226,8 +229,9 @@ def _replace_at(tree: Any, pointer: str, change: Any) -> Any:
     return tree
 
 
-def _notes(reading: TemplateReading) -> list[Finding]:
-    """What the reviewer should know besides the changes: outputs and deletion policies."""
+def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]:
+    """What the reviewer should know besides the changes: outputs, deletion and replace policies."""
+    types = {spec.name: spec for spec in specs}
     notes: list[Finding] = []
     for name, value in reading.outputs.items():
         shown = KNOWN_AFTER_APPLY if is_symbolic(value) else value
@@ -241,13 +245,13 @@ def _notes(reading: TemplateReading) -> list[Finding]:
                 "and dropped from state, not deleted."
             )
         else:
-            message = (
-                f"DeletionPolicy Snapshot: Cloud Control takes no snapshot on delete; take one of {name} "
-                "before a plan that deletes it."
-            )
+            outcome = _snapshot_outcome(types.get(name))
+            message = f"When {name} is deleted: {snapshot_note('DeletionPolicy', outcome)}."
         notes.append(
             Finding(
-                severity="info" if policy != "Snapshot" else "warning",
+                severity="warning"
+                if policy == "Snapshot" and _snapshot_outcome(types.get(name)) == "not_taken"
+                else "info",
                 resource=name,
                 path=f"/Resources/{name}/DeletionPolicy",
                 rule="deletion-policy",
@@ -255,14 +259,29 @@ def _notes(reading: TemplateReading) -> list[Finding]:
             )
         )
     for name, policy in reading.replace_policies.items():
+        if policy == "Retain":
+            message = f"UpdateReplacePolicy Retain: when a plan replaces {name}, the old one is left in place in AWS "
+            message += "and dropped from state, not deleted."
+            severity = "info"
+        elif policy == "Snapshot":
+            outcome = _snapshot_outcome(types.get(name))
+            message = f"When a plan replaces {name}: {snapshot_note('UpdateReplacePolicy', outcome)}."
+            severity = "warning" if outcome == "not_taken" else "info"
+        else:
+            message = f"UpdateReplacePolicy {policy} is not one CloudFormation takes here; a replaced {name} is "
+            message += "deleted. Use Delete, Retain or Snapshot."
+            severity = "warning"
         notes.append(
             Finding(
-                severity="warning",
+                severity=severity,
                 resource=name,
                 path=f"/Resources/{name}/UpdateReplacePolicy",
                 rule="replace-policy",
-                message=f"UpdateReplacePolicy {policy} is not applied here: a plan that replaces {name} deletes "
-                "the old one once the new one exists (the plan shows any such replacement).",
+                message=message,
             )
         )
     return notes
+
+
+def _snapshot_outcome(spec: ResourceSpec | None) -> SnapshotOutcome:
+    return snapshot_on_delete(spec.type, spec.properties) if spec is not None else "not_taken"
