@@ -160,3 +160,20 @@ async def test_a_replacement_under_update_replace_policy_retain_leaves_the_old_o
         assert new_id != old_id
         assert {rid for _, rid in await state_resources(client)} == {new_id}
         assert ("AWS::SQS::Queue", old_id) in sandbox_world(data_dir)
+
+
+async def test_the_eks_template_orders_the_node_group_after_its_cluster_and_roles_and_keeps_its_outputs(
+    connect: ClientFactory,
+) -> None:
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        plan = await read_json(client, (await _plan_template(client, "eks"))["plan_uri"])
+        order = {name: step for step, names in enumerate(plan["execution_order"]) for name in names}
+        assert order["NodeGroup"] > max(order["Cluster"], order["NodeRole"])
+        assert order["Cluster"] > max(order["ClusterRole"], order["SubnetA"], order["ControlPlaneSecurityGroup"])
+        await approve(client, plan["id"])
+        await call_ok(client, "execute_plan", {"plan_id": plan["id"]})
+        cluster = await call_ok(client, "get_resource", {"project_id": "web", "resource": "Cluster"})
+        outputs = (await read_json(client, "infra://projects/web/state"))["outputs"]
+        assert outputs["ClusterName"] == cluster["id"] == "web-cluster"
+        assert "(known after apply)" not in outputs.values()

@@ -219,6 +219,12 @@ def assign_identifier(info: ResourceTypeInfo, properties: dict[str, Any], region
             value = _identifier_value(info, top, region, model)
             model[top] = value
         parts.append(str(value))
+    # A name the caller left out (NodegroupName, QueueName) is one AWS generates and reports back.
+    own_name = f"{info.short_name}Name"
+    if own_name in info.properties and model.get(own_name) is None and own_name not in info.write_only_properties:
+        # An ARN or URL identifier was made from that name: report the same one.
+        made_from_name = len(parts) == 1 and (parts[0].startswith("arn:") or "://" in parts[0])
+        model[own_name] = _last_segment(parts[0]) if made_from_name else generated_name(info.type_name)
     return "|".join(parts), model
 
 
