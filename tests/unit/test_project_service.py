@@ -11,16 +11,6 @@ from tests.fakes import FakeProjectStore, FakeStateStores
 
 
 @pytest.fixture
-def store() -> FakeProjectStore:
-    return FakeProjectStore()
-
-
-@pytest.fixture
-def states() -> FakeStateStores:
-    return FakeStateStores()
-
-
-@pytest.fixture
 def service(store: FakeProjectStore, states: FakeStateStores) -> ProjectService:
     return ProjectService(store, states)
 

@@ -74,16 +74,6 @@ def test_an_owner_owns_its_incarnation_and_unmarked_state_only_when_it_adopted_i
 
 
 @pytest.fixture
-def store() -> FakeProjectStore:
-    return FakeProjectStore()
-
-
-@pytest.fixture
-def states() -> FakeStateStores:
-    return FakeStateStores()
-
-
-@pytest.fixture
 def projects(store: FakeProjectStore, states: FakeStateStores) -> ProjectService:
     return ProjectService(store, states)
 
