@@ -166,17 +166,6 @@ def require_may_reject(plan: Plan, project: Project, user: str) -> None:
         require_pending(plan, action="reject")
 
 
-def require_intact(plan: Plan) -> None:
-    """Raises PlanTampered (PLAN_002) if the stored content no longer matches its fingerprint."""
-    actual = plan.compute_fingerprint()
-    if actual != plan.fingerprint:
-        raise PlanTampered(
-            f"Plan {plan.id} does not match its fingerprint: its content changed after it was made. "
-            "Make a new plan with plan_changes.",
-            details={"plan_id": plan.id, "reason": "content_changed"},
-        )
-
-
 def require_fresh(plan: Plan, serial: int, lineage: str | None) -> None:
     """Raises PlanStale (PLAN_001) if the state moved since the plan was made."""
     if is_stale(plan, serial, lineage):

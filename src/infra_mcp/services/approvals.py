@@ -95,8 +95,8 @@ class ApprovalService:
     def require_genuine(self, plan: Plan) -> None:
         """Raises IntegrityFailed (INTEGRITY_001) unless the server key signed this plan's content.
 
-        This also covers :func:`approval_rules.require_intact`: the MAC is over a freshly computed
-        fingerprint, which must equal the stored one.
+        The MAC is over a freshly computed fingerprint, which must also equal the stored one: an
+        edited plan fails here whether or not its fingerprint was recomputed.
         """
         if not self.notary.plan_is_genuine(plan):
             raise IntegrityFailed(
@@ -309,8 +309,4 @@ class ApprovalService:
         return AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        event = self._event(plan, actor, action, outcome, **details)
-        if outcome == "refused":
-            await self.refusals.record(event)
-        else:
-            await self.projects.append_audit(event)
+        await self.refusals.append(self._event(plan, actor, action, outcome, **details))

@@ -78,6 +78,13 @@ class RefusalGate:
         self._recent: dict[tuple[str, str, str], deque[datetime]] = {}
         self._suppressed: dict[tuple[str, str, str], int] = {}
 
+    async def append(self, event: AuditEvent) -> None:
+        """Append any audit event: a refusal passes through :meth:`record`, anything else is written."""
+        if event.outcome == "refused":
+            await self.record(event)
+        else:
+            await self.projects.append_audit(event)
+
     async def record(self, event: AuditEvent) -> bool:
         """Audit ``event`` (a refusal) if its actor is a member and under the rate; True if audited."""
         try:

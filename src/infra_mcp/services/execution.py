@@ -571,11 +571,7 @@ class ExecutionService:
         return AuditEvent.about_plan(plan, actor=actor, action=action, outcome=outcome, at=self.clock(), **details)
 
     async def _audit(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> None:
-        event = self._event(plan, actor, action, outcome, **details)
-        if outcome == "refused":
-            await self.refusals.record(event)
-        else:
-            await self.projects.append_audit(event)
+        await self.refusals.append(self._event(plan, actor, action, outcome, **details))
 
 
 def outputs_after(

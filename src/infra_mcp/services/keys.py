@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 import threading
 from pathlib import Path
 
 import structlog
 
 from infra_mcp.errors import ValidationFailed
+from infra_mcp.file_modes import PRIVATE_FILE, tighten
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +49,8 @@ def load_or_create_key(path: Path) -> bytes:
                     handle.flush()
                     os.fsync(handle.fileno())
                 return key
-        _tighten(path)
+        # A key readable by others is made owner-only (and said so), not silently trusted.
+        tighten(path, PRIVATE_FILE)
         key = path.read_bytes()
     if len(key) != KEY_BYTES:
         raise ValidationFailed(
@@ -58,17 +59,6 @@ def load_or_create_key(path: Path) -> bytes:
             details={"key_path": str(path)},
         )
     return key
-
-
-def _tighten(path: Path) -> None:
-    """A key readable by others is made owner-only (and said so), not silently trusted."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            path.chmod(0o600)
-            log.warning("key_file_mode_tightened", path=str(path), previous_mode=oct(mode))
-    except OSError:  # not ours to change (a read-only mount): reading still works
-        pass
 
 
 class ServerKey:
