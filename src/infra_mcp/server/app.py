@@ -307,7 +307,6 @@ def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             user=rt.user,
             healthy=not degraded and not pending and upstream.healthy,
             projects=[m.health_view(h) for h in health],
-            degraded_projects=degraded,
             pending_reconciliations=pending,
             upstream=m.UpstreamBrief(
                 kind=upstream.kind, healthy=upstream.healthy, last_error=upstream.last_error or ""

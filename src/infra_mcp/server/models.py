@@ -202,7 +202,6 @@ class ServerStatus(BaseModel):
     user: str
     healthy: bool
     projects: list[HealthView]
-    degraded_projects: list[str]
     pending_reconciliations: list[str]
     upstream: UpstreamBrief
 
