@@ -6,10 +6,12 @@ updates, replacements, additions and removals), then measures in the same run:
 
 * ``json``: the time the standard library takes just to ``json.loads`` the two documents;
 * ``state``: loading the state document into the model (the state store's work, shown apart);
-* ``plan``: ``parse_desired_state`` + ``make_plan`` (diff, validation of the changed resources
-  with the registry schema and cfn-lint, risk, cost, ordering, fingerprint);
-* ``lint``: the part of ``plan`` spent inside cfn-lint (it grows with the number of changed
-  resources, about 5-18 ms each depending on the type);
+* ``plan``: what the ``plan_changes`` use case computes, through the same service methods
+  (``PlanningService.parse_full`` then ``PlanningService.draft``): parse and graph, CloudFormation's
+  conversions and sealing, diff, validation of the changed resources (registry schema, then
+  cloudformation-validate as a first pass and cfn-lint where it is needed), risk, cost from the
+  bundled prices, ordering, fingerprint. Only reading the state and storing the plan are left out;
+* ``lint``: the part of ``plan`` spent linting (both validators);
 * ``ratio``: plan / json;
 * ``peak``: peak memory traced during the plan (tracemalloc).
 
@@ -24,16 +26,18 @@ import gc
 import json
 import random
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import validation
-from infra_mcp.domain.desired import parse_desired_state
 from infra_mcp.domain.plan import Plan
-from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.state import StateFile
+from infra_mcp.services.planning import PlanningService
+from infra_mcp.services.secrets import SecretSealer
 
 _lint_seconds = [0.0]
 _lint = validation.lint_findings
@@ -197,20 +201,41 @@ def build(n: int, seed: int = 7) -> tuple[str, str, int]:
     return json.dumps(state), json.dumps(doc), changes
 
 
+_services: dict[int, PlanningService] = {}
+
+
+def _service(catalog: Catalog) -> PlanningService:
+    """The planning service as production wires it, minus the stores (nothing is stored here)."""
+    found = _services.get(id(catalog))
+    if found is None:
+        key = Path(tempfile.mkdtemp(prefix="plan-scaling-")) / "secrets.key"
+        found = _services[id(catalog)] = PlanningService(
+            projects=None,  # type: ignore[arg-type]  # never reached: parse_full and draft store nothing
+            states=None,  # type: ignore[arg-type]
+            catalog=catalog,
+            sealer=SecretSealer(key),
+            notary=None,  # type: ignore[arg-type]
+        )
+    return found
+
+
 def _plan_once(desired_doc: Any, state: StateFile, catalog: Catalog) -> Plan:
-    """What is timed: parse the desired document and plan it against the state (lint included)."""
-    specs = parse_desired_state(desired_doc, catalog)
-    return make_plan(
+    """What is timed: the CPU work of the ``plan_changes`` use case, the very methods it calls.
+
+    ``parse_full`` (parse, references, graph) then ``draft`` (CloudFormation's conversions and
+    sealing, diff, validation with lint, risk, cost from the bundled prices, order, fingerprint).
+    Left out: reading the state (the ``state`` column) and storing the plan.
+    """
+    service = _service(catalog)
+    specs = service.parse_full(desired_doc, default_region="us-east-1")
+    return service.draft(
         project_id="bench",
-        plan_id="plan-000000000000",
-        author="bench",
+        user="bench",
         description="benchmark",
         kind="full",
         desired=specs,
         current=state,
-        catalog=catalog,
         full=True,
-        pricing=None,
     )
 
 

@@ -23,7 +23,14 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.plan import Finding, ResourceSpec
-from infra_mcp.domain.refs import Reference, as_reference, escape, is_pseudo, iter_references
+from infra_mcp.domain.refs import (
+    Reference,
+    as_reference,
+    escape,
+    is_pseudo,
+    iter_references,
+    reference_targets,
+)
 from infra_mcp.domain.sealed import digest_of
 from infra_mcp.domain.typefacts import type_facts
 
@@ -192,12 +199,163 @@ def _lint_runner(region: str) -> tuple[Any, Any]:
 
 
 def warm_up(regions: Iterable[str] = ("us-east-1",)) -> None:
-    """Load cfn-lint and its rules now (about 1 s) rather than during the first plan.
+    """Load cfn-lint, its rules and the first-pass validator now (about 1.5 s), not in the first plan.
 
     The server may call this at start-up; the benchmark calls it before measuring.
     """
     for region in regions:
         _lint_runner(region)
+        _first_pass_gaps(region)
+
+
+# -- first pass: cloudformation-validate -------------------------------------------------------
+#
+# AWS's cloudformation-validate checks a template natively in about a millisecond per resource
+# where cfn-lint takes several, and it carries most of cfn-lint's rules under the same numbers. It
+# screens the changed resources; cfn-lint then runs only on the resources it flags, plus those of
+# the types that cfn-lint rules it does not carry apply to. Every finding reported is cfn-lint's,
+# so the rule "no error cfn-lint does not report" holds by construction, and the first pass only
+# decides where cfn-lint is worth its cost. benchmarks/validators.py compares the two.
+
+# Advice cloudformation-validate gives that has no cfn-lint counterpart: it must not send a
+# resource to cfn-lint by itself (the W9003 coercions are done before validation anyway).
+_ADVICE_ONLY = frozenset({"W9003", "W9010"})
+_first_pass_state: dict[str, Any] = {}
+
+
+def _first_pass_engine() -> Any:
+    engine = _first_pass_state.get("engine")
+    if engine is None:
+        with _lint_lock:
+            if "engine" not in _first_pass_state:
+                from cloudformation_validate import CelEngine  # native; ~0.4 s to compile its rules
+
+                _first_pass_state["engine"] = CelEngine()
+            engine = _first_pass_state["engine"]
+    return engine
+
+
+def _first_pass_gaps(region: str) -> tuple[dict[str, frozenset[str] | None], frozenset[str]]:
+    """What only cfn-lint checks: ``(type -> top-level properties its rules read, formats)``.
+
+    These come from cfn-lint's error and warning rules whose number cloudformation-validate does
+    not carry: the resource types (and properties) they name, and the ``format`` keywords they
+    check in any type. A type mapped to None is checked by such a rule as a whole.
+    """
+    key = f"gaps:{region}"
+    found = _first_pass_state.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    _, rules = _lint_runner(region)
+    carried = {str(r.id)[1:] for r in _first_pass_engine().list_rules()}
+    types: dict[str, set[str] | None] = {}
+    formats: set[str] = set()
+    for rule in rules.values():
+        rule_id = str(rule.id)
+        if rule_id[:1] not in ("E", "W") or rule_id[1:] in carried:
+            continue
+        format_keyword = getattr(rule, "format_keyword", None)
+        if isinstance(format_keyword, str):
+            formats.add(format_keyword)
+        elif not getattr(rule, "keywords", None) and rule_id[1:2] == "3":
+            # A resource-property rule for a JSON-schema keyword (E3008 prefixItems, E3065
+            # maxUniqueItems): the class is named for the keyword.
+            name = type(rule).__name__
+            formats.add("keyword:" + name[:1].lower() + name[1:])
+        for keyword in getattr(rule, "keywords", None) or ():
+            named = _RULE_KEYWORD.match(str(keyword))
+            if not named:
+                continue
+            type_name, prop = named.group(1), named.group(2)
+            known = types.get(type_name, set())
+            types[type_name] = None if known is None or not prop else {*known, prop}
+    found = ({t: None if p is None else frozenset(p) for t, p in types.items()}, frozenset(formats))
+    _first_pass_state[key] = found
+    return found
+
+
+# "Resources/AWS::ECS::TaskDefinition/Properties/ContainerDefinitions/*/..." -> type, property
+_RULE_KEYWORD = re.compile(r"(?:Resources/)?([A-Za-z0-9]+::[A-Za-z0-9]+::[A-Za-z0-9]+)(?:/Properties(?:/([^/*]+))?)?")
+
+
+def _only_cfn_lint_checks(spec: ResourceSpec, region: str) -> bool:
+    """Whether cfn-lint has rules for what ``spec`` sets that the first pass lacks."""
+    types, _ = _first_pass_gaps(region)
+    if spec.type in types:
+        props = types[spec.type]
+        if props is None or any(p in spec.properties for p in props):
+            return True
+    formatted = _formatted_properties(spec.type, region)
+    return "*" in formatted or any(p in spec.properties for p in formatted)
+
+
+def _formatted_properties(type_name: str, region: str) -> frozenset[str]:
+    """Top-level properties of ``type_name`` under which cfn-lint checks a format the first pass lacks."""
+    key = f"formats:{region}:{type_name}"
+    known = _first_pass_state.get(key)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    _, formats = _first_pass_gaps(region)
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_name).schema
+    except Exception:  # a type cfn-lint has no schema for: cfn-lint says so on any property
+        found: frozenset[str] = frozenset(["*"])
+    else:
+        definitions = schema.get("definitions", {})
+        found = frozenset(
+            name for name, sub in (schema.get("properties") or {}).items() if _mentions(sub, definitions, formats)
+        )
+    _first_pass_state[key] = found
+    return found
+
+
+def _mentions(node: Any, definitions: Mapping[str, Any], formats: frozenset[str]) -> bool:
+    """Whether a schema node, following its ``$ref`` definitions, carries one of ``formats``."""
+    seen: set[str] = set()
+    work = [node]
+    while work:
+        item = work.pop()
+        if isinstance(item, dict):
+            if item.get("format") in formats or any("keyword:" + k in formats for k in item):
+                return True
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/definitions/") and ref not in seen:
+                seen.add(ref)
+                work.append(definitions.get(ref.removeprefix("#/definitions/")))
+            work.extend(v for k, v in item.items() if k != "$ref")
+        elif isinstance(item, list):
+            work.extend(item)
+    return False
+
+
+def _flagged_by_first_pass(template: dict[str, Any], region: str) -> set[str] | None:
+    """Logical ids cloudformation-validate finds a problem in (warnings and worse).
+
+    None when it could not analyse the template: then cfn-lint checks everything.
+    """
+    from cloudformation_validate import (
+        DetailLevel,
+        PseudoParameterOverrides,
+        ReportStatus,
+        Severity,
+        TemplateContent,
+        ValidateConfig,
+    )
+
+    config = ValidateConfig(
+        detail_level=DetailLevel.STANDARD,
+        severity_level=Severity.WARN,
+        pseudo_parameter_overrides=PseudoParameterOverrides(region=region),
+    )
+    try:
+        report = _first_pass_engine().validate_template(TemplateContent(json.dumps(template)), config)
+    except Exception:  # the native validator failed: fall back to cfn-lint for everything
+        return None
+    if report.status != ReportStatus.OK:
+        return None
+    return {d.entity.logical_id for d in report.diagnostics if d.entity is not None and d.rule_id not in _ADVICE_ONLY}
 
 
 def _logical_id(index: int, name: str) -> str:
@@ -247,6 +405,7 @@ def lint_findings(
     catalog: Catalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
+    first_pass: bool = True,
 ) -> list[Finding]:
     """cfn-lint's findings on ``specs``, rendered as one template per region.
 
@@ -255,6 +414,8 @@ def lint_findings(
         catalog: Type knowledge (tag property shapes).
         neighbours: ``name -> (type, region)`` of resources the specs refer to that are not
             checked themselves; they become empty stand-ins in the template.
+        first_pass: Screen with cloudformation-validate first and run cfn-lint only where it
+            finds something or lacks cfn-lint's rules (False: cfn-lint on everything).
     """
     with _lint_lock:
         # cfn-lint's package has import cycles that break if two threads import it at once (the
@@ -293,9 +454,12 @@ def lint_findings(
             }
         for name in sorted(wanted):
             resources[ids[name]] = {"Type": stand_ins[name][0]}
-        template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+        whole = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
         config, rules = _lint_runner(region)
         back = {lid: name for name, lid in ids.items() if name in names}
+        template = _for_cfn_lint(whole, group, ids, region) if first_pass else whole
+        if template is None:
+            continue
         for match in run_template_by_data(template, config, rules):
             path = list(getattr(match, "path", None) or [])
             if len(path) < 2 or path[0] != "Resources" or path[1] not in back:
@@ -317,6 +481,28 @@ def lint_findings(
             f.model_copy(update={"resource": twin}) for f in list(findings) for twin in copies.get(f.resource or "", ())
         )
     return findings
+
+
+def _for_cfn_lint(
+    template: dict[str, Any], group: Sequence[ResourceSpec], ids: Mapping[str, str], region: str
+) -> dict[str, Any] | None:
+    """The part of ``template`` cfn-lint must still see after the first pass (None: nothing).
+
+    It keeps the resources the first pass flagged or cannot fully check, and what they refer
+    to, whole (cross-resource rules read the referred resource's properties; findings located
+    there are not reported, as for stand-ins).
+    """
+    resources: dict[str, Any] = template["Resources"]
+    flagged = _flagged_by_first_pass(template, region)
+    if flagged is None:
+        return template
+    wanted = {ids[s.name] for s in group if ids[s.name] in flagged or _only_cfn_lint_checks(s, region)}
+    if not wanted:
+        return None
+    kept = set(wanted)
+    for logical_id in wanted:
+        kept.update(t for t in reference_targets(resources[logical_id].get("Properties")) if t in resources)
+    return {**template, "Resources": {k: v for k, v in resources.items() if k in kept}}
 
 
 def _distinct(
