@@ -6,6 +6,7 @@ or lacks cfn-lint's rules; these tests hold that screening to losing nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,25 @@ def test_a_clean_resource_the_first_pass_clears_never_reaches_cfn_lint(monkeypat
     broken = queue.model_copy(update={"properties": {"VisibilityTimeout": "soon"}})
     assert {f.rule for f in validation.validate_specs([broken], catalog())} == {"E3012"}
     assert len(seen) == 1
+
+
+def test_a_cleared_resource_kept_only_as_a_reference_target_reports_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subnet stays in cfn-lint's template for the instance's sake; its own VPC reference is cut off there."""
+    network = [
+        ResourceSpec(name="vpc", type="AWS::EC2::VPC", properties={"CidrBlock": "10.0.0.0/16"}),
+        ResourceSpec(
+            name="subnet",
+            type="AWS::EC2::Subnet",
+            properties={"VpcId": {"Ref": "vpc"}, "CidrBlock": "10.0.1.0/24"},
+        ),
+        ResourceSpec(
+            name="web",
+            type="AWS::EC2::Instance",
+            properties={"ImageId": "ami-12345678", "InstanceType": "t3.micro", "SubnetId": {"Ref": "subnet"}},
+        ),
+    ]
+    assert validation.validate_specs(network, catalog()) == []
+    text = "Resources:\n" + "".join(
+        f"  {s.name}:\n    Type: {s.type}\n    Properties: {json.dumps(s.properties)}\n" for s in network
+    )
+    assert cfn_lints(text) == set()

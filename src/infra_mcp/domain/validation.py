@@ -457,9 +457,12 @@ def lint_findings(
         whole = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
         config, rules = _lint_runner(region)
         back = {lid: name for name, lid in ids.items() if name in names}
-        template = _for_cfn_lint(whole, group, ids, region) if first_pass else whole
+        template, checked = _for_cfn_lint(whole, group, ids, region) if first_pass else (whole, set(back))
         if template is None:
             continue
+        # What the first pass cleared may still be in the template as a referred-to resource:
+        # its findings were judged already (none), so only the checked resources report.
+        back = {lid: name for lid, name in back.items() if lid in checked}
         for match in run_template_by_data(template, config, rules):
             path = list(getattr(match, "path", None) or [])
             if len(path) < 2 or path[0] != "Resources" or path[1] not in back:
@@ -485,24 +488,25 @@ def lint_findings(
 
 def _for_cfn_lint(
     template: dict[str, Any], group: Sequence[ResourceSpec], ids: Mapping[str, str], region: str
-) -> dict[str, Any] | None:
-    """The part of ``template`` cfn-lint must still see after the first pass (None: nothing).
+) -> tuple[dict[str, Any] | None, set[str]]:
+    """The part of ``template`` cfn-lint must still see after the first pass, and whose findings count.
 
-    It keeps the resources the first pass flagged or cannot fully check, and what they refer
-    to, whole (cross-resource rules read the referred resource's properties; findings located
-    there are not reported, as for stand-ins).
+    It checks the resources the first pass flagged or cannot fully check. What they refer to
+    stays in the template whole (cross-resource rules read the referred resource's properties),
+    but findings located there are not reported, as for stand-ins. ``(None, set())`` when there
+    is nothing left for cfn-lint.
     """
     resources: dict[str, Any] = template["Resources"]
     flagged = _flagged_by_first_pass(template, region)
     if flagged is None:
-        return template
+        return template, {ids[s.name] for s in group}
     wanted = {ids[s.name] for s in group if ids[s.name] in flagged or _only_cfn_lint_checks(s, region)}
     if not wanted:
-        return None
+        return None, set()
     kept = set(wanted)
     for logical_id in wanted:
         kept.update(t for t in reference_targets(resources[logical_id].get("Properties")) if t in resources)
-    return {**template, "Resources": {k: v for k, v in resources.items() if k in kept}}
+    return {**template, "Resources": {k: v for k, v in resources.items() if k in kept}}, wanted
 
 
 def _distinct(

@@ -111,14 +111,27 @@ class PlanningService:
     async def _state(self, project: Project) -> StateFile | None:
         return await self.states.for_project(project).read(project.id)
 
-    def _seal(self, specs: list[ResourceSpec]) -> list[ResourceSpec]:
+    def _seal(self, specs: list[ResourceSpec], current: StateFile | None = None) -> list[ResourceSpec]:
         """Convert scalars as CloudFormation does, then seal every write-only value.
 
         Sealed values are re-sealed (proves they are ours, fixes digests). The conversion comes
         first so that validation, the diff and execution all see the value CloudFormation would.
+
+        A resource declared exactly as ``current`` records it (same type, region and properties)
+        is passed as it is: state keeps what was converted and sealed before, with secrets as
+        digests, so converting or sealing it again would give the same properties back. In a
+        large project that is nearly every resource.
         """
+        settled = (
+            {r.name: (r.type, r.region, r.declared) for r in current.resources if r.declared}
+            if current is not None
+            else {}
+        )
         sealed: list[ResourceSpec] = []
         for spec in specs:
+            if settled.get(spec.name) == (spec.type, spec.region, spec.properties):
+                sealed.append(spec)
+                continue
             facts = type_facts(self.catalog, spec.type, spec.region)
             properties = coerce_properties(spec.properties, facts.info)
             if facts.secret:
@@ -168,7 +181,7 @@ class PlanningService:
                 author=user,
                 description=description,
                 kind=kind,
-                desired=self._seal(desired),
+                desired=self._seal(desired, current),
                 current=current,
                 catalog=self.catalog,
                 full=full,
