@@ -238,9 +238,10 @@ def _first_pass_engine() -> Any:
 def _first_pass_gaps(region: str) -> tuple[dict[str, frozenset[str] | None], frozenset[str]]:
     """What only cfn-lint checks: ``(type -> top-level properties its rules read, formats)``.
 
-    These come from cfn-lint's error and warning rules whose number cloudformation-validate does
-    not carry: the resource types (and properties) they name, and the ``format`` keywords they
-    check in any type. A type mapped to None is checked by such a rule as a whole.
+    The types (and properties) named by any of cfn-lint's type-specific error and warning rules,
+    and the ``format`` keywords (or ``keyword:<schema keyword>``) checked in any type by rules
+    whose number cloudformation-validate does not carry. A type mapped to None is checked by
+    such a rule as a whole.
     """
     key = f"gaps:{region}"
     found = _first_pass_state.get(key)
@@ -252,16 +253,19 @@ def _first_pass_gaps(region: str) -> tuple[dict[str, frozenset[str] | None], fro
     formats: set[str] = set()
     for rule in rules.values():
         rule_id = str(rule.id)
-        if rule_id[:1] not in ("E", "W") or rule_id[1:] in carried:
+        if rule_id[:1] not in ("E", "W"):
             continue
-        format_keyword = getattr(rule, "format_keyword", None)
-        if isinstance(format_keyword, str):
-            formats.add(format_keyword)
-        elif not getattr(rule, "keywords", None) and rule_id[1:2] == "3":
-            # A resource-property rule for a JSON-schema keyword (E3008 prefixItems, E3065
-            # maxUniqueItems): the class is named for the keyword.
-            name = type(rule).__name__
-            formats.add("keyword:" + name[:1].lower() + name[1:])
+        if rule_id[1:] not in carried:
+            format_keyword = getattr(rule, "format_keyword", None)
+            if isinstance(format_keyword, str):
+                formats.add(format_keyword)
+            elif not getattr(rule, "keywords", None) and rule_id[1:2] == "3":
+                # A resource-property rule for a JSON-schema keyword (E3008 prefixItems, E3065
+                # maxUniqueItems): the class is named for the keyword.
+                name = type(rule).__name__
+                formats.add("keyword:" + name[:1].lower() + name[1:])
+        # Rules written for one type (E3501 for SQS queues, W3010 for zones of a subnet, ...) are
+        # cfn-lint's own knowledge, carried number or not: the first pass misses some of them.
         for keyword in getattr(rule, "keywords", None) or ():
             named = _RULE_KEYWORD.match(str(keyword))
             if not named:
@@ -286,7 +290,71 @@ def _only_cfn_lint_checks(spec: ResourceSpec, region: str) -> bool:
         if props is None or any(p in spec.properties for p in props):
             return True
     formatted = _formatted_properties(spec.type, region)
-    return "*" in formatted or any(p in spec.properties for p in formatted)
+    if "*" in formatted or any(p in spec.properties for p in formatted):
+        return True
+    return _fails_a_plain_format(spec, region)
+
+
+def _fails_a_plain_format(spec: ResourceSpec, region: str) -> bool:
+    """Whether a value of ``spec`` may fail a plain JSON-schema format cfn-lint checks (E3002).
+
+    cfn-lint checks ``ipv4-network``, ``date-time`` and the like under its property rule, whose
+    number cloudformation-validate carries without checking those formats. The values at such
+    locations are checked here with cfn-lint's own format checker: a literal that fails, or a
+    function cfn-lint would resolve first, sends the resource to cfn-lint.
+    """
+    from cfnlint.jsonschema._format import cfn_format_checker
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, spec.type).schema
+    except Exception:  # a type cfn-lint has no schema for: cfn-lint says so
+        return True
+    checkers = cfn_format_checker.checkers
+    definitions = schema.get("definitions", {})
+    work: list[tuple[Any, Any]] = [(spec.properties, {"properties": schema.get("properties", {})})]
+    while work:
+        value, node = work.pop()
+        node = _resolved(node, definitions)
+        if any(k in node for k in ("anyOf", "oneOf", "allOf")) and _mentions(
+            {k: node[k] for k in ("anyOf", "oneOf", "allOf") if k in node}, definitions, frozenset(checkers)
+        ):
+            return True  # the format sits in a branch: let cfn-lint pick the branch
+        fmt = node.get("format")
+        if isinstance(value, dict):
+            if len(value) == 1 and next(iter(value)).startswith("Fn::"):
+                if isinstance(fmt, str) and fmt in checkers:
+                    return True
+                continue
+            props = node.get("properties")
+            patterns = node.get("patternProperties")
+            for key, child in value.items():
+                sub = props.get(key) if isinstance(props, dict) else None
+                if sub is None and isinstance(patterns, dict):
+                    sub = next(iter(patterns.values()), None) if len(patterns) == 1 else None
+                if isinstance(sub, dict):
+                    work.append((child, sub))
+        elif isinstance(value, list):
+            items = node.get("items")
+            if isinstance(items, dict):
+                work.extend((child, items) for child in value)
+        elif isinstance(fmt, str) and fmt in checkers:
+            function, raises = checkers[fmt]
+            try:
+                if not function(value):
+                    return True
+            except raises:
+                return True
+    return False
+
+
+def _resolved(node: Any, definitions: Mapping[str, Any]) -> dict[str, Any]:
+    for _ in range(10):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not (isinstance(ref, str) and ref.startswith("#/definitions/")):
+            break
+        node = definitions.get(ref.removeprefix("#/definitions/"), {})
+    return node if isinstance(node, dict) else {}
 
 
 def _formatted_properties(type_name: str, region: str) -> frozenset[str]:
@@ -318,7 +386,7 @@ def _mentions(node: Any, definitions: Mapping[str, Any], formats: frozenset[str]
     while work:
         item = work.pop()
         if isinstance(item, dict):
-            if item.get("format") in formats or any("keyword:" + k in formats for k in item):
+            if item.get("format") in formats or any(f"keyword:{k}" in formats for k in item):
                 return True
             ref = item.get("$ref")
             if isinstance(ref, str) and ref.startswith("#/definitions/") and ref not in seen:
