@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
-from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
+from infra_mcp.domain.plan import Action, ApprovalMethod, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
 from infra_mcp.services.execution_ops import Driver, PollPolicy
@@ -575,3 +575,52 @@ async def test_a_create_that_ran_but_went_unanswered_is_reconciled_at_once_and_t
     assert [r.name for r in (await world.state()).resources] == ["net"]
     assert (await world.store.read_journal("web")).entries == []
     assert len([k for k in world.cloud.resources if k[0] == "AWS::EC2::VPC"]) == 1
+
+
+# ---- Snapshot policies --------------------------------------------------------------------------
+
+CLUSTER = res("db", "AWS::RDS::DBCluster", Engine="aurora-postgresql", MasterUsername="app")
+
+
+async def test_a_snapshot_policy_on_a_cluster_creates_its_snapshot_through_cloud_control_before_deleting(
+    world: World,
+) -> None:
+    await world.apply([CLUSTER], policies={"db": {"deletion_policy": "Snapshot"}})
+    cluster_id = world.upstream.identifier_of("db") or next(
+        i for (t, i) in world.cloud.resources if t == "AWS::RDS::DBCluster"
+    )
+    plan = await world.plan([])
+    [change] = plan.changes
+    assert change.snapshot == "snapshot_first"
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    done = await world.execution.execute(plan.id, "ed", world.report)
+    assert done.status is PlanStatus.EXECUTED
+    mutations = [(kind, type_name) for kind, type_name, _ in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations[-2:] == [("create", "AWS::RDS::ClusterSnapshot"), ("delete", "AWS::RDS::DBCluster")]
+    [snapshot] = [p for (t, _), p in world.cloud.resources.items() if t == "AWS::RDS::ClusterSnapshot"]
+    assert snapshot["DBClusterIdentifier"] == cluster_id
+    assert snapshot["DBClusterSnapshotIdentifier"].startswith("infra-mcp-db-")
+    assert (await world.state()).resources == []  # the snapshot is AWS's to keep, not the project's
+
+
+async def test_a_cluster_whose_snapshot_fails_is_not_deleted(world: World) -> None:
+    await world.apply([CLUSTER], policies={"db": {"deletion_policy": "Snapshot"}})
+    world.upstream.fail("AWS::RDS::ClusterSnapshot", "CREATE", "SnapshotQuotaExceeded", "too many snapshots")
+    plan = await world.approved([])
+    done = await world.execution.execute(plan.id, "ed", world.report)
+    assert done.status is PlanStatus.FAILED
+    assert [kind for kind, t, _ in world.cloud.calls if t == "AWS::RDS::DBCluster"].count("delete") == 0
+    assert [r.type for r in (await world.state()).resources] == ["AWS::RDS::DBCluster"]
+    [outcome] = [o for o in done.execution.outcomes if o.name == "db"]  # type: ignore[union-attr]
+    assert outcome.error_code == "SnapshotQuotaExceeded"
+    assert "not deleted" in (outcome.error_message or "")
+
+
+async def test_a_volume_under_a_snapshot_policy_is_deleted_without_a_snapshot_as_the_plan_said(world: World) -> None:
+    volume = res("data", "AWS::EC2::Volume", AvailabilityZone="us-east-1a", Size=10)
+    await world.apply([volume], policies={"data": {"deletion_policy": "Snapshot"}})
+    plan = await world.plan([])
+    assert plan.changes[0].snapshot == "not_taken"
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    assert (await world.execution.execute(plan.id, "ed", world.report)).status is PlanStatus.EXECUTED
+    assert not [t for kind, t, _ in world.cloud.calls if kind == "create" and "Snapshot" in t]

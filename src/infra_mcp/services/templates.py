@@ -246,7 +246,7 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             )
         else:
             outcome = _snapshot_outcome(types.get(name))
-            message = f"When {name} is deleted: {snapshot_note('DeletionPolicy', outcome)}."
+            message = f"When {name} is deleted: {snapshot_note('DeletionPolicy', outcome, _type_of(types.get(name)))}."
         notes.append(
             Finding(
                 severity="warning"
@@ -265,7 +265,7 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             severity = "info"
         elif policy == "Snapshot":
             outcome = _snapshot_outcome(types.get(name))
-            message = f"When a plan replaces {name}: {snapshot_note('UpdateReplacePolicy', outcome)}."
+            message = f"When a plan replaces {name}: {snapshot_note('UpdateReplacePolicy', outcome, _type_of(types.get(name)))}."
             severity = "warning" if outcome == "not_taken" else "info"
         else:
             message = f"UpdateReplacePolicy {policy} is not one CloudFormation takes here; a replaced {name} is "
@@ -281,6 +281,10 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             )
         )
     return notes
+
+
+def _type_of(spec: ResourceSpec | None) -> str:
+    return spec.type if spec is not None else ""
 
 
 def _snapshot_outcome(spec: ResourceSpec | None) -> SnapshotOutcome:
