@@ -143,7 +143,7 @@ class TemplatePlanning:
         region = project.settings.default_region
         pseudo: dict[str, Any] = {
             "AWS::Region": region,
-            "AWS::Partition": "aws-cn" if region.startswith("cn-") else "aws",
+            "AWS::Partition": _partition(region),
             "AWS::URLSuffix": "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com",
             "AWS::StackName": project.id,
             "AWS::NotificationARNs": [],
@@ -155,6 +155,15 @@ class TemplatePlanning:
                 f"arn:{pseudo['AWS::Partition']}:cloudformation:{region}:{account}:stack/{project.id}/infra-mcp"
             )
         return pseudo
+
+
+def _partition(region: str) -> str:
+    """The partition a region belongs to (China and GovCloud regions have their own)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _in_template_terms(exc: ValidationFailed, names: list[str]) -> ValidationFailed:
