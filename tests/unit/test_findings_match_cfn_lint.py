@@ -222,3 +222,12 @@ def test_a_cleared_resource_kept_only_as_a_reference_target_reports_nothing(monk
         f"  {s.name}:\n    Type: {s.type}\n    Properties: {json.dumps(s.properties)}\n" for s in network
     )
     assert cfn_lints(text) == set()
+
+
+def test_without_the_native_first_pass_cfn_lint_checks_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(*_: Any) -> Any:
+        raise ImportError("no cloudformation_validate build for this platform")
+
+    monkeypatch.setattr(validation, "_flagged_by_first_pass", missing)
+    logs = ResourceSpec(name="logs", type="AWS::Logs::LogGroup", properties={"RetentionInDays": "soon"})
+    assert "E3012" in {f.rule for f in validation.validate_specs([logs], catalog())}

@@ -12,6 +12,7 @@ All findings are returned at once; the planner blocks on errors and keeps warnin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -205,7 +206,8 @@ def warm_up(regions: Iterable[str] = ("us-east-1",)) -> None:
     """
     for region in regions:
         _lint_runner(region)
-        _first_pass_gaps(region)
+        with contextlib.suppress(ImportError):  # the first pass is then skipped (see _for_cfn_lint)
+            _first_pass_gaps(region)
 
 
 # -- first pass: cloudformation-validate -------------------------------------------------------
@@ -565,7 +567,11 @@ def _for_cfn_lint(
     is nothing left for cfn-lint.
     """
     resources: dict[str, Any] = template["Resources"]
-    flagged = _flagged_by_first_pass(template, region)
+    try:
+        flagged = _flagged_by_first_pass(template, region)
+        _first_pass_gaps(region)
+    except ImportError:  # no native build of the first pass for this platform: cfn-lint checks everything
+        flagged = None
     if flagged is None:
         return template, {ids[s.name] for s in group}
     wanted = {ids[s.name] for s in group if ids[s.name] in flagged or _only_cfn_lint_checks(s, region)}
