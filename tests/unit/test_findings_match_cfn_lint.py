@@ -231,3 +231,27 @@ def test_without_the_native_first_pass_cfn_lint_checks_everything(monkeypatch: p
     monkeypatch.setattr(validation, "_flagged_by_first_pass", missing)
     logs = ResourceSpec(name="logs", type="AWS::Logs::LogGroup", properties={"RetentionInDays": "soon"})
     assert "E3012" in {f.rule for f in validation.validate_specs([logs], catalog())}
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*BROKEN.glob("*.yaml"), *CORPUS.glob("*.yaml")]), ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
+def test_cfn_lint_with_its_validator_classes_shared_finds_exactly_what_it_finds_alone(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cfnlint.jsonschema.validators as module
+    from cfnlint.decode import decode_str
+    from cfnlint.runner import run_template_by_data
+
+    config, rules = validation._lint_runner("us-east-1")
+    template, _ = decode_str(path.read_text())
+
+    def found() -> list[tuple[str, str, str]]:
+        return sorted(
+            (str(m.rule.id), str(m.path), str(m.message)) for m in run_template_by_data(template, config, rules)
+        )
+
+    shared = found()
+    assert getattr(module.create, "shared", False)
+    monkeypatch.setattr(module, "create", module.create.original)
+    assert found() == shared
