@@ -12,6 +12,7 @@ All findings are returned at once; the planner blocks on errors and keeps warnin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import re
@@ -275,6 +276,9 @@ def _first_pass_engine() -> Any:
                 from cloudformation_validate import CelEngine  # native; ~0.4 s to compile its rules
 
                 _first_pass_state["engine"] = CelEngine()
+                # Free the native engine while its bindings still exist (at interpreter exit they are
+                # torn down first, and its finaliser would complain on stderr).
+                atexit.register(_first_pass_state.pop, "engine", None)
             engine = _first_pass_state["engine"]
     return engine
 
