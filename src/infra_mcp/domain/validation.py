@@ -330,21 +330,21 @@ def _first_pass_gaps(region: str) -> tuple[dict[str, frozenset[str] | None], fro
 _RULE_KEYWORD = re.compile(r"(?:Resources/)?([A-Za-z0-9]+::[A-Za-z0-9]+::[A-Za-z0-9]+)(?:/Properties(?:/([^/*]+))?)?")
 
 
-def _only_cfn_lint_checks(spec: ResourceSpec, region: str) -> bool:
-    """Whether cfn-lint has rules for what ``spec`` sets that the first pass lacks."""
+def _only_cfn_lint_checks(type_name: str, properties: Mapping[str, Any], region: str) -> bool:
+    """Whether cfn-lint has rules for what a resource sets (tags merged in) that the first pass lacks."""
     types, _ = _first_pass_gaps(region)
-    if spec.type in types:
-        props = types[spec.type]
-        if props is None or any(p in spec.properties for p in props):
+    if type_name in types:
+        props = types[type_name]
+        if props is None or any(p in properties for p in props):
             return True
-    formatted = _formatted_properties(spec.type, region)
-    if "*" in formatted or any(p in spec.properties for p in formatted):
+    formatted = _formatted_properties(type_name, region)
+    if "*" in formatted or any(p in properties for p in formatted):
         return True
-    return _fails_a_plain_format(spec, region)
+    return _fails_a_plain_format(type_name, properties, region)
 
 
-def _fails_a_plain_format(spec: ResourceSpec, region: str) -> bool:
-    """Whether a value of ``spec`` may fail a plain JSON-schema format cfn-lint checks (E3002).
+def _fails_a_plain_format(type_name: str, properties: Mapping[str, Any], region: str) -> bool:
+    """Whether a value of a resource may fail a plain JSON-schema format cfn-lint checks (E3002).
 
     cfn-lint checks ``ipv4-network``, ``date-time`` and the like under its property rule, whose
     number cloudformation-validate carries without checking those formats. The values at such
@@ -355,12 +355,12 @@ def _fails_a_plain_format(spec: ResourceSpec, region: str) -> bool:
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
     try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, spec.type).schema
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_name).schema
     except Exception:  # a type cfn-lint has no schema for: cfn-lint says so
         return True
     checkers = cfn_format_checker.checkers
     definitions = schema.get("definitions", {})
-    work: list[tuple[Any, Any]] = [(spec.properties, {"properties": schema.get("properties", {})})]
+    work: list[tuple[Any, Any]] = [(properties, {"properties": schema.get("properties", {})})]
     while work:
         value, node = work.pop()
         node = _resolved(node, definitions)
@@ -620,7 +620,12 @@ def _for_cfn_lint(
         flagged = None
     if flagged is None:
         return template, {ids[s.name] for s in group}
-    wanted = {ids[s.name] for s in group if ids[s.name] in flagged or _only_cfn_lint_checks(s, region)}
+    wanted = {
+        ids[s.name]
+        for s in group
+        if ids[s.name] in flagged
+        or _only_cfn_lint_checks(s.type, resources[ids[s.name]].get("Properties") or {}, region)
+    }
     if not wanted:
         return None, set()
     kept = set(wanted)
