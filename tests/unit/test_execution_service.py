@@ -624,3 +624,20 @@ async def test_a_volume_under_a_snapshot_policy_is_deleted_without_a_snapshot_as
     await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
     assert (await world.execution.execute(plan.id, "ed", world.report)).status is PlanStatus.EXECUTED
     assert not [t for kind, t, _ in world.cloud.calls if kind == "create" and "Snapshot" in t]
+
+
+async def test_a_replaced_cluster_under_update_replace_policy_snapshot_is_snapshotted_before_the_old_one_goes(
+    world: World,
+) -> None:
+    await world.apply([CLUSTER], policies={"db": {"replace_policy": "Snapshot"}})
+    old_id = next(i for (t, i) in world.cloud.resources if t == "AWS::RDS::DBCluster")
+    changed = res("db", "AWS::RDS::DBCluster", Engine="aurora-mysql", MasterUsername="app")
+    plan = await world.plan([changed], policies={"db": {"replace_policy": "Snapshot"}})
+    [change] = plan.changes
+    assert (change.action, change.snapshot) == (Action.REPLACE, "snapshot_first")
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    assert (await world.execution.execute(plan.id, "ed", world.report)).status is PlanStatus.EXECUTED
+    snapshots = [p for (t, _), p in world.cloud.resources.items() if t == "AWS::RDS::ClusterSnapshot"]
+    assert [s["DBClusterIdentifier"] for s in snapshots] == [old_id]
+    mutations = [(kind, t) for kind, t, _ in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations.index(("create", "AWS::RDS::ClusterSnapshot")) < mutations.index(("delete", "AWS::RDS::DBCluster"))
