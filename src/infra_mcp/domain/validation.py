@@ -197,8 +197,27 @@ def _lint_runner(region: str) -> tuple[Any, Any]:
 
             _share_validator_classes()
             config = ConfigMixIn(regions=[region])
-            _lint_state[region] = (config, Runner(config).rules)
+            _lint_state[region] = (_SettledConfig(config), Runner(config).rules)
         return _lint_state[region]  # type: ignore[no-any-return]
+
+
+class _SettledConfig:
+    """cfn-lint's configuration with each setting read once.
+
+    cfn-lint recomputes a setting (merging command line, file, template and manual values) on
+    every read, and its rules read them thousands of times per template. The templates linted
+    here are built by :func:`lint_findings` and never carry ``Metadata`` (where a template would
+    set its own cfn-lint settings), so every setting is the same for every template.
+    """
+
+    def __init__(self, config: Any) -> None:
+        object.__setattr__(self, "_config", config)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._config, name)
+        if not callable(value):
+            object.__setattr__(self, name, value)  # read once; later reads find it on self
+        return value
 
 
 _validator_classes: dict[tuple[Any, ...], Any] = {}
