@@ -22,9 +22,11 @@ Run: ``.venv/bin/python benchmarks/plan_scaling.py [sizes...]``
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -208,7 +210,9 @@ def _service(catalog: Catalog) -> PlanningService:
     """The planning service as production wires it, minus the stores (nothing is stored here)."""
     found = _services.get(id(catalog))
     if found is None:
-        key = Path(tempfile.mkdtemp(prefix="plan-scaling-")) / "secrets.key"
+        folder = tempfile.mkdtemp(prefix="plan-scaling-")
+        atexit.register(shutil.rmtree, folder, True)
+        key = Path(folder) / "secrets.key"
         found = _services[id(catalog)] = PlanningService(
             projects=None,  # type: ignore[arg-type]  # never reached: parse_full and draft store nothing
             states=None,  # type: ignore[arg-type]
