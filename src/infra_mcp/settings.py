@@ -10,10 +10,13 @@ import getpass
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def _default_data_dir() -> Path:
@@ -30,7 +33,8 @@ def _default_user() -> str:
 class Settings(BaseSettings):
     """Runtime configuration. Every field maps to ``INFRA_MCP_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="INFRA_MCP_", frozen=True, extra="ignore")
+    # Errors never echo a value: INFRA_MCP_DATABASE_URL may hold a password.
+    model_config = SettingsConfigDict(env_prefix="INFRA_MCP_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Field(
         default_factory=_default_data_dir,
@@ -58,6 +62,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How long one project's reconciliation (at start-up, in the background, or before its next "
         "call) may take before it is abandoned; the project's next call tries again.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/database selects a PostgreSQL project store, shared by "
+        "several replicas. Empty: SQLite in the data dir (one machine).",
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=200, description="PostgreSQL: connections each server process keeps at most."
     )
     user: str = Field(default_factory=_default_user, description="The acting user on stdio.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -100,6 +112,19 @@ class Settings(BaseSettings):
         "Default: <data_dir>/secret.key, created 0600 on first use.",
     )
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in POSTGRES_SCHEMES:
+            # Say which scheme was given, never the whole URL: it may hold a password.
+            raise ValueError(
+                f"INFRA_MCP_DATABASE_URL must start with postgresql:// (got {urlsplit(value).scheme or 'no'} scheme); "
+                "leave it unset to use SQLite in the data dir"
+            )
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -111,7 +136,12 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (used when ``database_url`` is not set)."""
         return self.data_dir / "infra-mcp.sqlite3"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
 
     @property
     def default_state_location(self) -> str:
