@@ -95,7 +95,18 @@ CREATE TABLE IF NOT EXISTS infra_mcp_migrations (
 """
 
 # Errors that mean "the database cannot be reached or used right now", as opposed to a bug.
-_UNAVAILABLE = (OSError, ConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError is what asyncpg raises for a pooled connection whose server session was just
+# ended (a restart, a failover, pg_terminate_backend) before it noticed; the pool replaces it after.
+_UNAVAILABLE = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+)
 
 
 def redact_url(url: str) -> str:
@@ -122,6 +133,31 @@ def _guarded(
 
     @functools.wraps(method)
     async def wrapper(store: PostgresProjectStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(store, *args, **kwargs)
+        except InfraError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise store.unavailable(exc) from exc
+
+    return wrapper
+
+
+def _read(
+    method: Callable[Concatenate[PostgresProjectStore, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[PostgresProjectStore, _P], Coroutine[Any, Any, _R]]:
+    """Like :func:`_guarded`, for a read: tried once more on a fresh connection first, since reading
+    twice is harmless and a pool learns of a dead connection only by using it. Writes are not retried:
+    whether a commit cut off mid-way took effect is unknown, and the caller decides (STATE_004)."""
+
+    @functools.wraps(method)
+    async def wrapper(store: PostgresProjectStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(store, *args, **kwargs)
+        except InfraError:
+            raise
+        except _UNAVAILABLE as exc:
+            log.warning("project_database_retrying_read", database=store.where, error=type(exc).__name__)
         try:
             return await method(store, *args, **kwargs)
         except InfraError:
@@ -262,14 +298,14 @@ class PostgresProjectStore:
             [(project.id, m.user, m.role.value) for m in project.members],
         )
 
-    @_guarded
+    @_read
     async def get_project(self, project_id: str) -> Project:
         doc = await self.pool.fetchval("SELECT doc FROM projects WHERE id = $1", project_id)
         if doc is None:
             raise no_such_project(project_id)
         return Project.model_validate_json(doc)
 
-    @_guarded
+    @_read
     async def list_projects(self, member: str | None = None) -> list[Project]:
         if member is None:
             rows = await self.pool.fetch("SELECT doc FROM projects ORDER BY id")
@@ -337,14 +373,14 @@ class PostgresProjectStore:
                 await self._insert_audit(connection, audit)
         return plan
 
-    @_guarded
+    @_read
     async def get_plan(self, plan_id: str) -> Plan:
         doc = await self.pool.fetchval("SELECT doc FROM plans WHERE id = $1", plan_id)
         if doc is None:
             raise no_such_plan(plan_id)
         return Plan.model_validate_json(doc)
 
-    @_guarded
+    @_read
     async def list_plans(
         self, project_id: str, *, statuses: Sequence[PlanStatus] | None = None, limit: int = 50
     ) -> list[Plan]:
@@ -440,12 +476,12 @@ class PostgresProjectStore:
         except asyncpg.UniqueViolationError:
             raise duplicate_audit_event(event.id) from None
 
-    @_guarded
+    @_read
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         rows = await self.pool.fetch("SELECT doc FROM audit WHERE project_id = $1 ORDER BY seq", project_id)
         return [AuditEvent.model_validate_json(r["doc"]) for r in rows]
 
-    @_guarded
+    @_read
     async def list_audit(
         self,
         project_id: str,
