@@ -19,6 +19,8 @@ environment (all optional):
   INFRA_MCP_UPSTREAM_ARGS     its arguments, as a JSON list
   INFRA_MCP_UPSTREAM_URL      streamable-HTTP URL of the upstream instead of a command
   INFRA_MCP_LOG_LEVEL         DEBUG | INFO | WARNING | ERROR (default INFO, to stderr)
+  INFRA_MCP_AUTH_ISSUER       with --http: the identity provider whose tokens are required (see README)
+  INFRA_MCP_PUBLIC_URL        with --http: the address clients use (default http://HOST:PORT)
 
 connect a host, e.g. Claude Code:
   claude mcp add infra-mcp -- /path/to/checkout/.venv/bin/infra-mcp serve
@@ -35,14 +37,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"infra-mcp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
+    serve = sub.add_parser(
         "serve",
-        help="run the MCP server on stdio (how agent hosts launch it)",
+        help="run the MCP server on stdio (how agent hosts launch it), or over HTTP with --http",
         description="Run the infra-mcp MCP server on stdio. An MCP host (Claude Code, Claude Desktop,\n"
         "the MCP Inspector) starts this command and talks MCP over its stdin/stdout;\n"
-        "logs go to stderr. It is configured by environment variables only.",
+        "logs go to stderr. It is configured by environment variables only.\n"
+        "With --http HOST:PORT it serves MCP over streamable HTTP at /mcp instead: loopback\n"
+        "only without INFRA_MCP_AUTH_ISSUER; with it, every call needs a bearer token.",
         epilog=SERVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp (e.g. 127.0.0.1:8000) instead of stdio",
     )
     demo = sub.add_parser("demo", help="a visible end-to-end run against the sandbox")
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a fresh temporary folder)")
@@ -88,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "serve":
+        if args.http:
+            from infra_mcp.server.http import serve_http
+
+            serve_http(args.http)
+            return 0
         from infra_mcp.server.app import serve_stdio
 
         serve_stdio()

@@ -7,14 +7,15 @@ reads the environment.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -124,6 +125,62 @@ class Settings(BaseSettings):
                 "leave it unset to use SQLite in the data dir"
             )
         return value
+
+    # Serving over streamable HTTP (`infra-mcp serve --http HOST:PORT`) and its OAuth 2.1 resource server.
+    http_shutdown_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="On SIGTERM/SIGINT, how long tool calls in flight (executions included) may take to finish "
+        "before the server stops anyway.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The address clients reach this server at, e.g. https://infra.example.com (no /mcp). "
+        "Default: http://HOST:PORT of the bind.",
+    )
+    auth_issuer: str | None = Field(
+        default=None, description="OAuth issuer URL of the team's identity provider. Set: tokens are required."
+    )
+    auth_audience: str | None = Field(
+        default=None, description="Expected token audience. Default: the public URL + /mcp (this resource's URI)."
+    )
+    auth_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS URL. Default: jwks_uri from the issuer's discovery document."
+    )
+    auth_user_claim: str = Field(default="sub", description="Token claim naming the acting user.")
+    auth_required_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Scopes every token must carry (space- or comma-separated, or JSON list)."
+    )
+    auth_introspection_url: str | None = Field(
+        default=None, description="RFC 7662 introspection endpoint: opaque (non-JWT) tokens are checked there."
+    )
+    auth_introspection_client_id: str | None = Field(default=None, description="Client id for introspection.")
+    auth_introspection_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret for introspection."
+    )
+    auth_roles_claim: str = Field(
+        default="groups", description="Token claim listing the user's groups (for auth_group_roles)."
+    )
+    auth_group_roles: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='JSON: token group -> {project_id: role}, e.g. {"infra-approvers": {"web": "approver"}}; '
+        "a project id '*' means every project.",
+    )
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+
+    @field_validator("auth_required_scopes", mode="before")
+    @classmethod
+    def _scopes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_issuer)
 
     @field_validator("data_dir", mode="after")
     @classmethod

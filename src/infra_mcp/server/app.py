@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from pydantic import BaseModel, Field
@@ -84,7 +86,13 @@ def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] | None = None) -> MCPServer[Any]:
+def build_server(
+    settings: Settings | None = None,
+    *,
+    prompts: list[PromptSpec] | None = None,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> MCPServer[Any]:
     """Build the MCP server. Prompt files are parsed here, so a malformed one stops start-up.
 
     Raises:
@@ -113,6 +121,8 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        auth=auth,
+        token_verifier=token_verifier,
     )
     # cfn-lint takes about a second to load. Loading it beside the handshake slowed the initialize answer
     # by a quarter on two cores; started by the first tools/list, it is ready (or nearly) for the first plan.

@@ -26,7 +26,8 @@ from mcp_types import ResourceTemplate as MCPResourceTemplate
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
-from infra_mcp.errors import ValidationFailed
+from infra_mcp.errors import ServerStopping, ValidationFailed
+from infra_mcp.server.drain import Drain
 from infra_mcp.server.errors import error_payload, error_result, internal_payload
 from infra_mcp.server.unparsable import relay
 
@@ -136,6 +137,11 @@ class InfraMCPServer(MCPServer[Any]):
 
     after_handshake: Callable[[], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Tool calls in flight, and whether a graceful stop began (see :mod:`infra_mcp.server.drain`).
+        self.drain = Drain()
+
     def _handshake_done(self) -> None:
         hook, self.after_handshake = self.after_handshake, None
         if hook is not None:
@@ -182,7 +188,13 @@ class InfraMCPServer(MCPServer[Any]):
         started = time.perf_counter()
         self._handshake_done()
         try:
-            return await super().call_tool(name, arguments, context)
+            async with self.drain.call(name):
+                return await super().call_tool(name, arguments, context)
+        except ServerStopping as stopping:
+            request_id = uuid.uuid4().hex[:16]
+            log.info("tool_call", tool=name[:_MAX_PART], request_id=request_id, outcome="error", code=stopping.code)
+            refused: CallToolResult = error_result(error_payload(stopping, request_id))
+            return refused
         except UnexpectedToolError:
             # A bug outside our tool bodies (e.g. the result failing its output schema): still JSON.
             request_id = uuid.uuid4().hex[:16]
