@@ -1,0 +1,233 @@
+"""Three ``serve --http`` replicas on one PostgreSQL and one S3 state location behave as one service.
+
+Each replica is its own process on its own 127.0.0.1 port. They share a fresh PostgreSQL schema
+(projects, plans, approvals, audit), a bucket on a moto S3 server (state, history, journal, the
+lease lock), the server key, and the sandbox's simulated cloud; nothing in memory. Approvals use
+elicitation through the MCP client (loopback mode has no authentication: every replica acts as
+INFRA_MCP_USER). Sessions are per replica: a client talks to one replica for its whole session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import boto3
+import pytest
+from mcp import Client
+from mcp.client.session import ElicitationFnT
+from moto.server import ThreadedMotoServer
+
+from tests.e2e.conftest import call_ok, read_json
+from tests.e2e.http_server import HttpServer, http_server
+from tests.e2e.loop_helpers import Human, audit, events, make_plan, make_project, sandbox_world, vpc_stack
+from tests.integration.state_contract import make_moto_conditional_writes_atomic
+from tests.postgres_support import fresh_schema
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Cluster:
+    replicas: list[HttpServer]
+    data_dir: Path
+
+    @contextlib.asynccontextmanager
+    async def client(self, index: int, human: Human | None = None) -> AsyncIterator[Client]:
+        """An MCP session with replica ``index`` (approving by elicitation as ``human`` says)."""
+        callback = cast(ElicitationFnT, human or Human())
+        async with Client(self.replicas[index].mcp_url, elicitation_callback=callback) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free port of 127.0.0.1 (with S3's atomic conditional writes)."""
+    with pytest.MonkeyPatch.context() as patch:
+        make_moto_conditional_writes_atomic(patch)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
+def _replicas(count: int, data_dir: Path, env: dict[str, str]) -> Iterator[list[HttpServer]]:
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(http_server(data_dir, **env)) for _ in range(count)]
+
+
+@contextlib.asynccontextmanager
+async def _cluster(tmp_path: Path, s3_endpoint: str, **env: str) -> AsyncIterator[Cluster]:
+    bucket = f"state-{os.urandom(6).hex()}"
+    boto3.client("s3", region_name="us-east-1", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    data_dir = tmp_path / "shared"
+    async with fresh_schema() as database_url:
+        shared = {
+            "INFRA_MCP_DATABASE_URL": database_url,
+            "INFRA_MCP_STATE_LOCATION": f"s3://{bucket}/infra",
+            "INFRA_MCP_S3_ENDPOINT_URL": s3_endpoint,
+            "INFRA_MCP_DATABASE_POOL_SIZE": "4",
+            **env,
+        }
+        with _replicas(3, data_dir, shared) as replicas:
+            yield Cluster(replicas=replicas, data_dir=data_dir)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, s3_endpoint: str) -> AsyncIterator[Cluster]:
+    async with _cluster(tmp_path, s3_endpoint) as running:
+        yield running
+
+
+@pytest.fixture
+async def slow_cluster(tmp_path: Path, s3_endpoint: str) -> AsyncIterator[Cluster]:
+    """Replicas whose sandbox takes 400 ms per change, so an execution lasts long enough to collide with."""
+    async with _cluster(tmp_path, s3_endpoint, INFRA_MCP_SANDBOX_LATENCY_MS="400") as running:
+        yield running
+
+
+async def _execute(client: Client, plan_id: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """execute_plan: ("executed" | "failed", the plan view) or (the error code, the error payload)."""
+    result = await client.call_tool("execute_plan", {"plan_id": plan_id}, **kwargs)
+    if result.is_error:
+        payload: dict[str, Any] = json.loads(result.content[0].text)  # type: ignore[union-attr]
+        return str(payload["code"]), payload
+    assert result.structured_content is not None
+    return str(result.structured_content["status"]), result.structured_content
+
+
+async def _resource_names(client: Client) -> set[str]:
+    return {r["name"] for r in (await call_ok(client, "list_resources", {"project_id": "web"}))["resources"]}
+
+
+async def test_a_plan_made_on_one_replica_is_approved_on_a_second_and_executed_on_a_third(cluster: Cluster) -> None:
+    desired = vpc_stack(subnets=2)
+    human = Human()
+    async with cluster.client(0) as first:
+        await make_project(first)
+        plan_id = await make_plan(first, desired)
+    async with cluster.client(1, human) as second:
+        approved = await call_ok(second, "approve_plan", {"plan_id": plan_id})
+    async with cluster.client(2) as third:
+        outcome, executed = await _execute(third, plan_id)
+    async with cluster.client(0) as first_again:
+        names = await _resource_names(first_again)
+        log = await audit(first_again)
+        verified = await read_json(first_again, "infra://projects/web/audit/verify")
+        status = (await call_ok(first_again, "get_plan", {"plan_id": plan_id}))["status"]
+
+    assert approved["outcome"] == "approved"
+    assert plan_id in human.prompts[0].message
+    assert (outcome, executed["status"], status) == ("executed", "executed", "executed")
+    assert names == {r["name"] for r in desired["resources"]}
+    assert [e["outcome"] for e in events(log, "plan.approve", plan_id)] == ["ok"]
+    assert events(log, "plan.execute", plan_id)
+    assert verified["intact"] is True
+
+
+async def test_concurrent_executions_on_three_replicas_run_once_and_the_others_get_state_003(
+    slow_cluster: Cluster,
+) -> None:
+    async with slow_cluster.client(0) as first:
+        await make_project(first)
+        plan_id = await make_plan(first, vpc_stack(subnets=2))
+        await call_ok(first, "approve_plan", {"plan_id": plan_id})
+
+    outcomes: list[str] = []
+
+    async def execute_on(index: int) -> None:
+        async with slow_cluster.client(index) as client:
+            outcomes.append((await _execute(client, plan_id))[0])
+
+    async with anyio.create_task_group() as tg:
+        for index in range(3):
+            tg.start_soon(execute_on, index)
+
+    assert sorted(outcomes) == ["STATE_003", "STATE_003", "executed"]
+    async with slow_cluster.client(2) as third:
+        log = await audit(third)
+        assert await _resource_names(third) == {r["name"] for r in vpc_stack(subnets=2)["resources"]}
+    refused = [e for e in events(log, "plan.execute", plan_id) if e["outcome"] == "refused"]
+    assert [e["details"]["code"] for e in refused] == ["STATE_003", "STATE_003"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+async def test_a_replica_killed_mid_execution_is_reconciled_by_the_next_execution_on_another(
+    slow_cluster: Cluster,
+) -> None:
+    desired = vpc_stack(subnets=3, buckets=2)
+    async with slow_cluster.client(0) as first:
+        await make_project(first)
+        plan_id = await make_plan(first, desired)
+        await call_ok(first, "approve_plan", {"plan_id": plan_id})
+
+    doomed = slow_cluster.replicas[0]
+    some_done = anyio.Event()
+
+    async def progress(done: float, _total: float | None, _message: str | None) -> None:
+        if done >= 1:
+            some_done.set()
+
+    async def execute_until_killed() -> None:
+        with contextlib.suppress(Exception):  # the connection dies with the replica, however it says so
+            async with slow_cluster.client(0) as client:
+                await _execute(client, plan_id, progress_callback=progress)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execute_until_killed)
+        with anyio.fail_after(60):
+            await some_done.wait()
+        sandbox = _children(doomed.process.pid)  # its stdio sandbox upstream, orphaned by the kill
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(10)
+        for pid in sandbox:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        tg.cancel_scope.cancel()
+
+    async with slow_cluster.client(1) as second:
+        assert (await call_ok(second, "get_plan", {"plan_id": plan_id}))["status"] == "executing"
+        # The next execution on any replica: a plan for what is still missing. It reconciles first
+        # (the dead replica's lock is broken: its process is gone); the interrupted plan then ends.
+        follow_up = await make_plan(second, desired)
+        await call_ok(second, "approve_plan", {"plan_id": follow_up})
+        outcome, _ = await _execute(second, follow_up)
+        interrupted = (await call_ok(second, "get_plan", {"plan_id": plan_id}))["status"]
+        log = await audit(second)
+    assert interrupted in {"executed", "failed"}
+    assert events(log, "state.reconcile")
+    # The follow-up ran if reconciling left the state where it was planned, else it was stale.
+    assert outcome in {"executed", "PLAN_001"}
+
+    async with slow_cluster.client(2) as third:
+        if outcome == "PLAN_001":
+            again = await make_plan(third, desired)
+            await call_ok(third, "approve_plan", {"plan_id": again})
+            assert (await _execute(third, again))[0] == "executed"
+        state = await read_json(third, "infra://projects/web/state")
+        verified = await read_json(third, "infra://projects/web/audit/verify")
+    in_state = {(r["type"], r["id"]) for r in state["resources"]}
+    assert {r["name"] for r in state["resources"]} == {r["name"] for r in desired["resources"]}
+    assert in_state == sandbox_world(slow_cluster.data_dir)  # nothing created is forgotten, nothing twice
+    assert verified["intact"] is True
