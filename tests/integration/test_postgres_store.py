@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,6 +15,7 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from infra_mcp.cli import main
 from infra_mcp.container import open_app
 from infra_mcp.domain.project import Member, Project, Role
 from infra_mcp.errors import InfraError
@@ -192,3 +194,49 @@ async def test_the_app_opens_on_postgresql_when_the_url_is_set(tmp_path: object)
             assert isinstance(app.store, PostgresProjectStore)
             await app.projects.create_project("web", name=None, description="", user="alice")
             assert [p.id for p in await app.store.list_projects()] == ["web"]
+
+
+# --------------------------------------------------------------------------- infra-mcp db ... on PostgreSQL
+
+
+async def _db(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> int:
+    monkeypatch.setenv("INFRA_MCP_DATABASE_URL", url)
+    # The command runs its own event loop, as it does from a terminal: in a thread of its own here.
+    return await anyio.to_thread.run_sync(main, ["db", *args])
+
+
+async def test_db_check_on_postgresql_reports_the_schema_and_counts_without_changing_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with fresh_schema() as url:
+        assert await _db(monkeypatch, url, "check") == 0
+        assert "no infra-mcp tables yet" in capsys.readouterr().out
+        with pytest.raises(asyncpg.UndefinedTableError):  # check created nothing
+            await _versions(url)
+        async with PostgresProjectStore(url) as store:
+            await store.create_project(_project())
+        assert await _db(monkeypatch, url, "check") == 0
+    said = capsys.readouterr().out
+    assert f"schema {len(MIGRATIONS)}" in said
+    assert "1 projects" in said
+
+
+async def test_db_check_on_an_unreachable_postgresql_fails_with_state_004(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await _db(monkeypatch, f"postgresql://u:pw-never-shown@127.0.0.1:{_closed_port()}/x", "check") == 1
+    said = capsys.readouterr().err
+    assert said.startswith("STATE_004")
+    assert "pw-never-shown" not in said
+
+
+@pytest.mark.parametrize("command", [["backup", "copy.dump"], ["restore", "copy.dump"]])
+async def test_db_backup_and_restore_on_postgresql_refuse_and_name_pg_dump(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert await _db(monkeypatch, "postgresql://u:pw@127.0.0.1:1/x", *command) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("VALIDATION_001")
+    assert "pg_dump" in said
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -256,17 +256,40 @@ class PostgresProjectStore:
                 await connection.execute("INSERT INTO infra_mcp_migrations (version) VALUES ($1)", version + 1)
                 log.info("database_migrated", backend="postgresql", to_version=version + 1)
 
+    async def inspect(self) -> tuple[int, dict[str, int]]:
+        """Without changing anything: the schema version recorded (0 for a database infra-mcp never
+        started on) and rows per table, for ``infra-mcp db check``.
+
+        Raises:
+            StateUnavailable: STATE_004, the database cannot be reached, or is newer than this infra-mcp.
+        """
+        try:
+            connection = await asyncpg.connect(self.url, timeout=10)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise self.unavailable(exc) from exc
+        try:
+            if await connection.fetchval("SELECT to_regclass('infra_mcp_migrations')") is None:
+                return 0, {}
+            version = int(await connection.fetchval("SELECT coalesce(max(version), 0) FROM infra_mcp_migrations"))
+            if version > len(MIGRATIONS):
+                raise StateUnavailable(
+                    f"The project database {self.where} is at schema version {version}, newer than this infra-mcp "
+                    f"knows ({len(MIGRATIONS)}). Upgrade infra-mcp.",
+                    details={"database": self.where, "schema_version": version, "known_version": len(MIGRATIONS)},
+                )
+            counts = {}
+            for table in ("projects", "members", "plans", "audit"):
+                # The table names are this module's constants, never input.
+                counts[table] = int(await connection.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+            return version, counts
+        except _UNAVAILABLE as exc:
+            raise self.unavailable(exc) from exc
+        finally:
+            await connection.close()
+
     async def applied_version(self) -> int:
         """The newest migration recorded in the database (for ``infra-mcp db check``)."""
         return int(await self.pool.fetchval("SELECT coalesce(max(version), 0) FROM infra_mcp_migrations"))
-
-    async def counts(self) -> dict[str, int]:
-        """Rows per table, for the operator's eye."""
-        counts: dict[str, int] = {}
-        for table in ("projects", "members", "plans", "audit"):
-            # The table names are this module's constants, never input.
-            counts[table] = int(await self.pool.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
-        return counts
 
     # Projects ---------------------------------------------------------------
 
