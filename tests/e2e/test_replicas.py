@@ -20,11 +20,13 @@ from typing import Any, cast
 
 import anyio
 import boto3
+import httpx2
 import pytest
 from mcp import Client
 from mcp.client.session import ElicitationFnT
 from moto.server import ThreadedMotoServer
 
+from tests.e2e.balancer import Balancer
 from tests.e2e.conftest import call_ok, read_json
 from tests.e2e.http_server import HttpServer, http_server
 from tests.e2e.loop_helpers import Human, audit, events, make_plan, make_project, sandbox_world, vpc_stack
@@ -231,3 +233,76 @@ async def test_a_replica_killed_mid_execution_is_reconciled_by_the_next_executio
     assert {r["name"] for r in state["resources"]} == {r["name"] for r in desired["resources"]}
     assert in_state == sandbox_world(slow_cluster.data_dir)  # nothing created is forgotten, nothing twice
     assert verified["intact"] is True
+
+
+# ---- behind one address: what the load balancer must do ------------------------------------------------
+
+
+async def _whole_loop(client: Client) -> tuple[dict[str, Any], str, list[float]]:
+    """Project, plan, approval by elicitation, execution with progress: the approval and execution views."""
+    progress: list[float] = []
+
+    async def on_progress(done: float, _total: float | None, _message: str | None) -> None:
+        progress.append(done)
+
+    await make_project(client)
+    plan_id = await make_plan(client, vpc_stack(subnets=1))
+    approved = await call_ok(client, "approve_plan", {"plan_id": plan_id})
+    outcome, _ = await _execute(client, plan_id, progress_callback=on_progress)
+    return approved, outcome, progress
+
+
+async def test_a_client_of_the_2026_protocol_needs_no_affinity_every_request_may_reach_another_replica(
+    cluster: Cluster,
+) -> None:
+    """Protocol 2026-07-28 has no sessions: each request stands alone, and an elicitation's answer comes
+    back as a new request carrying the sealed request state, which any replica can open (they share
+    the key). Here every single request goes to the next replica."""
+    human = Human()
+    with Balancer([r.base_url for r in cluster.replicas], "round-robin") as balancer:
+        async with Client(f"{balancer.url}/mcp", elicitation_callback=cast(ElicitationFnT, human)) as client:
+            approved, outcome, progress = await _whole_loop(client)
+    assert approved["outcome"] == "approved"
+    assert len(human.prompts) == 1
+    assert outcome == "executed"
+    assert progress
+    assert len(balancer.served) == 3
+
+
+async def test_a_client_of_the_2025_protocol_loses_its_session_without_affinity(cluster: Cluster) -> None:
+    """2025 revisions keep a session in the memory of the replica that issued its Mcp-Session-Id:
+    another replica answers 404 for it (the SDK's 'Session not found')."""
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    list_tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    with Balancer([r.base_url for r in cluster.replicas], "round-robin") as balancer:
+        async with httpx2.AsyncClient(base_url=balancer.url, timeout=30) as http:
+            opened = await http.post("/mcp", json=initialize, headers=headers)
+            session = {
+                **headers,
+                "Mcp-Session-Id": opened.headers["mcp-session-id"],
+                "Mcp-Protocol-Version": "2025-06-18",
+            }
+            elsewhere = await http.post("/mcp", json=list_tools, headers=session)
+    assert opened.status_code == 200
+    assert elsewhere.status_code == 404
+
+
+async def test_a_client_of_the_2025_protocol_works_with_affinity_on_the_session_header(cluster: Cluster) -> None:
+    human = Human()
+    with Balancer([r.base_url for r in cluster.replicas], "session") as balancer:
+        async with Client(
+            f"{balancer.url}/mcp", mode="legacy", elicitation_callback=cast(ElicitationFnT, human)
+        ) as client:
+            approved, outcome, progress = await _whole_loop(client)
+        async with Client(f"{balancer.url}/mcp", mode="legacy") as other_session:
+            listed = await call_ok(other_session, "list_projects")  # a new session, on the next replica
+    assert (approved["outcome"], outcome) == ("approved", "executed")
+    assert progress
+    assert [p["project_id"] for p in listed["projects"]] == ["web"]
+    assert len(balancer.served) == 2

@@ -35,6 +35,7 @@ from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.plan_models import redacted_resource, redacted_state
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
+from infra_mcp.server.request_state import shared_request_state
 from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
 
@@ -123,6 +124,8 @@ def build_server(
         log_level=settings.log_level,
         auth=auth,
         token_verifier=token_verifier,
+        # Any replica opens what another sealed (an elicitation answered through another replica).
+        request_state_security=shared_request_state(settings.key_path),
     )
     # cfn-lint takes about a second to load. Loading it beside the handshake slowed the initialize answer
     # by a quarter on two cores; started by the first tools/list, it is ready (or nearly) for the first plan.
