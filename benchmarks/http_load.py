@@ -252,6 +252,12 @@ async def main_async(args: argparse.Namespace) -> None:
         await admin.close()
 
 
+def copy_logs(tmp: Path, keep: Path) -> None:
+    keep.mkdir(parents=True, exist_ok=True)
+    for log in tmp.glob("*.log"):
+        (keep / log.name).write_bytes(log.read_bytes())
+
+
 async def run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("INFRA_MCP_")}
     base.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
@@ -314,9 +320,7 @@ async def run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         three = await load(urls, args.clients, args.warmup, args.seconds, plan_id)
         report(three)
         if args.keep:
-            args.keep.mkdir(parents=True, exist_ok=True)
-            for log in tmp.glob("*.log"):
-                (args.keep / log.name).write_bytes(log.read_bytes())
+            copy_logs(tmp, args.keep)
         ratio = three.throughput / one.throughput if one.throughput else 0.0
         print(
             f"three replicas / one: {ratio:.2f}x throughput (target 1.8x); errors {len(one.errors) + len(three.errors)}"
