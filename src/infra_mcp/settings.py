@@ -133,14 +133,6 @@ class Settings(BaseSettings):
     auth_introspection_client_secret: SecretStr | None = Field(
         default=None, description="Client secret for introspection."
     )
-    auth_roles_claim: str = Field(
-        default="groups", description="Token claim listing the user's groups (for auth_group_roles)."
-    )
-    auth_group_roles: dict[str, dict[str, str]] = Field(
-        default_factory=dict,
-        description='JSON: token group -> {project_id: role}, e.g. {"infra-approvers": {"web": "approver"}}; '
-        "a project id '*' means every project.",
-    )
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 
     @field_validator("auth_required_scopes", mode="before")

@@ -26,10 +26,11 @@ from infra_mcp.domain.health import StorageHealth
 from infra_mcp.domain.project import require_assignable_user
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
-from infra_mcp.errors import InfraError, ValidationFailed
+from infra_mcp.errors import AccessDenied, InfraError, ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
+from infra_mcp.server.auth import verified_user
 from infra_mcp.server.boundary import InfraMCPServer
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.plan_models import redacted_resource, redacted_state
@@ -65,8 +66,9 @@ NewProjectId = Annotated[
 class Runtime:
     """Holds the App opened by the lifespan (static resources get no Context to reach it through)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, verified_identities: bool = False) -> None:
         self.settings = settings
+        self.verified_identities = verified_identities
         self._app: App | None = None
 
     @property
@@ -77,7 +79,25 @@ class Runtime:
 
     @property
     def user(self) -> str:
-        return self.settings.user
+        """The acting user of the current call.
+
+        On stdio and on loopback HTTP without auth: ``INFRA_MCP_USER`` (the OS user). On a team server:
+        the verified token's user claim, and nothing else (the auth middleware let the request in).
+
+        Raises:
+            AccessDenied: AUTH_001 on a team server when the call carries no verified token (never expected:
+                the endpoint refuses such requests before any tool runs).
+        """
+        if not self.verified_identities:
+            return self.settings.user
+        user = verified_user()
+        if user is None:
+            raise AccessDenied(
+                "This call carries no verified identity. Call again with a bearer token of the team's identity "
+                "provider (see the server's /.well-known/oauth-protected-resource).",
+                details={"reason": "no_verified_identity"},
+            )
+        return user
 
 
 def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
@@ -103,7 +123,7 @@ def build_server(
     # The acting user must not pass for one of our own audit actors (e.g. rule:auto-approval).
     require_assignable_user(settings.user, field="INFRA_MCP_USER")
     specs = prompts if prompts is not None else load_prompts(prompt_files())
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, verified_identities=auth is not None)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:

@@ -128,15 +128,20 @@ def build_http_app(settings: Settings, bind: Bind) -> tuple[Starlette, Drain]:
 
     refuse_open_bind(bind, settings)
     if settings.auth_enabled:
-        # NOT BUILT YET (issue 14, next commit): the OAuth resource server.
-        raise ValidationFailed(
-            "INFRA_MCP_AUTH_ISSUER is set, but this build cannot verify tokens yet: leave it unset and bind a loopback "
-            "address.",
-            details={"reason": "auth_not_available"},
+        from infra_mcp.server.auth import auth_for, install
+
+        auth, verifier = auth_for(settings, default_public_url=bind.url)
+        server = build_server(settings, auth=auth, token_verifier=verifier)
+        # Tokens protect the endpoint. The Host a load balancer forwards is the public name, which the
+        # loopback-only Host check would refuse.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        app = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
+        install(app, verifier)
+    else:
+        server = build_server(settings)
+        app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH, transport_security=loopback_security(bind), host=bind.host
         )
-    server = build_server(settings)
-    security = loopback_security(bind)
-    app = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
     drain: Drain = server.drain  # type: ignore[attr-defined]
     return app, drain
 
