@@ -12,14 +12,16 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.session import ElicitationFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import ResourceListChangedNotification
 
-from tests.e2e.conftest import call_error, call_ok
+from tests.e2e.conftest import call_error, call_ok, read_json
 from tests.e2e.http_server import HttpServer, free_port, http_server
 from tests.e2e.loop_helpers import Human, make_plan, vpc_stack
 from tests.local_idp import LocalIdP, local_idp
@@ -32,6 +34,7 @@ INITIALIZE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}},
 }
+PENDING = "infra://plans/pending"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -234,3 +237,112 @@ async def test_approver_is_not_author_on_verified_identities(team: Team) -> None
     assert approved["approved_by"] == "bob"
     assert approved["method"] == "elicitation"
     assert executed["status"] == "executed"
+
+
+class ListChanged:
+    """Counts resources list-changed signals reaching one client, on either protocol era."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = anyio.Event()
+
+    def signal(self) -> None:
+        self.count += 1
+        self.changed.set()
+
+    async def on_message(self, message: Any) -> None:  # 2025 revisions: a notification on the session
+        if isinstance(message, ResourceListChangedNotification):
+            self.signal()
+
+    async def wait(self) -> None:
+        with anyio.fail_after(10):
+            await self.changed.wait()
+        self.changed = anyio.Event()
+
+
+@asynccontextmanager
+async def listening(client: Client, watch: ListChanged) -> AsyncIterator[None]:
+    """On 2026-07-28, change notifications come through a subscriptions/listen stream."""
+    if client.session.protocol_version < "2026":
+        yield
+        return
+    async with client.listen(resources_list_changed=True) as subscription, anyio.create_task_group() as tasks:
+
+        async def pump() -> None:
+            async for _ in subscription:
+                watch.signal()
+
+        tasks.start_soon(pump)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["2025-11-25", "2026-07-28"])
+async def test_pending_plans_are_a_resource_each_user_reads_as_themselves_with_list_changed(
+    team: Team, mode: str
+) -> None:
+    project = f"reviewed-{mode}"
+    watch = ListChanged()
+    async with team.client("dave", mode=mode) as dave:
+        await call_ok(dave, "create_project", {"project_id": project})
+        await call_ok(
+            dave,
+            "update_project",
+            {
+                "project_id": project,
+                "settings": {"approval": {"allow_self_approval": False}},
+                "members": [{"user": "dave", "role": "owner"}, {"user": "erin", "role": "approver"}],
+            },
+        )
+        async with (
+            team.client("erin", message_handler=watch.on_message, mode=mode, cache=None) as erin,
+            team.client("frank", mode=mode) as frank,
+            listening(erin, watch),
+        ):
+            before = await read_json(erin, PENDING)
+            await call_ok(frank, "list_projects")  # a non-member with an open session
+            plan_id = await make_plan(dave, vpc_stack(), project_id=project)
+            await watch.wait()
+            for_erin = await read_json(erin, PENDING)
+            for_dave = await read_json(dave, PENDING)
+            for_frank = await read_json(frank, PENDING)
+            await call_ok(erin, "approve_plan", {"plan_id": plan_id})
+            await watch.wait()
+            after = await read_json(erin, PENDING)
+    mine = [p for p in before["plans"] if p["project_id"] == project]
+    assert mine == []
+    assert [
+        (p["plan_id"], p["you_may_approve"], p["author"]) for p in for_erin["plans"] if p["project_id"] == project
+    ] == [(plan_id, True, "dave")]
+    assert [(p["plan_id"], p["you_may_approve"]) for p in for_dave["plans"] if p["project_id"] == project] == [
+        (plan_id, False)
+    ]
+    assert for_frank == {"user": "frank", "plans": []}
+    assert [p for p in after["plans"] if p["project_id"] == project] == []
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["2025-11-25", "2026-07-28"])
+async def test_an_approver_approves_through_their_own_prompt_on_either_protocol_era(team: Team, mode: str) -> None:
+    project = f"era-{mode}"
+    async with team.client("alice", mode=mode) as alice:
+        await call_ok(alice, "create_project", {"project_id": project})
+        await call_ok(
+            alice,
+            "update_project",
+            {
+                "project_id": project,
+                "settings": {"approval": {"allow_self_approval": False}},
+                "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}],
+            },
+        )
+        plan_id = await make_plan(alice, vpc_stack(), project_id=project)
+        alice_human = Human()
+    async with team.client("alice", alice_human, mode=mode) as alice:
+        refused = await call_error(alice, "approve_plan", {"plan_id": plan_id})
+    bob_human = Human()
+    async with team.client("bob", bob_human, mode=mode) as bob:
+        approved = await call_ok(bob, "approve_plan", {"plan_id": plan_id})
+    assert refused["code"] == "APPROVAL_002"
+    assert alice_human.prompts == []  # refused before anyone is asked
+    assert len(bob_human.prompts) == 1
+    assert approved["approved_by"] == "bob"

@@ -33,6 +33,7 @@ from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
 from infra_mcp.server.auth import verified_user
 from infra_mcp.server.boundary import InfraMCPServer
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
+from infra_mcp.server.pending import PendingWatch
 from infra_mcp.server.plan_models import redacted_resource, redacted_state
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
@@ -70,6 +71,18 @@ class Runtime:
         self.settings = settings
         self.verified_identities = verified_identities
         self._app: App | None = None
+        self.pending = PendingWatch(self._user_or_none)
+
+    def _user_or_none(self) -> str | None:
+        return verified_user() if self.verified_identities else self.settings.user
+
+    async def pending_changed(self, project_id: str) -> None:
+        """Tell the project's members' sessions that the plans waiting for a person changed."""
+        try:
+            project = await self.app.store.get_project(project_id)
+        except InfraError:
+            return  # deleted meanwhile: nobody left to tell
+        await self.pending.changed(project)
 
     @property
     def app(self) -> App:
@@ -143,7 +156,9 @@ def build_server(
         log_level=settings.log_level,
         auth=auth,
         token_verifier=token_verifier,
+        subscriptions=runtime.pending.bus,
     )
+    mcp.middleware.append(runtime.pending.middleware)
     # cfn-lint takes about a second to load. Loading it beside the handshake slowed the initialize answer
     # by a quarter on two cores; started by the first tools/list, it is ready (or nearly) for the first plan.
     mcp.after_handshake = lambda: threading.Thread(target=warm_up, name="cfn-lint-warm-up", daemon=True).start()
@@ -230,6 +245,8 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         project = await rt.app.projects.update_project(
             project_id, user=rt.user, name=name, description=description, settings=settings, members=members
         )
+        if members is not None or settings is not None:
+            await rt.pending.changed(project)  # who may approve what, or who sees it, may have changed
         return view(project)
 
     @mcp.tool(name="delete_project", annotations=DELETES_RECORDS)
