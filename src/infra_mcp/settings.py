@@ -133,6 +133,13 @@ class Settings(BaseSettings):
     auth_introspection_client_secret: SecretStr | None = Field(
         default=None, description="Client secret for introspection."
     )
+    server_url: str | None = Field(
+        default=None,
+        description="`infra-mcp plans ...` against a team server: its MCP URL (https://.../mcp) instead of a database.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="`infra-mcp plans ...` against a team server: your bearer token."
+    )
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 
     @field_validator("auth_required_scopes", mode="before")

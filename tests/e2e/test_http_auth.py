@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import anyio
@@ -23,7 +24,7 @@ from mcp_types import ResourceListChangedNotification
 
 from tests.e2e.conftest import call_error, call_ok, read_json
 from tests.e2e.http_server import HttpServer, free_port, http_server
-from tests.e2e.loop_helpers import Human, make_plan, vpc_stack
+from tests.e2e.loop_helpers import Human, make_plan, plans_at_terminal, plans_without_terminal, vpc_stack
 from tests.local_idp import LocalIdP, local_idp
 
 pytestmark = pytest.mark.slow
@@ -346,3 +347,75 @@ async def test_an_approver_approves_through_their_own_prompt_on_either_protocol_
     assert alice_human.prompts == []  # refused before anyone is asked
     assert len(bob_human.prompts) == 1
     assert approved["approved_by"] == "bob"
+
+
+def remote_env(team: Team, user: str) -> dict[str, str]:
+    return {"INFRA_MCP_SERVER_URL": team.server.mcp_url, "INFRA_MCP_TOKEN": team.token(user)}
+
+
+async def test_the_terminal_cli_talks_to_the_team_server_with_the_persons_token(team: Team, tmp_path: Path) -> None:
+    async with team.client("alice") as alice:
+        await call_ok(alice, "create_project", {"project_id": "cli-web"})
+        await call_ok(
+            alice,
+            "update_project",
+            {
+                "project_id": "cli-web",
+                "settings": {"approval": {"allow_self_approval": False}},
+                "members": [{"user": "alice", "role": "owner"}, {"user": "bob", "role": "approver"}],
+            },
+        )
+        plan_id = await make_plan(alice, vpc_stack(), project_id="cli-web")
+        second = await make_plan(alice, vpc_stack(prefix="other", cidr="10.1.0.0/16"), project_id="cli-web")
+    nowhere = tmp_path / "no-database-here"
+    listed = plans_without_terminal(nowhere, "list", "cli-web", **remote_env(team, "bob"))
+    pending = plans_without_terminal(nowhere, "pending", **remote_env(team, "bob"))
+    shown = plans_without_terminal(nowhere, "show", plan_id, **remote_env(team, "bob"))
+    outsider = plans_without_terminal(nowhere, "list", "cli-web", **remote_env(team, "mallory"))
+    by_author = plans_at_terminal(nowhere, "approve", plan_id, **remote_env(team, "alice"))
+    wrong_code = plans_at_terminal(nowhere, "approve", plan_id, answer=lambda _: "AAA-AAA", **remote_env(team, "bob"))
+    approved = plans_at_terminal(nowhere, "approve", plan_id, **remote_env(team, "bob"))
+    without_tty = plans_without_terminal(nowhere, "approve", second, **remote_env(team, "bob"))
+    rejected = plans_without_terminal(nowhere, "reject", second, "--reason", "not now", **remote_env(team, "bob"))
+    async with team.client("alice") as alice:
+        first_now = await call_ok(alice, "get_plan", {"plan_id": plan_id})
+        second_now = await call_ok(alice, "get_plan", {"plan_id": second})
+        log = await read_json(alice, "infra://projects/cli-web/audit")
+    assert listed.returncode == 0, listed.stderr
+    assert plan_id in listed.stdout
+    assert pending.returncode == 0, pending.stderr
+    assert plan_id in pending.stdout
+    assert "as bob" in pending.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert "cli-vpc" not in shown.stdout  # vpc_stack's default prefix is "net"
+    assert "net-vpc" in shown.stdout
+    assert outsider.returncode == 1
+    assert "RESOURCE_001" in outsider.stderr
+    assert by_author[0] == 1
+    assert "APPROVAL_002" in by_author[1]
+    assert wrong_code[0] == 1
+    assert "Not approved" in wrong_code[1]
+    assert approved[0] == 0, approved[1]
+    assert "Approved" in approved[1]
+    assert "as bob" in approved[1]
+    assert without_tty.returncode == 2
+    assert "no interactive terminal" in without_tty.stderr
+    assert rejected.returncode == 0, rejected.stderr
+    assert first_now["status"] == "approved"
+    assert second_now["status"] == "rejected"
+    approvals = [e for e in log["events"] if e["action"] == "plan.approve" and e["outcome"] == "ok"]
+    assert [e["actor"] for e in approvals] == ["bob"]
+    assert not nowhere.exists()  # no database was opened or created
+
+
+def test_the_terminal_cli_without_a_token_says_how_to_give_one(team: Team, tmp_path: Path) -> None:
+    done = plans_without_terminal(tmp_path / "none", "list", "web", INFRA_MCP_SERVER_URL=team.server.mcp_url)
+    assert done.returncode == 2
+    assert "INFRA_MCP_TOKEN" in done.stderr
+
+
+def test_the_terminal_cli_with_an_expired_token_is_refused(team: Team, tmp_path: Path) -> None:
+    env = {"INFRA_MCP_SERVER_URL": team.server.mcp_url, "INFRA_MCP_TOKEN": team.token("bob", exp=1_000_000_000)}
+    done = plans_without_terminal(tmp_path / "none", "list", "web", **env)
+    assert done.returncode == 1
+    assert "token" in done.stderr
