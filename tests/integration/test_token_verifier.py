@@ -78,8 +78,11 @@ async def test_the_audience_defaults_to_the_public_url_and_can_be_set(idp: Local
     bound = auth_config(settings_for(idp, tmp_path, public_url=None), default_public_url="http://127.0.0.1:9")
     assert bound.resource == "http://127.0.0.1:9/mcp"
     named = auth_config(settings_for(idp, tmp_path, auth_audience="infra-mcp"), default_public_url="")
+    assert named.resource == RESOURCE  # the metadata still names the endpoint
     access = await InfraTokenVerifier(named).check(idp.mint("alice", "infra-mcp"))
-    assert access.resource == "infra-mcp"
+    assert access.resource == RESOURCE
+    refused = await refusal(InfraTokenVerifier(named), idp.mint("alice", RESOURCE))
+    assert "another audience" in refused.reason
 
 
 async def test_an_audience_list_containing_this_resource_is_accepted(

@@ -55,9 +55,19 @@ def test_without_auth_an_open_bind_is_refused_and_loopback_is_served(tmp_path: P
     assert caught.value.details["reason"] == "no_auth_on_open_bind"
 
 
-def test_with_auth_any_bind_is_served(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, auth_issuer="https://idp.example/realms/infra")
+def test_with_auth_any_bind_is_served_given_the_public_url(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, auth_issuer="https://idp.example/realms/infra", public_url="https://infra.example.com"
+    )
     refuse_open_bind(Bind("0.0.0.0", 8000), settings)  # noqa: S104
+
+
+def test_with_auth_an_open_bind_without_the_public_url_is_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, auth_issuer="https://idp.example/realms/infra")
+    refuse_open_bind(Bind("127.0.0.1", 8000), settings)  # the bind address is the public one
+    with pytest.raises(ValidationFailed) as caught:
+        refuse_open_bind(Bind("0.0.0.0", 8000), settings)  # noqa: S104
+    assert caught.value.details["reason"] == "public_url_required"
 
 
 def test_dns_rebinding_protection_covers_any_loopback_address() -> None:

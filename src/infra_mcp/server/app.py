@@ -454,20 +454,20 @@ def serve_stdio(settings: Settings | None = None) -> None:
     try:
         build_server(settings).run("stdio")
     except BaseException as exc:
-        error = _infra_error_in(exc)
+        error = infra_error_in(exc)
         if error is None:
             raise
         sys.stderr.write(f"infra-mcp: cannot start: {error.code}: {error.message}\n")
         raise SystemExit(1) from None
 
 
-def _infra_error_in(exc: BaseException) -> InfraError | None:
+def infra_error_in(exc: BaseException) -> InfraError | None:
     """The InfraError that ``exc`` is, or that the task groups wrapped it in (the lifespan runs in one)."""
     if isinstance(exc, InfraError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _infra_error_in(inner)
+            found = infra_error_in(inner)
             if found is not None:
                 return found
     return None

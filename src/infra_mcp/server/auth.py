@@ -69,10 +69,16 @@ class TokenRefused(AuthenticationError):
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """The resource server's settings, resolved: issuer, this resource's URI (the audience), endpoints."""
+    """The resource server's settings, resolved: issuer, this resource's URI, the audience, endpoints.
+
+    ``resource`` is this server's MCP endpoint URI (in the metadata); ``audience`` the ``aud`` tokens
+    must carry: the resource URI unless ``INFRA_MCP_AUTH_AUDIENCE`` names another (an IdP that puts
+    a client id in ``aud``).
+    """
 
     issuer: str
     resource: str
+    audience: str
     jwks_url: str | None
     user_claim: str
     required_scopes: tuple[str, ...]
@@ -110,7 +116,8 @@ def auth_config(settings: Settings, *, default_public_url: str) -> AuthConfig:
     secret = settings.auth_introspection_client_secret
     return AuthConfig(
         issuer=issuer,
-        resource=(settings.auth_audience or f"{public}/mcp"),
+        resource=f"{public}/mcp",
+        audience=settings.auth_audience or f"{public}/mcp",
         jwks_url=settings.auth_jwks_url,
         user_claim=settings.auth_user_claim,
         required_scopes=tuple(settings.auth_required_scopes),
@@ -303,7 +310,7 @@ class InfraTokenVerifier:
                 token,
                 key=key,
                 algorithms=[alg],
-                audience=self.config.resource,
+                audience=self.config.audience,
                 issuer=self.config.issuer,
                 leeway=self.config.leeway,
                 options={"require": ["exp", "iss", "aud"], "verify_signature": True},
@@ -313,7 +320,7 @@ class InfraTokenVerifier:
         except jwt.ImmatureSignatureError:
             raise TokenRefused("the token is not valid yet (nbf or iat in the future)") from None
         except jwt.InvalidAudienceError:
-            raise TokenRefused(f"the token was issued for another audience, not {self.config.resource}") from None
+            raise TokenRefused(f"the token was issued for another audience, not {self.config.audience}") from None
         except jwt.InvalidIssuerError:
             raise TokenRefused("the token was issued by another issuer") from None
         except jwt.InvalidSignatureError:
@@ -347,8 +354,8 @@ class InfraTokenVerifier:
             raise TokenRefused("the token was issued by another issuer")
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
-        if config.resource not in audiences:
-            raise TokenRefused(f"the token was issued for another audience, not {config.resource}")
+        if config.audience not in audiences:
+            raise TokenRefused(f"the token was issued for another audience, not {config.audience}")
         now = time.time()
         exp = claims.get("exp")
         if isinstance(exp, int | float) and exp + config.leeway < now:
@@ -427,7 +434,7 @@ def auth_for(settings: Settings, *, default_public_url: str) -> tuple[AuthSettin
         issuer_url=AnyHttpUrl(config.issuer),
         resource_server_url=AnyHttpUrl(config.resource),
         required_scopes=list(config.required_scopes) or None,
-        # The verifier checks the audience itself (aud == resource) and reports it as the resource.
+        # The verifier checks the audience itself and reports a token that passes as issued for this resource.
         validate_token_resource=True,
     )
     return auth, InfraTokenVerifier(config)

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import structlog
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from infra_mcp.errors import ValidationFailed
+from infra_mcp.errors import InfraError, ValidationFailed
 from infra_mcp.server.drain import Drain
 from infra_mcp.settings import Settings
 
@@ -108,6 +111,13 @@ def refuse_open_bind(bind: Bind, settings: Settings) -> None:
     Raises:
         ValidationFailed: VALIDATION_001 for a non-loopback bind without ``INFRA_MCP_AUTH_ISSUER``.
     """
+    if settings.auth_enabled and not bind.loopback and not settings.public_url:
+        raise ValidationFailed(
+            f"Serving on {bind.host}:{bind.port} with authentication needs INFRA_MCP_PUBLIC_URL: tokens are checked "
+            "against this server's public address (their audience), which the bind address does not tell. Set it to "
+            "the address clients use, e.g. https://infra.example.com.",
+            details={"bind": f"{bind.host}:{bind.port}", "reason": "public_url_required"},
+        )
     if settings.auth_enabled or bind.loopback:
         return
     raise ValidationFailed(
@@ -214,4 +224,38 @@ def serve_http(bind_text: str, settings: Settings | None = None) -> None:
         timeout_graceful_shutdown=_STREAMS_GRACE_SECONDS,
         lifespan="on",
     )
-    _DrainingServer(config, drain, settings.http_shutdown_grace_seconds).run()
+    failures = _watch_start_up(app)
+    try:
+        _DrainingServer(config, drain, settings.http_shutdown_grace_seconds).run()
+    except SystemExit:
+        if not failures:
+            raise
+    if failures:
+        # uvicorn logged the traceback; the person reading the log needs the code and the next step.
+        sys.stderr.write(f"infra-mcp: cannot start: {failures[0].code}: {failures[0].message}\n")
+        raise SystemExit(1)
+
+
+def _watch_start_up(app: Starlette) -> list[InfraError]:
+    """Record the InfraError (a damaged database, say) that makes the app's lifespan fail to start."""
+    from infra_mcp.server.app import infra_error_in
+
+    failures: list[InfraError] = []
+    started = False
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: Any) -> AsyncIterator[Any]:
+        nonlocal started
+        try:
+            async with inner(running) as state:
+                started = True
+                yield state
+        except BaseException as exc:
+            error = infra_error_in(exc)
+            if error is not None and not started:
+                failures.append(error)
+            raise
+
+    app.router.lifespan_context = lifespan
+    return failures
