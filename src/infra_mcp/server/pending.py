@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import structlog
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourcesListChanged
@@ -27,6 +28,7 @@ from infra_mcp.domain.project import Project
 log = structlog.get_logger("infra_mcp.pending")
 
 PENDING_URI = "infra://plans/pending"
+NOTIFY_SECONDS = 1.0
 
 
 class PendingWatch:
@@ -60,15 +62,18 @@ class PendingWatch:
     async def changed(self, project: Project) -> None:
         """Tell the open sessions of the project's members that the pending plans changed."""
         members = {m.user for m in project.members}
-        told = 0
-        for session, user in list(self._sessions.items()):
-            if user not in members:
-                continue
+        targets = [session for session, user in list(self._sessions.items()) if user in members]
+        # Concurrently and each within NOTIFY_SECONDS: a member whose stream stalls (a client that stopped
+        # reading) must not hold up the call that changed the plan, nor the other members.
+        async with anyio.create_task_group() as tasks:
+            for session in targets:
+                tasks.start_soon(self._tell, session)
+        await self.bus.publish(ResourcesListChanged())
+        log.debug("pending_plans_changed", project_id=project.id, sessions=len(targets))
+
+    async def _tell(self, session: Any) -> None:
+        with anyio.move_on_after(NOTIFY_SECONDS):
             try:
                 await session.send_resource_list_changed()
-            except Exception:
+            except Exception:  # a closed session must not fail the call that changed the plan
                 self._sessions.pop(session, None)
-                continue
-            told += 1
-        await self.bus.publish(ResourcesListChanged())
-        log.debug("pending_plans_changed", project_id=project.id, sessions_told=told)
