@@ -64,11 +64,23 @@ def _parser() -> argparse.ArgumentParser:
         help="review and approve plans out of band, as a person in a terminal (you act as your OS login user)",
     )
     psub = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
-    # No --user: the person acts as their OS login user, and nothing on the command line changes that.
+    # No --user: the person acts as their OS login user (or, against a team server, as the user their
+    # token names), and nothing on the command line changes that.
     who = argparse.ArgumentParser(add_help=False)
+    who.add_argument(
+        "--server",
+        metavar="URL",
+        help="a team server's MCP URL (default: INFRA_MCP_SERVER_URL); you act as your token's user",
+    )
+    who.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="with a team server: a file holding your bearer token (default: INFRA_MCP_TOKEN)",
+    )
     plist = psub.add_parser("list", help="plans of a project", parents=[who])
     plist.add_argument("project_id")
     plist.add_argument("--status", help="only plans with this status, e.g. pending")
+    psub.add_parser("pending", help="plans waiting for a person in your projects", parents=[who])
     pshow = psub.add_parser("show", help="a plan's diff, risk and cost", parents=[who])
     pshow.add_argument("plan_id")
     papprove = psub.add_parser(

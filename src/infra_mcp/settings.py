@@ -158,13 +158,12 @@ class Settings(BaseSettings):
     auth_introspection_client_secret: SecretStr | None = Field(
         default=None, description="Client secret for introspection."
     )
-    auth_roles_claim: str = Field(
-        default="groups", description="Token claim listing the user's groups (for auth_group_roles)."
+    server_url: str | None = Field(
+        default=None,
+        description="`infra-mcp plans ...` against a team server: its MCP URL (https://.../mcp) instead of a database.",
     )
-    auth_group_roles: dict[str, dict[str, str]] = Field(
-        default_factory=dict,
-        description='JSON: token group -> {project_id: role}, e.g. {"infra-approvers": {"web": "approver"}}; '
-        "a project id '*' means every project.",
+    token: SecretStr | None = Field(
+        default=None, description="`infra-mcp plans ...` against a team server: your bearer token."
     )
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
 

@@ -170,3 +170,19 @@ async def test_a_call_arriving_after_the_stop_began_is_refused_with_nothing_done
     payload = json.loads(refused.content[0].text)  # type: ignore[union-attr]
     assert payload["code"] == "SERVER_001"
     assert payload["details"]["nothing_done"] is True
+
+
+def test_a_damaged_database_stops_start_up_with_its_code_and_next_step(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "infra-mcp.sqlite3").write_bytes(b"not a database at all")
+    done = subprocess.run(
+        [sys.executable, "-m", "infra_mcp", "serve", "--http", f"127.0.0.1:{free_port()}"],
+        env={"INFRA_MCP_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "infra-mcp: cannot start: STATE_001" in done.stderr

@@ -16,8 +16,10 @@ from typing import Any
 
 import anyio
 import structlog
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.models import InitializationOptions
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
@@ -141,6 +143,19 @@ class InfraMCPServer(MCPServer[Any]):
         super().__init__(*args, **kwargs)
         #: Tool calls in flight, and whether a graceful stop began (see :mod:`infra_mcp.server.drain`).
         self.drain = Drain()
+        # infra://plans/pending changes as plans are made and approved, and the server says so with
+        # notifications/resources/list_changed: advertise it. The SDK derives the capability from
+        # options each transport passes (none do), so the low-level server's default is widened here.
+        lowlevel = self._lowlevel_server
+        default_options = lowlevel.create_initialization_options
+
+        def with_resource_list_changed(
+            notification_options: NotificationOptions | None = None, *more: Any, **named: Any
+        ) -> InitializationOptions:
+            options = notification_options or NotificationOptions(resources_changed=True)
+            return default_options(options, *more, **named)
+
+        lowlevel.create_initialization_options = with_resource_list_changed  # type: ignore[method-assign]
 
     def _handshake_done(self) -> None:
         hook, self.after_handshake = self.after_handshake, None

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import structlog
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 
-from infra_mcp.errors import ValidationFailed
+from infra_mcp.errors import InfraError, ValidationFailed
 from infra_mcp.server.drain import Drain
 from infra_mcp.settings import Settings
 
@@ -108,6 +111,13 @@ def refuse_open_bind(bind: Bind, settings: Settings) -> None:
     Raises:
         ValidationFailed: VALIDATION_001 for a non-loopback bind without ``INFRA_MCP_AUTH_ISSUER``.
     """
+    if settings.auth_enabled and not bind.loopback and not settings.public_url:
+        raise ValidationFailed(
+            f"Serving on {bind.host}:{bind.port} with authentication needs INFRA_MCP_PUBLIC_URL: tokens are checked "
+            "against this server's public address (their audience), which the bind address does not tell. Set it to "
+            "the address clients use, e.g. https://infra.example.com.",
+            details={"bind": f"{bind.host}:{bind.port}", "reason": "public_url_required"},
+        )
     if settings.auth_enabled or bind.loopback:
         return
     raise ValidationFailed(
@@ -128,15 +138,20 @@ def build_http_app(settings: Settings, bind: Bind) -> tuple[Starlette, Drain]:
 
     refuse_open_bind(bind, settings)
     if settings.auth_enabled:
-        # NOT BUILT YET (issue 14, next commit): the OAuth resource server.
-        raise ValidationFailed(
-            "INFRA_MCP_AUTH_ISSUER is set, but this build cannot verify tokens yet: leave it unset and bind a loopback "
-            "address.",
-            details={"reason": "auth_not_available"},
+        from infra_mcp.server.auth import auth_for, install
+
+        auth, verifier = auth_for(settings, default_public_url=bind.url)
+        server = build_server(settings, auth=auth, token_verifier=verifier)
+        # Tokens protect the endpoint. The Host a load balancer forwards is the public name, which the
+        # loopback-only Host check would refuse.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        app = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
+        install(app, verifier)
+    else:
+        server = build_server(settings)
+        app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH, transport_security=loopback_security(bind), host=bind.host
         )
-    server = build_server(settings)
-    security = loopback_security(bind)
-    app = server.streamable_http_app(streamable_http_path=MCP_PATH, transport_security=security, host=bind.host)
     drain: Drain = server.drain  # type: ignore[attr-defined]
     return app, drain
 
@@ -209,4 +224,38 @@ def serve_http(bind_text: str, settings: Settings | None = None) -> None:
         timeout_graceful_shutdown=_STREAMS_GRACE_SECONDS,
         lifespan="on",
     )
-    _DrainingServer(config, drain, settings.http_shutdown_grace_seconds).run()
+    failures = _watch_start_up(app)
+    try:
+        _DrainingServer(config, drain, settings.http_shutdown_grace_seconds).run()
+    except SystemExit:
+        if not failures:
+            raise
+    if failures:
+        # uvicorn logged the traceback; the person reading the log needs the code and the next step.
+        sys.stderr.write(f"infra-mcp: cannot start: {failures[0].code}: {failures[0].message}\n")
+        raise SystemExit(1)
+
+
+def _watch_start_up(app: Starlette) -> list[InfraError]:
+    """Record the InfraError (a damaged database, say) that makes the app's lifespan fail to start."""
+    from infra_mcp.server.app import infra_error_in
+
+    failures: list[InfraError] = []
+    started = False
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: Any) -> AsyncIterator[Any]:
+        nonlocal started
+        try:
+            async with inner(running) as state:
+                started = True
+                yield state
+        except BaseException as exc:
+            error = infra_error_in(exc)
+            if error is not None and not started:
+                failures.append(error)
+            raise
+
+    app.router.lifespan_context = lifespan
+    return failures
