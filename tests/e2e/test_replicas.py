@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,7 @@ from moto.server import ThreadedMotoServer
 
 from tests.e2e.balancer import Balancer
 from tests.e2e.conftest import call_ok, read_json
-from tests.e2e.http_server import HttpServer, http_server
+from tests.e2e.http_server import HttpServer, free_port, http_server
 from tests.e2e.loop_helpers import Human, audit, events, make_plan, make_project, sandbox_world, vpc_stack
 from tests.integration.state_contract import make_moto_conditional_writes_atomic
 from tests.postgres_support import fresh_schema
@@ -306,3 +309,51 @@ async def test_a_client_of_the_2025_protocol_works_with_affinity_on_the_session_
     assert progress
     assert [p["project_id"] for p in listed["projects"]] == ["web"]
     assert len(balancer.served) == 2
+
+
+def _haproxy_config(replicas: list[HttpServer], port: int) -> str:
+    """deploy/haproxy.cfg as shipped, with the replicas of this test instead of Docker's DNS."""
+    shipped = (Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg").read_text()
+    servers = "\n".join(
+        f"    server replica{i} {r.base_url.removeprefix('http://')} check" for i, r in enumerate(replicas)
+    )
+    config = shipped.replace(
+        "    server-template replica 10 infra-mcp:8000 check resolvers docker init-addr none", servers
+    )
+    config = config.replace("    bind :8080", f"    bind 127.0.0.1:{port}")
+    config = config.replace("resolvers docker\n    nameserver dns 127.0.0.11:53\n    hold valid 10s\n", "")
+    assert servers in config
+    assert f"bind 127.0.0.1:{port}" in config
+    return config
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (apt-get install haproxy)")
+async def test_the_shipped_haproxy_config_keeps_2025_sessions_on_their_replica(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(_haproxy_config(cluster.replicas, port))
+    checked = subprocess.run(["haproxy", "-c", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    balancer = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with anyio.fail_after(10):
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+                await anyio.sleep(0.1)
+        human = Human()
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url, mode="legacy", elicitation_callback=cast(ElicitationFnT, human)) as client:
+            approved, outcome, progress = await _whole_loop(client)
+        async with Client(url, elicitation_callback=cast(ElicitationFnT, Human())) as modern:
+            listed = await call_ok(modern, "list_projects")
+    finally:
+        balancer.terminate()
+        balancer.wait(10)
+    assert (approved["outcome"], outcome) == ("approved", "executed")
+    assert progress
+    assert [p["project_id"] for p in listed["projects"]] == ["web"]
