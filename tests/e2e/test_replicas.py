@@ -43,6 +43,7 @@ pytestmark = pytest.mark.slow
 class Cluster:
     replicas: list[HttpServer]
     data_dir: Path
+    env: dict[str, str]
 
     @contextlib.asynccontextmanager
     async def client(self, index: int, human: Human | None = None) -> AsyncIterator[Client]:
@@ -86,7 +87,7 @@ async def _cluster(tmp_path: Path, s3_endpoint: str, **env: str) -> AsyncIterato
             **env,
         }
         with _replicas(3, data_dir, shared) as replicas:
-            yield Cluster(replicas=replicas, data_dir=data_dir)
+            yield Cluster(replicas=replicas, data_dir=data_dir, env=shared)
 
 
 @pytest.fixture
@@ -357,3 +358,48 @@ async def test_the_shipped_haproxy_config_keeps_2025_sessions_on_their_replica(
     assert (approved["outcome"], outcome) == ("approved", "executed")
     assert progress
     assert [p["project_id"] for p in listed["projects"]] == ["web"]
+
+
+@pytest.fixture
+async def slower_cluster(tmp_path: Path, s3_endpoint: str) -> AsyncIterator[Cluster]:
+    """Replicas whose sandbox takes 6 s per change: an execution outlasts a replica's start."""
+    async with _cluster(tmp_path, s3_endpoint, INFRA_MCP_SANDBOX_LATENCY_MS="6000") as running:
+        yield running
+
+
+async def test_a_replica_started_during_an_execution_serves_reads_and_leaves_the_execution_alone(
+    slower_cluster: Cluster,
+) -> None:
+    """A rolling restart: a replica starting while another executes checks every project in the
+    background; the running execution holds the lock, so the newcomer defers to it, and its reads
+    answer meanwhile."""
+    desired = vpc_stack(subnets=2)
+    async with slower_cluster.client(0) as first:
+        await make_project(first)
+        plan_id = await make_plan(first, desired)
+        await call_ok(first, "approve_plan", {"plan_id": plan_id})
+    under_way = anyio.Event()
+    results: dict[str, Any] = {}
+
+    async def progress(done: float, _total: float | None, _message: str | None) -> None:
+        under_way.set()
+
+    async def execute() -> None:
+        async with slower_cluster.client(0) as client:
+            results["execution"] = (await _execute(client, plan_id, progress_callback=progress))[0]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(execute)
+        with anyio.fail_after(60):
+            await under_way.wait()
+        with http_server(slower_cluster.data_dir, **slower_cluster.env) as newcomer:
+            async with Client(newcomer.mcp_url) as client:
+                results["status"] = (await call_ok(client, "get_plan", {"plan_id": plan_id}))["status"]
+                results["listed"] = await call_ok(client, "list_resources", {"project_id": "web"})
+                results["still_running"] = "execution" not in results
+            said = newcomer.stderr
+    assert results["execution"] == "executed"
+    assert results["still_running"], "the execution ended before the newcomer was asked: make it longer"
+    assert results["status"] == "executing"
+    assert results["listed"]["total_in_state"] < len(desired["resources"])
+    assert "reconciled_interrupted_execution" not in said
