@@ -325,6 +325,27 @@ async def run(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         print(
             f"three replicas / one: {ratio:.2f}x throughput (target 1.8x); errors {len(one.errors) + len(three.errors)}"
         )
+        print_cpu_bound(one, three)
+
+
+def print_cpu_bound(one: Phase, three: Phase) -> None:
+    """What the CPU allows, from the CPU each call cost (measured above): a replica is one process, so it
+    uses one core at most (Python's GIL), and every process of the benchmark shares the machine's cores."""
+    cores = os.cpu_count() or 1
+    for phase in (one, three):
+        done = len(phase.latencies)
+        if not done:
+            return
+        mine = {k: v for k, v in phase.cpu.items() if k != "machine"}
+        per_call = sum(mine.values()) / done
+        replica = phase.cpu.get("replicas", 0.0) / done
+        bound = min(phase.replicas / replica, cores / per_call) if replica and per_call else 0.0
+        others = phase.cpu.get("machine", 0.0) - sum(mine.values())
+        print(
+            f"   {phase.replicas} replica(s): {per_call * 1000:.1f} ms of CPU per call in all "
+            f"({replica * 1000:.1f} ms in the replicas): at most {bound:.0f} calls/s on {cores} idle cores "
+            f"(measured {phase.throughput:.0f}, while other processes took {max(others, 0.0):.1f} CPU seconds)"
+        )
 
 
 def main() -> None:
