@@ -27,6 +27,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.session import ElicitationFnT
+from mcp_types import ResourceListChangedNotification
 from moto.server import ThreadedMotoServer
 
 from tests.e2e.balancer import Balancer
@@ -403,3 +404,47 @@ async def test_a_replica_started_during_an_execution_serves_reads_and_leaves_the
     assert results["status"] == "executing"
     assert results["listed"]["total_in_state"] < len(desired["resources"])
     assert "reconciled_interrupted_execution" not in said
+
+
+class _ListChanged:
+    """Counts resources list-changed signals reaching one client, on either protocol era."""
+
+    def __init__(self) -> None:
+        self.changed = anyio.Event()
+
+    async def on_message(self, message: Any) -> None:  # 2025 revisions: a notification on the session
+        if isinstance(message, ResourceListChangedNotification):
+            self.changed.set()
+
+    async def wait(self) -> None:
+        with anyio.fail_after(15):
+            await self.changed.wait()
+        self.changed = anyio.Event()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"], ids=["2025-11-25", "2026-07-28"])
+async def test_a_plan_made_on_one_replica_is_announced_to_sessions_on_another(cluster: Cluster, mode: str) -> None:
+    """infra://plans/pending changes reach a member's client connected to another replica (PostgreSQL
+    LISTEN/NOTIFY between replicas), not only the clients of the replica where the plan was made."""
+    watch = _ListChanged()
+    async with cluster.client(0) as author:
+        await make_project(author)
+        async with (
+            Client(cluster.replicas[1].mcp_url, message_handler=watch.on_message, mode=mode, cache=None) as watcher,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            if watcher.session.protocol_version >= "2026":  # 2026-07-28: through subscriptions/listen
+                subscription = await stack.enter_async_context(watcher.listen(resources_list_changed=True))
+                tasks = await stack.enter_async_context(anyio.create_task_group())
+
+                async def pump() -> None:
+                    async for _ in subscription:
+                        watch.changed.set()
+
+                tasks.start_soon(pump)
+                stack.callback(tasks.cancel_scope.cancel)
+            await read_json(watcher, "infra://plans/pending")
+            plan_id = await make_plan(author, vpc_stack())
+            await watch.wait()
+            pending = await read_json(watcher, "infra://plans/pending")
+    assert [p["plan_id"] for p in pending["plans"]] == [plan_id]

@@ -240,3 +240,33 @@ async def test_db_backup_and_restore_on_postgresql_refuse_and_name_pg_dump(
     assert said.startswith("VALIDATION_001")
     assert "pg_dump" in said
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# --------------------------------------------------------------------------- replicas telling each other
+
+
+async def test_an_announcement_reaches_the_other_replicas_on_the_same_schema_only() -> None:
+    heard: dict[str, list[str]] = {"self": [], "other": [], "elsewhere": []}
+
+    def recorder(name: str) -> Any:
+        async def record(project_id: str) -> None:
+            heard[name].append(project_id)
+
+        return record
+
+    async with (
+        fresh_schema() as url,
+        fresh_schema() as elsewhere_url,
+        PostgresProjectStore(url) as one,
+        PostgresProjectStore(url) as two,
+        PostgresProjectStore(elsewhere_url) as elsewhere,
+        one.listening(recorder("self")),
+        two.listening(recorder("other")),
+        elsewhere.listening(recorder("elsewhere")),
+    ):
+        await one.announce("web")
+        with anyio.fail_after(10):
+            while not heard["other"]:
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.3)  # time enough for a wrong delivery to show
+    assert heard == {"self": [], "other": ["web"], "elsewhere": []}

@@ -11,7 +11,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.auth.provider import TokenVerifier
@@ -40,6 +40,7 @@ from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
 from infra_mcp.server.request_state import shared_request_state
 from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
+from infra_mcp.stores.postgres import PostgresProjectStore
 
 INSTRUCTIONS = """\
 infra-mcp manages AWS infrastructure per project. Nothing changes in AWS until a plan a person approved
@@ -84,6 +85,14 @@ class Runtime:
         except InfraError:
             return  # deleted meanwhile: nobody left to tell
         await self.pending.changed(project)
+
+    async def pending_changed_elsewhere(self, project_id: str) -> None:
+        """Another replica announced a change: tell this replica's sessions (and announce nothing)."""
+        try:
+            project = await self.app.store.get_project(project_id)
+        except InfraError:
+            return
+        await self.pending.changed(project, relay=False)
 
     @property
     def app(self) -> App:
@@ -141,12 +150,17 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:
-        async with open_app(settings) as app:
+        async with open_app(settings) as app, AsyncExitStack() as replicas:
+            if isinstance(app.store, PostgresProjectStore):
+                # Other replicas on the same database hear of pending-plan changes made here, and we of theirs.
+                await replicas.enter_async_context(app.store.listening(runtime.pending_changed_elsewhere))
+                runtime.pending.relay = app.store.announce
             runtime._app = app
             try:
                 yield runtime
             finally:
                 runtime._app = None
+                runtime.pending.relay = None
 
     mcp = InfraMCPServer(
         name="infra-mcp",

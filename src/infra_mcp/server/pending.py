@@ -7,14 +7,15 @@ the 2025 protocol revisions, on their session's stream), and the SDK's subscript
 ``ResourcesListChanged`` event (clients on 2026-07-28, through ``subscriptions/listen``). The
 client then reads the resource again, under its own identity.
 
-Sessions of this process only: on several replicas, a person connected to another replica sees the
-change when their client next reads the resource.
+On several replicas sharing PostgreSQL, :attr:`PendingWatch.relay` announces each change to the other
+replicas (``LISTEN``/``NOTIFY``, see ``stores/postgres.py``), which tell their own sessions; without it
+(SQLite, one process) only this process's sessions are told.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -24,6 +25,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ResourcesListChang
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from infra_mcp.domain.project import Project
+from infra_mcp.errors import InfraError
 
 log = structlog.get_logger("infra_mcp.pending")
 
@@ -43,6 +45,8 @@ class PendingWatch:
         self.user_of_call = user_of_call
         self.bus = InMemorySubscriptionBus()
         self._sessions: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        # Set when other replicas share the project database: tells them a project's pending plans changed.
+        self.relay: Callable[[str], Awaitable[None]] | None = None
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """The SDK's server middleware: remember each session's user from the messages it sends."""
@@ -59,8 +63,9 @@ class PendingWatch:
     def watched(self) -> int:
         return len(self._sessions)
 
-    async def changed(self, project: Project) -> None:
-        """Tell the open sessions of the project's members that the pending plans changed."""
+    async def changed(self, project: Project, *, relay: bool = True) -> None:
+        """Tell the open sessions of the project's members that the pending plans changed, and, with
+        ``relay``, the other replicas (``relay=False`` for a change another replica announced)."""
         members = {m.user for m in project.members}
         targets = [session for session, user in list(self._sessions.items()) if user in members]
         # Concurrently and each within NOTIFY_SECONDS: a member whose stream stalls (a client that stopped
@@ -70,6 +75,11 @@ class PendingWatch:
                 tasks.start_soon(self._tell, session)
         await self.bus.publish(ResourcesListChanged())
         log.debug("pending_plans_changed", project_id=project.id, sessions=len(targets))
+        if relay and self.relay is not None:
+            try:
+                await self.relay(project.id)
+            except InfraError as exc:  # the change is made; only other replicas' clients hear of it later
+                log.warning("pending_relay_unavailable", project_id=project.id, code=exc.code)
 
     async def _tell(self, session: Any) -> None:
         with anyio.move_on_after(NOTIFY_SECONDS):

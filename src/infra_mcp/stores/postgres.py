@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Coroutine, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import asyncpg
 import structlog
 
@@ -86,6 +89,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_by_project ON audit(project_id, seq);
     """,
 )
+
+# Replicas tell each other that a project's plans waiting for a person changed (LISTEN/NOTIFY).
+PENDING_CHANNEL = "infra_mcp_pending"
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS infra_mcp_migrations (
@@ -183,6 +189,8 @@ class PostgresProjectStore:
         self.chain = chain
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        # Names this process's announcements, so it does not act on its own.
+        self.origin = uuid.uuid4().hex
 
     @property
     def where(self) -> str:
@@ -540,3 +548,68 @@ class PostgresProjectStore:
         query += f" ORDER BY seq DESC LIMIT ${len(args)}"
         rows = await self.pool.fetch(query, *args)
         return [AuditEvent.model_validate(json.loads(r["doc"])) for r in rows]
+
+    # Between replicas -------------------------------------------------------
+
+    async def announce(self, project_id: str) -> None:
+        """Tell the other replicas on this database (and schema) that ``project_id``'s pending plans changed.
+
+        Raises:
+            StateUnavailable: STATE_004, the database cannot be reached.
+        """
+        try:
+            await self.pool.execute(
+                "SELECT pg_notify($1, json_build_object('schema', current_schema(), 'origin', $2::text, "
+                "'project_id', $3::text)::text)",
+                PENDING_CHANNEL,
+                self.origin,
+                project_id,
+            )
+        except _UNAVAILABLE as exc:
+            raise self.unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def listening(self, heard: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
+        """While open, call ``heard(project_id)`` for each announcement of another replica on this schema.
+
+        A connection of its own listens. If it is lost (a database restart), announcements stop reaching
+        this replica, which says so in its log; its clients then see changes when they next read.
+        """
+        try:
+            connection = await asyncpg.connect(self.url, timeout=10)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise self.unavailable(exc) from exc
+        try:
+            schema = await connection.fetchval("SELECT current_schema()")
+            async with anyio.create_task_group() as tasks:
+
+                async def relay(project_id: str) -> None:
+                    try:
+                        await heard(project_id)
+                    except Exception as exc:  # one failed relay must not end the listening
+                        log.warning("pending_relay_failed", project_id=project_id, error=type(exc).__name__)
+
+                def on_notify(_connection: Any, _pid: int, _channel: str, payload: object) -> None:
+                    try:
+                        note = json.loads(str(payload))
+                    except ValueError:
+                        return
+                    if not isinstance(note, dict) or note.get("schema") != schema or note.get("origin") == self.origin:
+                        return
+                    tasks.start_soon(relay, str(note.get("project_id", "")))
+
+                def on_lost(_connection: Any) -> None:
+                    log.warning("pending_relay_connection_lost", database=self.where)
+
+                await connection.add_listener(PENDING_CHANNEL, on_notify)
+                connection.add_termination_listener(on_lost)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                if connection.is_closed():
+                    connection.terminate()
+                else:
+                    await connection.close(timeout=5)
