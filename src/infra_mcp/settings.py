@@ -118,12 +118,20 @@ class Settings(BaseSettings):
     def _postgres_only(cls, value: str | None) -> str | None:
         if not value:
             return None
-        if urlsplit(value).scheme not in POSTGRES_SCHEMES:
+        parts = urlsplit(value)
+        if parts.scheme not in POSTGRES_SCHEMES:
             # Say which scheme was given, never the whole URL: it may hold a password.
             raise ValueError(
-                f"INFRA_MCP_DATABASE_URL must start with postgresql:// (got {urlsplit(value).scheme or 'no'} scheme); "
+                f"INFRA_MCP_DATABASE_URL must start with postgresql:// (got {parts.scheme or 'no'} scheme); "
                 "leave it unset to use SQLite in the data dir"
             )
+        try:
+            parts.port  # noqa: B018 - urllib checks the port when it is read
+        except ValueError:
+            raise ValueError(
+                "INFRA_MCP_DATABASE_URL has a port that is not a number from 0 to 65535: write it as "
+                "postgresql://user:password@host:5432/database"
+            ) from None
         return value
 
     # Serving over streamable HTTP (`infra-mcp serve --http HOST:PORT`) and its OAuth 2.1 resource server.

@@ -270,3 +270,11 @@ async def test_an_announcement_reaches_the_other_replicas_on_the_same_schema_onl
                 await anyio.sleep(0.05)
         await anyio.sleep(0.3)  # time enough for a wrong delivery to show
     assert heard == {"self": [], "other": ["web"], "elsewhere": []}
+
+
+def test_a_database_url_with_a_malformed_port_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(database_url="postgresql://u:hunter2@db:notaport/infra")
+    assert "port" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+    assert redact_url("postgresql://u:hunter2@db:notaport/infra") == "postgresql://u:***@db:notaport/infra"
