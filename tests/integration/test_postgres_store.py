@@ -5,14 +5,17 @@ The behaviour every project store shares is in test_project_store_contract.py.""
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import asyncpg
 import pytest
+import structlog
 from pydantic import ValidationError
 
 from infra_mcp.cli import main
@@ -199,12 +202,25 @@ async def test_the_app_opens_on_postgresql_when_the_url_is_set(tmp_path: object)
 # --------------------------------------------------------------------------- infra-mcp db ... on PostgreSQL
 
 
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """``main`` points logging at this test's captured stderr; later tests must not log into a closed file."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 async def _db(monkeypatch: pytest.MonkeyPatch, url: str, *args: str) -> int:
     monkeypatch.setenv("INFRA_MCP_DATABASE_URL", url)
     # The command runs its own event loop, as it does from a terminal: in a thread of its own here.
     return await anyio.to_thread.run_sync(main, ["db", *args])
 
 
+@pytest.mark.usefixtures("logging_restored")
 async def test_db_check_on_postgresql_reports_the_schema_and_counts_without_changing_anything(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -221,6 +237,7 @@ async def test_db_check_on_postgresql_reports_the_schema_and_counts_without_chan
     assert "1 projects" in said
 
 
+@pytest.mark.usefixtures("logging_restored")
 async def test_db_check_on_an_unreachable_postgresql_fails_with_state_004(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -230,6 +247,7 @@ async def test_db_check_on_an_unreachable_postgresql_fails_with_state_004(
     assert "pw-never-shown" not in said
 
 
+@pytest.mark.usefixtures("logging_restored")
 @pytest.mark.parametrize("command", [["backup", "copy.dump"], ["restore", "copy.dump"]])
 async def test_db_backup_and_restore_on_postgresql_refuse_and_name_pg_dump(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
