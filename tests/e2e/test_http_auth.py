@@ -7,6 +7,7 @@ acts, two users are isolated end to end, and approver != author holds on verifie
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -127,6 +128,16 @@ def test_a_refused_token_gets_401_invalid_token_with_the_reason(team: Team, clai
     assert said in challenge(answer)
     assert "resource_metadata=" in challenge(answer)
     assert answer.json()["error"] == "invalid_token"
+
+
+def test_a_token_whose_header_holds_odd_characters_still_gets_a_clean_401(team: Team) -> None:
+    odd = json.dumps({"alg": "RS256\u20ac\r\nX-Evil: 1", "kid": "key-1"}).encode()
+    header = base64.urlsafe_b64encode(odd).decode().rstrip("=")
+    _, payload, signature = team.token("alice").split(".")
+    answer = team.post(f"{header}.{payload}.{signature}")
+    assert answer.status_code == 401
+    assert "X-Evil" not in answer.headers
+    assert challenge(answer).isascii()
 
 
 def test_a_bad_signature_gets_401_invalid_token(team: Team) -> None:

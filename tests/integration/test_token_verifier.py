@@ -210,6 +210,19 @@ async def test_an_unreachable_issuer_refuses_tokens_instead_of_accepting_them(tm
     assert "cannot be read" in refused.reason
 
 
+async def test_an_issuer_in_trouble_is_not_asked_again_for_every_token(
+    idp: LocalIdP, verifier: InfraTokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idp.jwks_down = True
+    for _ in range(3):
+        refused = await refusal(verifier, idp.mint("alice", RESOURCE))
+        assert "cannot be read" in refused.reason
+    assert idp.requests.count("/protocol/openid-connect/certs") == 1
+    idp.jwks_down = False
+    monkeypatch.setattr(auth_module, "JWKS_REFRESH_MIN_SECONDS", 0.0)
+    assert await verifier.check(idp.mint("alice", RESOURCE))
+
+
 async def test_refusals_are_logged_with_a_reason_and_never_the_token(
     idp: LocalIdP, verifier: InfraTokenVerifier
 ) -> None:

@@ -164,6 +164,7 @@ class JwksCache:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._unnamed: list[jwt.PyJWK] = []
         self._read_at: float | None = None
+        self._failed_at: float | None = None
         self._jwks_url = config.jwks_url
         self._lock = anyio.Lock()
 
@@ -222,7 +223,15 @@ class JwksCache:
         """
         async with self._lock:
             if self._read_at is None:
-                await self._read()
+                if self._failed_at is not None and time.monotonic() - self._failed_at < JWKS_REFRESH_MIN_SECONDS:
+                    # The issuer did not answer a moment ago: refuse at once instead of queueing every request
+                    # behind another wait for it.
+                    raise TokenRefused("the issuer's signing keys cannot be read")
+                try:
+                    await self._read()
+                except TokenRefused:
+                    self._failed_at = time.monotonic()
+                    raise
             found = self._find(kid)
             if found is None and time.monotonic() - (self._read_at or 0.0) >= JWKS_REFRESH_MIN_SECONDS:
                 await self._read()  # a rotated key: the issuer published it after our last read
@@ -410,7 +419,8 @@ class _VerifyingBackend(AuthenticationBackend):
 def _refusal_response(metadata_url: str) -> Callable[[HTTPConnection, AuthenticationError], Response]:
     def respond(_: HTTPConnection, exc: AuthenticationError) -> Response:
         refused = exc if isinstance(exc, TokenRefused) else TokenRefused(str(exc))
-        description = refused.reason.replace('"', "'")
+        # A header value: printable ASCII only, no quote or backslash (the reason may quote a token's alg).
+        description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in refused.reason)
         challenge = (
             f'Bearer error="{refused.error}", error_description="{description}", resource_metadata="{metadata_url}"'
         )
