@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.server import auth as auth_module
-from infra_mcp.server.auth import InfraTokenVerifier, TokenRefused, auth_config
+from infra_mcp.server.auth import InfraTokenVerifier, TokenRefused, auth_config, discovery_urls
 from infra_mcp.settings import Settings
 from tests.local_idp import INTROSPECTION_CLIENT, LocalIdP, local_idp
 
@@ -302,6 +302,18 @@ def test_incomplete_auth_settings_are_refused_at_start(
     with pytest.raises(ValidationFailed) as caught:
         auth_config(settings_for(idp, tmp_path, **overrides), default_public_url="")
     assert caught.value.details["setting"] == setting
+
+
+def test_the_issuers_metadata_is_looked_for_where_oidc_and_rfc_8414_put_it() -> None:
+    assert discovery_urls("https://idp.example/realms/infra") == [
+        "https://idp.example/realms/infra/.well-known/openid-configuration",
+        "https://idp.example/.well-known/oauth-authorization-server/realms/infra",
+        "https://idp.example/.well-known/openid-configuration/realms/infra",
+    ]
+    assert discovery_urls("https://idp.example") == [
+        "https://idp.example/.well-known/openid-configuration",
+        "https://idp.example/.well-known/oauth-authorization-server",
+    ]
 
 
 def test_required_scopes_are_read_space_or_comma_separated_or_as_json(

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -128,6 +129,18 @@ def auth_config(settings: Settings, *, default_public_url: str) -> AuthConfig:
     )
 
 
+def discovery_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may be, in order: OpenID Connect Discovery (appended to the issuer, as
+    Keycloak, Cognito and Entra ID publish it), then RFC 8414 (inserted before the issuer's path)."""
+    parts = urlsplit(issuer)
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    urls = [f"{issuer}/.well-known/openid-configuration", f"{base}/.well-known/oauth-authorization-server{path}"]
+    if path:
+        urls.append(f"{base}/.well-known/openid-configuration{path}")
+    return urls
+
+
 def _unverified_part(token: str, index: int) -> dict[str, Any]:
     """A JWT's header (0) or payload (1), NOT verified: only to route and to log, never to trust."""
     try:
@@ -180,9 +193,9 @@ class JwksCache:
     async def _discover(self) -> dict[str, Any]:
         issuer = self.config.issuer.rstrip("/")
         last: Exception | None = None
-        for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+        for url in discovery_urls(issuer):
             try:
-                document = await self.fetch(issuer + path)
+                document = await self.fetch(url)
             except (httpx2.HTTPError, ValueError) as exc:
                 last = exc
                 continue
