@@ -430,3 +430,10 @@ def test_the_terminal_cli_with_an_expired_token_is_refused(team: Team, tmp_path:
     done = plans_without_terminal(tmp_path / "none", "list", "web", **env)
     assert done.returncode == 1
     assert "token" in done.stderr
+
+
+def test_the_terminal_cli_never_sends_a_token_over_plain_http_to_another_host(tmp_path: Path) -> None:
+    env = {"INFRA_MCP_SERVER_URL": "http://infra.example.com/mcp", "INFRA_MCP_TOKEN": "secret-token"}
+    done = plans_without_terminal(tmp_path / "none", "list", "web", **env)
+    assert done.returncode == 2
+    assert "plain http" in done.stderr
