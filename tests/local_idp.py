@@ -33,6 +33,7 @@ class LocalIdP:
         self.algorithms: dict[str, str] = {}
         self.opaque: dict[str, dict[str, Any]] = {}  # opaque token -> introspection answer
         self.requests: list[str] = []
+        self.jwks_down = False  # answer 503 for the JWKS, as an IdP in trouble would
         self.add_key("key-1")
 
     def add_key(self, kid: str, *, algorithm: str = "RS256") -> None:
@@ -124,7 +125,10 @@ def _handler(idp: LocalIdP) -> type[BaseHTTPRequestHandler]:
             if self.path == "/.well-known/openid-configuration":
                 self._answer(200, idp.discovery())
             elif self.path == "/protocol/openid-connect/certs":
-                self._answer(200, idp.jwks())
+                if idp.jwks_down:
+                    self._answer(503, {"error": "unavailable"})
+                else:
+                    self._answer(200, idp.jwks())
             else:
                 self._answer(404, {"error": "not_found"})
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted
 from infra_mcp.plans_cli import _normalise, _open_terminal, _Terminal, console, err, new_code
+from infra_mcp.server.http import is_loopback
 
 _TIMEOUT = httpx2.Timeout(30, read=600)
 
@@ -116,6 +118,17 @@ def _ask_on(tty: _Terminal, message: str) -> str | None:
 
 def run_remote(args: argparse.Namespace, url: str, token: str | None) -> int:
     """Run one ``plans`` command against the team server at ``url``; the exit status."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        err.print(f"The team server URL must be https://HOST/mcp, got {url[:200]!r}. Pass it like that.", markup=False)
+        return 2
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        err.print(
+            f"Refusing to send your token to {parts.hostname} over plain http: anyone on the way could read it. "
+            "Use the server's https:// address.",
+            markup=False,
+        )
+        return 2
     if not token:
         err.print(
             "No token: a team server needs your bearer token. Set INFRA_MCP_TOKEN, or pass --token-file with a file "

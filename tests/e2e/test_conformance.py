@@ -111,3 +111,31 @@ def test_every_applicable_scenario_passes(conformance: dict[str, list[dict[str, 
     failed = [c for c in checks if c["status"] not in ("SUCCESS", "INFO", "WARNING")]
     assert checks
     assert failed == [], json.dumps(failed, indent=1)[:3000]
+
+
+def test_the_mcp_inspector_cli_works_over_streamable_http(node_clients: Path, tmp_path: Path) -> None:  # noqa: F811
+    cli = node_clients / "node_modules/@modelcontextprotocol/inspector-cli/build/index.js"
+    if not cli.is_file():
+        pytest.fail(f"the Inspector CLI is not installed in {node_clients}")
+
+    def inspector(url: str, *args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [str(node_clients / NODE), str(cli), url, "--transport", "http", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
+
+    with http_server(tmp_path / "data") as server:
+        tools = inspector(server.mcp_url, "--method", "tools/list")["tools"]
+        made = inspector(
+            server.mcp_url, "--method", "tools/call", "--tool-name", "create_project", "--tool-arg", "project_id=web"
+        )
+        pending = inspector(server.mcp_url, "--method", "resources/read", "--uri", "infra://plans/pending")
+    assert "approve_plan" in {t["name"] for t in tools}
+    assert made["structuredContent"]["members"] == {"alice": "owner"}
+    assert json.loads(pending["contents"][0]["text"]) == {"user": "alice", "plans": []}

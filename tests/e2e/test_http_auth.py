@@ -7,6 +7,7 @@ acts, two users are isolated end to end, and approver != author holds on verifie
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -127,6 +128,16 @@ def test_a_refused_token_gets_401_invalid_token_with_the_reason(team: Team, clai
     assert said in challenge(answer)
     assert "resource_metadata=" in challenge(answer)
     assert answer.json()["error"] == "invalid_token"
+
+
+def test_a_token_whose_header_holds_odd_characters_still_gets_a_clean_401(team: Team) -> None:
+    odd = json.dumps({"alg": "RS256\u20ac\r\nX-Evil: 1", "kid": "key-1"}).encode()
+    header = base64.urlsafe_b64encode(odd).decode().rstrip("=")
+    _, payload, signature = team.token("alice").split(".")
+    answer = team.post(f"{header}.{payload}.{signature}")
+    assert answer.status_code == 401
+    assert "X-Evil" not in answer.headers
+    assert challenge(answer).isascii()
 
 
 def test_a_bad_signature_gets_401_invalid_token(team: Team) -> None:
@@ -419,3 +430,10 @@ def test_the_terminal_cli_with_an_expired_token_is_refused(team: Team, tmp_path:
     done = plans_without_terminal(tmp_path / "none", "list", "web", **env)
     assert done.returncode == 1
     assert "token" in done.stderr
+
+
+def test_the_terminal_cli_never_sends_a_token_over_plain_http_to_another_host(tmp_path: Path) -> None:
+    env = {"INFRA_MCP_SERVER_URL": "http://infra.example.com/mcp", "INFRA_MCP_TOKEN": "secret-token"}
+    done = plans_without_terminal(tmp_path / "none", "list", "web", **env)
+    assert done.returncode == 2
+    assert "plain http" in done.stderr

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from infra_mcp.errors import ValidationFailed
 from infra_mcp.server import auth as auth_module
-from infra_mcp.server.auth import InfraTokenVerifier, TokenRefused, auth_config
+from infra_mcp.server.auth import InfraTokenVerifier, TokenRefused, auth_config, discovery_urls
 from infra_mcp.settings import Settings
 from tests.local_idp import INTROSPECTION_CLIENT, LocalIdP, local_idp
 
@@ -99,7 +99,7 @@ async def test_an_audience_list_containing_this_resource_is_accepted(
         ({"aud": None}, "lacks the 'aud' claim"),
         ({"exp": int(time.time()) - 120}, "expired"),
         ({"exp": None}, "lacks the 'exp' claim"),
-        ({"nbf": int(time.time()) + 600}, "not valid yet"),
+        ({"nbf": 4_000_000_000}, "not valid yet"),  # year 2096: a fixed future, whatever the run takes
         ({"iss": "http://127.0.0.1:1/realms/evil"}, "another issuer"),
         ({"iss": None}, "another issuer"),
         ({"sub": None}, "no usable 'sub' claim"),
@@ -210,6 +210,19 @@ async def test_an_unreachable_issuer_refuses_tokens_instead_of_accepting_them(tm
     assert "cannot be read" in refused.reason
 
 
+async def test_an_issuer_in_trouble_is_not_asked_again_for_every_token(
+    idp: LocalIdP, verifier: InfraTokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idp.jwks_down = True
+    for _ in range(3):
+        refused = await refusal(verifier, idp.mint("alice", RESOURCE))
+        assert "cannot be read" in refused.reason
+    assert idp.requests.count("/protocol/openid-connect/certs") == 1
+    idp.jwks_down = False
+    monkeypatch.setattr(auth_module, "JWKS_REFRESH_MIN_SECONDS", 0.0)
+    assert await verifier.check(idp.mint("alice", RESOURCE))
+
+
 async def test_refusals_are_logged_with_a_reason_and_never_the_token(
     idp: LocalIdP, verifier: InfraTokenVerifier
 ) -> None:
@@ -289,6 +302,18 @@ def test_incomplete_auth_settings_are_refused_at_start(
     with pytest.raises(ValidationFailed) as caught:
         auth_config(settings_for(idp, tmp_path, **overrides), default_public_url="")
     assert caught.value.details["setting"] == setting
+
+
+def test_the_issuers_metadata_is_looked_for_where_oidc_and_rfc_8414_put_it() -> None:
+    assert discovery_urls("https://idp.example/realms/infra") == [
+        "https://idp.example/realms/infra/.well-known/openid-configuration",
+        "https://idp.example/.well-known/oauth-authorization-server/realms/infra",
+        "https://idp.example/.well-known/openid-configuration/realms/infra",
+    ]
+    assert discovery_urls("https://idp.example") == [
+        "https://idp.example/.well-known/openid-configuration",
+        "https://idp.example/.well-known/oauth-authorization-server",
+    ]
 
 
 def test_required_scopes_are_read_space_or_comma_separated_or_as_json(

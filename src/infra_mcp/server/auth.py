@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -128,6 +129,18 @@ def auth_config(settings: Settings, *, default_public_url: str) -> AuthConfig:
     )
 
 
+def discovery_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may be, in order: OpenID Connect Discovery (appended to the issuer, as
+    Keycloak, Cognito and Entra ID publish it), then RFC 8414 (inserted before the issuer's path)."""
+    parts = urlsplit(issuer)
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    urls = [f"{issuer}/.well-known/openid-configuration", f"{base}/.well-known/oauth-authorization-server{path}"]
+    if path:
+        urls.append(f"{base}/.well-known/openid-configuration{path}")
+    return urls
+
+
 def _unverified_part(token: str, index: int) -> dict[str, Any]:
     """A JWT's header (0) or payload (1), NOT verified: only to route and to log, never to trust."""
     try:
@@ -164,6 +177,7 @@ class JwksCache:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._unnamed: list[jwt.PyJWK] = []
         self._read_at: float | None = None
+        self._failed_at: float | None = None
         self._jwks_url = config.jwks_url
         self._lock = anyio.Lock()
 
@@ -179,9 +193,9 @@ class JwksCache:
     async def _discover(self) -> dict[str, Any]:
         issuer = self.config.issuer.rstrip("/")
         last: Exception | None = None
-        for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+        for url in discovery_urls(issuer):
             try:
-                document = await self.fetch(issuer + path)
+                document = await self.fetch(url)
             except (httpx2.HTTPError, ValueError) as exc:
                 last = exc
                 continue
@@ -222,7 +236,15 @@ class JwksCache:
         """
         async with self._lock:
             if self._read_at is None:
-                await self._read()
+                if self._failed_at is not None and time.monotonic() - self._failed_at < JWKS_REFRESH_MIN_SECONDS:
+                    # The issuer did not answer a moment ago: refuse at once instead of queueing every request
+                    # behind another wait for it.
+                    raise TokenRefused("the issuer's signing keys cannot be read")
+                try:
+                    await self._read()
+                except TokenRefused:
+                    self._failed_at = time.monotonic()
+                    raise
             found = self._find(kid)
             if found is None and time.monotonic() - (self._read_at or 0.0) >= JWKS_REFRESH_MIN_SECONDS:
                 await self._read()  # a rotated key: the issuer published it after our last read
@@ -410,7 +432,8 @@ class _VerifyingBackend(AuthenticationBackend):
 def _refusal_response(metadata_url: str) -> Callable[[HTTPConnection, AuthenticationError], Response]:
     def respond(_: HTTPConnection, exc: AuthenticationError) -> Response:
         refused = exc if isinstance(exc, TokenRefused) else TokenRefused(str(exc))
-        description = refused.reason.replace('"', "'")
+        # A header value: printable ASCII only, no quote or backslash (the reason may quote a token's alg).
+        description = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in refused.reason)
         challenge = (
             f'Bearer error="{refused.error}", error_description="{description}", resource_metadata="{metadata_url}"'
         )
