@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 import structlog
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from infra_mcp.cli import main
 from infra_mcp.container import open_app
@@ -296,3 +297,34 @@ def test_a_database_url_with_a_malformed_port_is_refused_without_echoing_it() ->
     assert "port" in str(caught.value)
     assert "hunter2" not in str(caught.value)
     assert redact_url("postgresql://u:hunter2@db:notaport/infra") == "postgresql://u:***@db:notaport/infra"
+
+
+async def test_a_replica_listens_again_after_its_listening_connection_is_lost() -> None:
+    heard: list[str] = []
+
+    async def record(project_id: str) -> None:
+        heard.append(project_id)
+
+    async with fresh_schema() as url:
+        name = f"listener-{uuid.uuid4().hex[:8]}"
+        async with PostgresProjectStore(url) as one, PostgresProjectStore(f"{url}&application_name={name}") as two:
+            two.relisten_seconds = 0.2
+            with capture_logs() as logs:
+                async with two.listening(record):
+                    await anyio.sleep(0.2)  # listening
+                    admin = await asyncpg.connect(url)
+                    try:
+                        ended = await admin.fetchval(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+                            name,
+                        )
+                    finally:
+                        await admin.close()
+                    assert ended >= 1
+                    with anyio.fail_after(15):
+                        while not heard:  # announcements while it reconnects are missed: keep announcing
+                            await one.announce("web")
+                            await anyio.sleep(0.2)
+    assert set(heard) == {"web"}
+    said = [entry["event"] for entry in logs]
+    assert said.index("pending_relay_connection_lost") < said.index("pending_relay_listening_again")

@@ -21,6 +21,7 @@ of what the audit chain hashed), plus the indexed columns queries need.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
@@ -189,6 +190,7 @@ class PostgresProjectStore:
         self._pool: asyncpg.Pool | None = None
         # Names this process's announcements, so it does not act on its own.
         self.origin = uuid.uuid4().hex
+        self.relisten_seconds = 3.0
 
     @property
     def where(self) -> str:
@@ -570,22 +572,26 @@ class PostgresProjectStore:
     async def listening(self, heard: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
         """While open, call ``heard(project_id)`` for each announcement of another replica on this schema.
 
-        A connection of its own listens. If it is lost (a database restart), announcements stop reaching
-        this replica, which says so in its log; its clients then see changes when they next read.
-        """
-        try:
-            connection = await asyncpg.connect(self.url, timeout=10)
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise self.unavailable(exc) from exc
-        try:
-            schema = await connection.fetchval("SELECT current_schema()")
-            async with anyio.create_task_group() as tasks:
+        A connection of its own listens. When it is lost (a database restart, a failover) the replica
+        says so in its log and listens again as soon as the database answers (every few seconds);
+        announcements made in between are missed, and those clients see the change when they next read.
 
-                async def relay(project_id: str) -> None:
-                    try:
-                        await heard(project_id)
-                    except Exception as exc:  # one failed relay must not end the listening
-                        log.warning("pending_relay_failed", project_id=project_id, error=type(exc).__name__)
+        Raises:
+            StateUnavailable: STATE_004, the database cannot be reached to start listening.
+        """
+        first = await self._listener()
+        async with anyio.create_task_group() as tasks:
+
+            async def relay(project_id: str) -> None:
+                try:
+                    await heard(project_id)
+                except Exception as exc:  # one failed relay must not end the listening
+                    log.warning("pending_relay_failed", project_id=project_id, error=type(exc).__name__)
+
+            async def listen(connection: asyncpg.Connection) -> None:
+                """Until the connection is lost: relay what other replicas announce."""
+                lost = anyio.Event()
+                schema = await connection.fetchval("SELECT current_schema()")
 
                 def on_notify(_connection: Any, _pid: int, _channel: str, payload: object) -> None:
                     try:
@@ -596,18 +602,44 @@ class PostgresProjectStore:
                         return
                     tasks.start_soon(relay, str(note.get("project_id", "")))
 
-                def on_lost(_connection: Any) -> None:
-                    log.warning("pending_relay_connection_lost", database=self.where)
-
-                await connection.add_listener(PENDING_CHANNEL, on_notify)
-                connection.add_termination_listener(on_lost)
+                connection.add_termination_listener(lambda _connection: lost.set())
                 try:
-                    yield
+                    await connection.add_listener(PENDING_CHANNEL, on_notify)
+                    await lost.wait()
                 finally:
-                    tasks.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                if connection.is_closed():
-                    connection.terminate()
-                else:
-                    await connection.close(timeout=5)
+                    with anyio.CancelScope(shield=True):
+                        await _close(connection)
+
+            async def keep_listening(connection: asyncpg.Connection) -> None:
+                while True:
+                    with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
+                        await listen(connection)
+                    log.warning("pending_relay_connection_lost", database=self.where)
+                    while True:
+                        await anyio.sleep(self.relisten_seconds)
+                        try:
+                            connection = await self._listener()
+                        except StateUnavailable:
+                            continue
+                        log.info("pending_relay_listening_again", database=self.where)
+                        break
+
+            tasks.start_soon(keep_listening, first)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+
+    async def _listener(self) -> asyncpg.Connection:
+        try:
+            return await asyncpg.connect(self.url, timeout=10)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise self.unavailable(exc) from exc
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    if connection.is_closed():
+        connection.terminate()
+    else:
+        with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError):
+            await connection.close(timeout=5)
