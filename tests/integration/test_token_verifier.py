@@ -223,6 +223,39 @@ async def test_an_issuer_in_trouble_is_not_asked_again_for_every_token(
     assert await verifier.check(idp.mint("alice", RESOURCE))
 
 
+class Clock:
+    """``time`` as the auth module sees it: monotonic() is whatever the test says; time() is real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+async def test_a_failed_re_read_keeps_the_known_keys_and_waits_before_asking_again(
+    idp: LocalIdP, verifier: InfraTokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(auth_module, "time", clock)
+    await verifier.check(idp.mint("alice", RESOURCE))  # read at t=0
+    idp.jwks_down = True
+    idp.add_key("key-2")
+    clock.now = 100.0
+    with pytest.raises(TokenRefused):
+        await verifier.check(idp.mint("alice", RESOURCE, kid="key-2"))  # read again at t=100: fails
+    reads = idp.requests.count("/protocol/openid-connect/certs")
+    clock.now = 105.0
+    with pytest.raises(TokenRefused):
+        await verifier.check(idp.mint("alice", RESOURCE, kid="key-2"))
+    assert idp.requests.count("/protocol/openid-connect/certs") == reads  # not asked again within 10 s
+    assert await verifier.check(idp.mint("alice", RESOURCE))  # key-1 is still known
+
+
 async def test_refusals_are_logged_with_a_reason_and_never_the_token(
     idp: LocalIdP, verifier: InfraTokenVerifier
 ) -> None:

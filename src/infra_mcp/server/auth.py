@@ -247,7 +247,11 @@ class JwksCache:
                     raise
             found = self._find(kid)
             if found is None and time.monotonic() - (self._read_at or 0.0) >= JWKS_REFRESH_MIN_SECONDS:
-                await self._read()  # a rotated key: the issuer published it after our last read
+                try:
+                    await self._read()  # a rotated key: the issuer published it after our last read
+                except TokenRefused:
+                    self._read_at = time.monotonic()  # keep the keys we have; ask again after the interval
+                    raise
                 found = self._find(kid)
         if found is None:
             raise TokenRefused("the token's signing key is not one of the issuer's keys")
