@@ -233,11 +233,22 @@ def test_without_the_native_first_pass_cfn_lint_checks_everything(monkeypatch: p
     assert "E3012" in {f.rule for f in validation.validate_specs([logs], catalog())}
 
 
+@pytest.fixture(scope="module")
+def plain_rules() -> Any:
+    """cfn-lint's rules as it loads them, its own ``Rules.run`` linking them on every template."""
+    from cfnlint.config import ConfigMixIn
+    from cfnlint.runner import Runner
+
+    rules = Runner(ConfigMixIn(regions=["us-east-1"])).rules
+    assert type(rules).__name__ == "Rules"
+    return rules
+
+
 @pytest.mark.parametrize(
     "path", sorted([*BROKEN.glob("*.yaml"), *CORPUS.glob("*.yaml")]), ids=lambda p: f"{p.parent.name}/{p.stem}"
 )
-def test_cfn_lint_with_shared_validator_classes_and_settled_settings_finds_exactly_what_it_finds_alone(
-    path: Path, monkeypatch: pytest.MonkeyPatch
+def test_cfn_lint_with_shared_validator_classes_settled_settings_and_rules_linked_once_finds_what_it_finds_alone(
+    path: Path, monkeypatch: pytest.MonkeyPatch, plain_rules: Any
 ) -> None:
     import cfnlint.jsonschema.validators as module
     from cfnlint.decode import decode_str
@@ -255,4 +266,6 @@ def test_cfn_lint_with_shared_validator_classes_and_settled_settings_finds_exact
     assert getattr(module.create, "shared", False)
     monkeypatch.setattr(module, "create", module.create.original)
     config = config._config  # the settings as cfn-lint computes them on every read
+    assert type(rules).__name__ == "LinkedRules"  # rules linked once, not on every template
+    rules = plain_rules
     assert found() == shared
