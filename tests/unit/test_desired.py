@@ -225,3 +225,45 @@ def test_the_fast_path_builds_the_same_spec_the_validated_model_would() -> None:
     assert fast == checked
     assert fast.model_fields_set == checked.model_fields_set
     assert fast.model_dump(mode="json") == checked.model_dump(mode="json")
+
+
+def test_a_well_formed_entry_parses_to_the_same_model_pydantic_would_construct() -> None:
+    from infra_mcp.domain import desired
+
+    document = {
+        "resources": [
+            {
+                "name": "queue",
+                "type": "AWS::SQS::Queue",
+                "region": "eu-west-1",
+                "properties": {"VisibilityTimeout": 60},
+                "tags": {"Team": "a"},
+                "depends_on": ["logs", "logs"],
+            },
+            {"name": "logs", "type": "Logs::LogGroup", "region": "eu-west-1"},
+        ]
+    }
+    specs = parse_desired_state(document, catalog())
+    expected = [
+        ResourceSpec.model_construct(
+            name="queue",
+            type="AWS::SQS::Queue",
+            region="eu-west-1",
+            properties={"VisibilityTimeout": 60},
+            tags={"Team": "a"},
+            depends_on=["logs"],
+        ),
+        ResourceSpec.model_construct(
+            name="logs", type="AWS::Logs::LogGroup", region="eu-west-1", properties={}, tags={}, depends_on=[]
+        ),
+    ]
+    assert desired._checked_spec.__name__ == "make"  # the cheap path is the one taken
+    for spec, model in zip(specs, expected, strict=True):
+        assert spec == model
+        assert list(spec.__dict__.items()) == list(model.__dict__.items())
+        assert spec.model_fields_set == model.model_fields_set
+        assert spec.model_dump_json() == model.model_dump_json()
+        assert spec.model_fields_set is not model.model_fields_set
+    # Each spec owns its set of fields: setting a field on one leaves the others' untouched.
+    specs[0].deletion_policy = "Retain"
+    assert "deletion_policy" not in specs[1].model_fields_set
