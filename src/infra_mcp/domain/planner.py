@@ -22,6 +22,7 @@ from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.validation import validate_specs
 
 _FORWARD = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+_NOTHING: frozenset[str] = frozenset()
 
 
 def make_plan(
@@ -139,8 +140,10 @@ def _still_referenced(
         return []
     findings: list[Finding] = []
     declared = {s.name for s in desired}
-    for name in sorted(declared):
-        for target in sorted(graph.get(name, set()) & deleted):
+    # Only the few resources that refer to a deleted one are sorted, not every name declared.
+    users = [name for name in declared if not graph.get(name, _NOTHING).isdisjoint(deleted)]
+    for name in sorted(users):
+        for target in sorted(graph[name] & deleted):
             findings.append(_in_use(target, name))
     if not full:
         for resource in existing.values():
