@@ -124,3 +124,26 @@ def test_deleting_a_priced_resource_lowers_the_cost() -> None:
     cost = estimate([Change(name="nat", type="AWS::EC2::NatGateway", action=Action.DELETE)], state, PRICING)
     assert cost.monthly_delta == pytest.approx(-0.045 * 730, abs=0.01)
     assert cost.monthly_after == 0.0
+
+
+def test_a_service_is_priced_from_its_task_definition_current_before_and_as_planned_after() -> None:
+    task = {"Cpu": "256", "Memory": "512"}
+    service = {"LaunchType": "FARGATE", "DesiredCount": 1, "TaskDefinition": {"Ref": "task"}}
+    current = _state(
+        ("task", "AWS::ECS::TaskDefinition", task),
+        ("svc", "AWS::ECS::Service", service),
+        ("net", "AWS::EC2::Subnet", {"CidrBlock": "10.0.0.0/24"}),
+    )
+    bigger = ResourceSpec(name="task", type="AWS::ECS::TaskDefinition", properties={"Cpu": "1024", "Memory": "2048"})
+    busier = ResourceSpec(name="svc", type="AWS::ECS::Service", properties={**service, "DesiredCount": 2})
+    changes = [
+        Change(name="task", type=bigger.type, action=Action.UPDATE, desired=bigger),
+        Change(name="svc", type=busier.type, action=Action.UPDATE, desired=busier),
+    ]
+    cost = estimate(changes, current, PRICING)
+    quarter, whole = (0.25 * 0.04048 + 0.5 * 0.004445) * 730, (1 * 0.04048 + 2 * 0.004445) * 730
+    assert cost.monthly_before == pytest.approx(quarter, abs=0.01)  # the task definition as it is
+    (line,) = cost.lines
+    assert line.name == "svc"
+    assert line.monthly_after == pytest.approx(2 * whole, abs=0.01)  # the task definition as planned
+    assert cost.monthly_after == pytest.approx(quarter + line.monthly_after - line.monthly_before, abs=0.01)

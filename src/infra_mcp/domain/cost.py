@@ -10,7 +10,7 @@ adapter can answer the same :class:`Pricing` protocol from the AWS Price List AP
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -494,6 +494,44 @@ def _state_view(resource: StateResource) -> Mapping[str, Any]:
     return {**resource.properties, **resource.declared}
 
 
+class _StateViews(Mapping[str, Mapping[str, Any]]):
+    """:func:`_state_view` of each current resource, worked out when a price first needs it.
+
+    Most resources of a large state are of types nobody prices (subnets, queues, log groups):
+    their views are never read, so they are never built. ``desired`` (by name) hides the
+    current view of a resource the plan changes.
+    """
+
+    def __init__(
+        self,
+        existing: Mapping[str, StateResource],
+        desired: Mapping[str, Mapping[str, Any]] | None = None,
+        views: dict[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._existing = existing
+        self._desired = desired or {}
+        self._views: dict[str, Mapping[str, Any]] = {} if views is None else views
+
+    def with_desired(self, desired: Mapping[str, Mapping[str, Any]]) -> _StateViews:
+        """The same views, with ``desired`` properties in place of the current ones."""
+        return _StateViews(self._existing, desired, self._views)
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        if name in self._desired:
+            return self._desired[name]
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = _state_view(self._existing[name])
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._existing
+        yield from (name for name in self._desired if name not in self._existing)
+
+    def __len__(self) -> int:
+        return len(self._existing) + sum(1 for name in self._desired if name not in self._existing)
+
+
 def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pricing) -> CostEstimate:
     """Monthly cost of the current state, after the plan, and the per-resource lines that change.
 
@@ -502,7 +540,7 @@ def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pric
     ``unpriced`` list only resources the plan touches, so the estimate stays readable.
     """
     existing = {r.name: r for r in current.resources} if current is not None else {}
-    in_state: dict[str, Mapping[str, Any]] = {name: _state_view(r) for name, r in existing.items()}
+    in_state = _StateViews(existing)
     before_total = 0.0
     for resource in existing.values():
         if resource.type in _PRICERS:
@@ -510,8 +548,7 @@ def estimate(changes: Iterable[Change], current: StateFile | None, pricing: Pric
             before_total += pricing.quote(resource.type, view, resource.region).monthly or 0.0
 
     changes = list(changes)
-    lookup = dict(in_state)
-    lookup.update({c.name: c.desired.properties for c in changes if c.desired is not None})
+    lookup = in_state.with_desired({c.name: c.desired.properties for c in changes if c.desired is not None})
     lines: list[CostLine] = []
     unpriced: list[Unpriced] = []
     delta = 0.0

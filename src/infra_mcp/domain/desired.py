@@ -13,7 +13,7 @@ message-size limit is the only ceiling.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
 from infra_mcp.catalog.registry import Catalog
@@ -251,7 +251,7 @@ class _Parser:
 _GIVEN = ("name", "type", "region", "properties", "tags", "depends_on")
 
 
-def _spec_maker() -> Any:
+def _spec_maker() -> Callable[..., ResourceSpec]:
     """``ResourceSpec.model_construct`` for the six fields :meth:`_Parser.quick` checks, made cheap.
 
     ``model_construct`` looks every field up by alias and default on each call: about half of
@@ -346,9 +346,15 @@ def parse_desired_state(
     specs: list[ResourceSpec] = []
     indexes: dict[str, int] = {}
     for index, entry in enumerate(resources):
-        spec = parser.quick(entry) or parser.entry(index, entry)
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
+        spec = parser.quick(entry)
+        if spec is not None:
+            name: str | None = spec.name  # the quick path matched it against NAME_PATTERN already
+        else:
+            spec = parser.entry(index, entry)
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not (isinstance(name, str) and NAME_PATTERN.fullmatch(name)):
+                name = None
+        if name is not None:
             if name in indexes:
                 parser.error(
                     f"Duplicate name {name!r} (first at /resources/{indexes[name]}); names are unique in a project.",
