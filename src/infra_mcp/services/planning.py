@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets as random_ids
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -38,6 +38,17 @@ from infra_mcp.services.secrets import SecretSealer
 log = structlog.get_logger(__name__)
 
 _PLAN_ID = re.compile(r"plan-[0-9a-f]{12}")
+
+
+class RefreshedState(Protocol):
+    """The state as it is live (``DriftService.refresh``): what a refreshed plan diffs against."""
+
+    state: StateFile | None
+
+    def annotate(self, plan: Plan) -> Plan: ...
+
+
+Refresher = Callable[[Project, StateFile | None, set[str]], Awaitable[RefreshedState]]
 
 
 def new_plan_id() -> str:
@@ -165,6 +176,7 @@ class PlanningService:
         extra_findings: list[Finding] | None = None,
         outputs: dict[str, Any] | None = None,
         quiet: frozenset[tuple[str, str, str]] = frozenset(),
+        adjust: Callable[[Plan], Plan] | None = None,
     ) -> Plan:
         plan = make_plan(
             project_id=project.id,
@@ -191,15 +203,21 @@ class PlanningService:
             if any(f.severity == "error" for f in findings):
                 raise_findings(findings, "plan")
             plan = plan.model_copy(update={"findings": [*plan.findings, *findings]})
+        if adjust is not None:
+            plan = adjust(plan)
+        return await self.record(project, plan, user=user)
+
+    async def record(self, project: Project, plan: Plan, *, user: str) -> Plan:
+        """Sign ``plan`` with the server key and store it with its audit line (both or neither)."""
         record = AuditEvent(
             project_id=project.id,
             actor=user,
             action="plan.create",
             target=plan.id,
-            details={"kind": kind, "summary": plan.summary.text, "risk": plan.risk.value},
+            details={"kind": plan.kind, "summary": plan.summary.text, "risk": plan.risk.value},
         )
         saved = await self.projects.save_plan(self.notary.sign_plan(plan), audit=record)
-        log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
+        log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=plan.kind, summary=plan.summary.text)
         return saved
 
     # -- for other planning use cases (templates) ------------------------------------------------
@@ -260,8 +278,13 @@ class PlanningService:
 
     # -- use cases -----------------------------------------------------------------------------
 
-    async def plan_changes(self, project_id: str, desired_state: Any, description: str, user: str) -> Plan:
+    async def plan_changes(
+        self, project_id: str, desired_state: Any, description: str, user: str, *, refresh: Refresher | None = None
+    ) -> Plan:
         """Plan the project towards a *full* desired state: what it lacks is deleted.
+
+        With ``refresh`` the plan is made against the live resources (what ``refresh`` reads), so
+        values changed or resources deleted outside infra-mcp are restored.
 
         Raises:
             ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
@@ -275,8 +298,19 @@ class PlanningService:
         if problems:
             raise_findings(self._with_property_findings(desired_state, specs, problems), "desired state")
         current = await self._state(project)
+        adjust = None
+        if refresh is not None:
+            refreshed = await refresh(project, current, {s.name for s in specs})
+            current, adjust = refreshed.state, refreshed.annotate
         return await self._make(
-            project, user=user, description=description, kind="full", desired=specs, current=current, full=True
+            project,
+            user=user,
+            description=description,
+            kind="full",
+            desired=specs,
+            current=current,
+            full=True,
+            adjust=adjust,
         )
 
     async def create_resource(
