@@ -429,7 +429,7 @@ class ExecutionService:
         Raises:
             UpstreamRefusesChanges: AWS_MCP_004, the upstream runs read-only or asks its own consent.
             UpstreamUnavailable: AWS_MCP_001 with ``details["nothing_sent"]``; retry once
-                get_upstream_status is healthy.
+                get_server_status is healthy.
         """
         changes = [c for c in plan.actionable_changes if not c.record_only]
         if not changes and plan.actionable_changes:
@@ -444,7 +444,7 @@ class ExecutionService:
         except UpstreamUnavailable as exc:
             raise UpstreamUnavailable(
                 f"The upstream AWS MCP server cannot be reached, so nothing was sent to AWS and plan {plan.id} "
-                f"is still approved. {exc.message} Check get_upstream_status, then call execute_plan again.",
+                f"is still approved. {exc.message} Check get_server_status, then call execute_plan again.",
                 details={**exc.details, "plan_id": plan.id, "plan_status": plan.status.value, "nothing_sent": True},
             ) from None
 

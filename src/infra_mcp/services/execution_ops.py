@@ -332,7 +332,7 @@ class Operations:
                 result.error_message = (
                     f"Outcome unknown: no answer from the upstream, and the request may have reached AWS "
                     f"({exc.message}). It stays in the journal: the next execution of this project, or a server "
-                    "restart, reconciles it by its ClientToken first. Check get_upstream_status before re-planning."
+                    "restart, reconciles it by its ClientToken first. Check get_server_status before re-planning."
                 )
             return result
         except InfraError as exc:

@@ -37,12 +37,11 @@ DISCOVERED_MAX = 1000  # per call, over all types: the rest is counted, not list
 
 
 class ImportRequest(BaseModel):
-    """One live resource to bring under a project."""
-
-    name: str = Field(description="Logical name to give it, unique in the project.", max_length=128)
-    type: str = Field(description="e.g. AWS::S3::Bucket.", max_length=200)
-    identifier: str = Field(description="Its Cloud Control identifier (bucket name, vpc-...).", max_length=2048)
-    region: str | None = Field(default=None, description="Where it is (default: the project's region).")
+    # No docstring or descriptions: every word here is in an agent's context on every turn.
+    name: str = Field(max_length=128)  # the logical name to give it, new in the project
+    type: str = Field(max_length=200)
+    identifier: str = Field(description="e.g. a bucket name, vpc-...", max_length=2048)
+    region: str | None = None  # default: the project's
 
 
 @dataclass(frozen=True)

@@ -329,7 +329,7 @@ class PlanningService:
         """A one-change plan creating a resource; references may name existing resources.
 
         Raises:
-            AlreadyExists: CONFLICT_001 if the name is taken (use update_resource).
+            AlreadyExists: CONFLICT_001 if the name is taken (update it with plan_resource).
             ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
         """
         project = await self._project(project_id, user, Permission.PLAN)
@@ -337,7 +337,7 @@ class PlanningService:
         existing = {r.name for r in current.resources} if current is not None else set()
         if name in existing:
             raise AlreadyExists(
-                f"A resource named {name!r} already exists in {project_id!r}; use update_resource to change it.",
+                f"A resource named {name!r} already exists in {project_id!r}; plan it with action 'update' to change it.",
                 details={"project_id": project_id, "resource": name},
             )
         entry: dict[str, Any] = {"name": name, "type": type, "properties": properties or {}, "tags": tags or {}}
@@ -447,7 +447,9 @@ class PlanningService:
             delete=(target.name,),
         )
 
-    async def plan_rollback(self, project_id: str, to_version: int, user: str, description: str = "") -> Plan:
+    async def plan_rollback(
+        self, project_id: str, to_version: int, user: str, description: str = "", *, refresh: Refresher | None = None
+    ) -> Plan:
         """Plan AWS back to what history version ``to_version`` declared (kind ``rollback``).
 
         Secrets are not kept in state, only their digests: a secret that differs from the
@@ -467,6 +469,10 @@ class PlanningService:
         store = self.states.for_project(project)
         version = await store.read_version(project_id, to_version)
         current = await self._state(project)
+        adjust = None
+        if refresh is not None:
+            refreshed = await refresh(project, current, {r.name for r in version.resources})
+            current, adjust = refreshed.state, refreshed.annotate
         now = {r.name: r for r in current.resources} if current is not None else {}
         specs: list[ResourceSpec] = []
         notes: list[Finding] = []
@@ -491,6 +497,7 @@ class PlanningService:
             current=current,
             full=True,
             extra_findings=notes,
+            adjust=adjust,
         )
 
     async def get_plan(self, plan_id: str, user: str) -> Plan:
