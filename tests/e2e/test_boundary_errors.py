@@ -30,7 +30,11 @@ from tests.e2e.conftest import ClientFactory, call_error, call_ok
             "tags.k",
         ),
         ("plan_resource", {"project_id": "web", "action": "rename", "resource": "b"}, "action"),
-        ("import_resources", {"project_id": "web", "resources": [{"name": "b", "type": "S3::Bucket"}]}, "resources"),
+        (
+            "import_resources",
+            {"project_id": "web", "resources": [{"name": "b", "type": "S3::Bucket"}]},
+            "resources.0.identifier",
+        ),
         ("list_plans", {"project_id": "web", "status": "nonsense"}, "status"),
     ],
 )

@@ -285,7 +285,7 @@ def _managed(type_name: str, identifier: str, owner: Owner | None, here: str, vi
         )
     if owner.project_id == here:
         return AlreadyExists(
-            f"{type_name} {identifier[:200]!r} is already in this project, as {owner.name!r}. Nothing to import.",
+            f"{type_name} {identifier[:200]!r} is already in this project, as {owner.name!r}. Use it by that name: there is nothing to import.",
             details={"type": type_name, "identifier": identifier[:200], "project_id": here, "resource": owner.name},
         )
     if owner.project_id in visible:

@@ -337,7 +337,7 @@ class PlanningService:
         existing = {r.name for r in current.resources} if current is not None else set()
         if name in existing:
             raise AlreadyExists(
-                f"A resource named {name!r} already exists in {project_id!r}; plan it with action 'update' to change it.",
+                f"A resource named {name!r} already exists in {project_id!r}; use plan_resource with action 'update' to change it.",
                 details={"project_id": project_id, "resource": name},
             )
         entry: dict[str, Any] = {"name": name, "type": type, "properties": properties or {}, "tags": tags or {}}
