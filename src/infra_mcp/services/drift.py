@@ -177,25 +177,28 @@ class DriftService:
         """Each chosen resource compared with its live self, ``parallelism`` reads at a time, in order."""
         by_name = {r.name: r for r in state.resources}
         results: list[ResourceDrift | None] = [None] * len(chosen)
-        limiter = anyio.CapacityLimiter(self.parallelism)
         total = len(chosen)
+        queue = iter(enumerate(chosen))
         done = 0
-        report_lock = anyio.Lock()
+        told = anyio.Lock()
 
-        async def one(index: int, resource: StateResource) -> None:
+        async def worker() -> None:
+            # A fixed pool of readers, each taking the next resource as soon as it is free: never more
+            # than ``parallelism`` reads in flight, and no task per resource waiting its turn.
             nonlocal done
-            async with limiter:
+            for index, resource in queue:
                 results[index] = await self._drift_of(resource, by_name)
-            if progress is not None:
-                async with report_lock:
+                if progress is None:
+                    continue
+                async with told:  # notifications leave in order, each above the one before
                     done += 1
                     await progress(done, total, f"Read {done} of {total}: {resource.name}")
 
         if progress is not None:
             await progress(0, total, f"Reading {total} resource(s) from AWS")
         async with anyio.create_task_group() as group:
-            for index, resource in enumerate(chosen):
-                group.start_soon(one, index, resource)
+            for _ in range(min(self.parallelism, total)):
+                group.start_soon(worker)
         return [r for r in results if r is not None]
 
     async def _drift_of(self, resource: StateResource, by_name: Mapping[str, StateResource]) -> ResourceDrift:
