@@ -13,6 +13,8 @@ import boto3
 import pytest
 from mcp import Client
 
+from infra_mcp.sandbox.cloud import SandboxCloud
+from infra_mcp.sandbox.world import FileWorldStore
 from tests.e2e.conftest import ClientFactory, call_error, call_ok, read_json
 from tests.e2e.loop_helpers import Human, approve, audit, events, make_project
 from tests.real_upstream import sandbox_http
@@ -300,3 +302,15 @@ async def test_a_viewer_may_detect_drift_but_not_discover_import_or_accept(conne
             ("plan_changes", {"desired_state": {"resources": []}, "refresh": True}),
         ]:
             assert (await call_error(val, tool, {"project_id": "web", **args}))["code"] == "AUTH_001", tool
+
+
+async def test_discovery_follows_list_resources_pages_to_the_end(connect: ClientFactory, data_dir: Path) -> None:
+    world = SandboxCloud(FileWorldStore(data_dir / "sandbox" / "cloud.json"))
+    for i in range(120):  # the sandbox answers 50 per page, as Cloud Control pages
+        world.call("CreateResource", {"TypeName": BUCKET, "DesiredState": json.dumps({"BucketName": f"many-{i:03d}"})})
+    world.call("ListResources", {"TypeName": BUCKET})
+    async with connect("alice") as alice:
+        await make_project(alice)
+        seen = await call_ok(alice, "discover_resources", {"project_id": "web", "types": [BUCKET]})
+    assert sorted(r["identifier"] for r in seen["resources"]) == [f"many-{i:03d}" for i in range(120)]
+    assert (seen["unmanaged"], seen["truncated"]) == (120, False)
