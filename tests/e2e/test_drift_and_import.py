@@ -133,7 +133,7 @@ async def test_a_change_made_outside_is_detected_reverted_by_a_plan_detected_aga
         accept = await call_ok(alice, "accept_drift", {"project_id": "web", "names": ["drift-b1"]})
         assert accept["summary"].startswith("Accept drift: 1 to record as live")
         done = await apply(alice, accept)
-        assert done["changes"] == ["updated drift-b1 (AWS::S3::Bucket) -> drift-b1"]
+        assert done["changes"] == ["recorded drift-b1 (AWS::S3::Bucket) as it is live"]
         assert live(aws, BUCKET, "drift-b1") == before
         state = await read_json(alice, "infra://projects/web/state")
         assert state["serial"] == serial + 1
@@ -148,7 +148,8 @@ async def test_a_resource_deleted_outside_is_reported_recreated_by_a_refreshed_p
     connect: ClientFactory, aws: Any
 ) -> None:
     both = {"resources": [bucket("gone-b1"), bucket("gone-b2")]}
-    async with connect("alice", elicitation_callback=Human()) as alice:
+    human = Human()
+    async with connect("alice", elicitation_callback=human) as alice:
         await make_project(alice)
         await apply(alice, await call_ok(alice, "plan_changes", {"project_id": "web", "desired_state": both}))
         for name in ("gone-b1", "gone-b2"):
@@ -160,7 +161,12 @@ async def test_a_resource_deleted_outside_is_reported_recreated_by_a_refreshed_p
 
         dropped = await call_ok(alice, "accept_drift", {"project_id": "web", "names": ["gone-b2"]})
         assert "1 to drop from state" in dropped["summary"]
+        assert dropped["changes"] == ["accept drift (delete record) gone-b2 (AWS::S3::Bucket) [low]"]
         await apply(alice, dropped)
+        asked = human.prompts[-1].message
+        assert "Drift accepted, nothing sent to AWS (1)" in asked
+        assert "gone-b2 (AWS::S3::Bucket): deleted outside infra-mcp, dropped from state" in asked
+        assert "Destroyed or replaced" not in asked
         names = [r["name"] for r in (await read_json(alice, "infra://projects/web/state"))["resources"]]
         assert names == ["gone-b1"]
 

@@ -101,11 +101,12 @@ def approval_prompt(plan: Plan) -> str:
     then the author's description, cleaned, cut and marked as the author's. Every line is cleaned
     of control and bidi characters, so nothing in a plan can fake a line of the server's.
     """
-    changes = plan.actionable_changes
+    accepted = [c for c in plan.actionable_changes if c.record_only]
+    changes = [c for c in plan.actionable_changes if not c.record_only]
     destroys = sorted(
         (c for c in changes if c.action in (Action.DELETE, Action.REPLACE)), key=lambda c: (-c.risk.rank, c.name)
     )
-    security = [finding for c in changes for finding in c.security_findings]
+    security = [finding for c in plan.actionable_changes for finding in c.security_findings]
     others = sorted((c for c in changes if c not in destroys), key=lambda c: (-c.risk.rank, c.name))[:5]
     cost = plan.cost
     lines = [
@@ -115,6 +116,19 @@ def approval_prompt(plan: Plan) -> str:
         f"Monthly cost: {cost.monthly_delta:+.2f} {cost.currency} ({cost.monthly_before:.2f} → {cost.monthly_after:.2f})"
         + (f"; {len(cost.unpriced)} usage-based or unpriced" if cost.unpriced else ""),
     ]
+    if accepted:
+        lines.append(f"Drift accepted, nothing sent to AWS ({len(accepted)}): the record takes what is live for")
+        lines.extend(
+            _line(
+                f"  - {c.name} ({c.type}): "
+                + (
+                    "deleted outside infra-mcp, dropped from state"
+                    if c.action is Action.DELETE
+                    else ", ".join(p.path for p in c.property_changes[:5])
+                )
+            )
+            for c in accepted[:PROMPT_MAX_DESTROYS]
+        )
     if destroys:
         lines.append(f"Destroyed or replaced ({len(destroys)}):")
         for change in destroys[:PROMPT_MAX_DESTROYS]:
