@@ -59,7 +59,9 @@ class ResourceDrift(BaseModel):
     status: DriftStatus
     differences: list[PropertyDrift] = Field(default_factory=list)
     not_compared: list[str] = Field(
-        default_factory=list, description="Declared paths that cannot be compared (write-only: AWS never returns them)."
+        default_factory=list,
+        description="Declared paths that cannot be compared: write-only (AWS never returns them), or referring to "
+        "a resource not recorded.",
     )
     error: str = ""
 

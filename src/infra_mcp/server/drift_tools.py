@@ -61,7 +61,7 @@ def drift_line(drift: ResourceDrift) -> str | None:
         return f"deleted {what} {drift.id}: gone from AWS"
     if drift.status is DriftStatus.UNKNOWN:
         return f"unknown {what}: {drift.error}"[:300]
-    skipped = f" (not compared, write-only: {', '.join(drift.not_compared[:5])})" if drift.not_compared else ""
+    skipped = f" (not compared: {', '.join(drift.not_compared[:5])})" if drift.not_compared else ""
     if drift.status is DriftStatus.MODIFIED:
         shown = "; ".join(f"{d.path} {_shown(d.expected)} -> {_shown(d.actual)}" for d in drift.differences[:5])
         more = f"; {len(drift.differences) - 5} more" if len(drift.differences) > 5 else ""

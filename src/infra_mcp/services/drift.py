@@ -43,6 +43,7 @@ from infra_mcp.domain.plan import (
     ResourceSpec,
 )
 from infra_mcp.domain.project import Permission, Project
+from infra_mcp.domain.refs import escape
 from infra_mcp.domain.risk import plan_risk, with_risk
 from infra_mcp.domain.sealed import is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
@@ -225,7 +226,7 @@ class DriftService:
             try:
                 declared[key] = resolve(value, by_name, region=resource.region, infos=infos)
             except UnresolvedReference:
-                unresolved.append("/" + key)
+                unresolved.append("/" + escape(key))
         differences, skipped = compare(declared, live.properties, facts, tags=resource.tags)
         return base.model_copy(
             update={
