@@ -13,8 +13,8 @@ from infra_mcp.errors import InfraError
 from infra_mcp.services.drift import DriftService
 from infra_mcp.services.imports import ImportRequest, ImportService
 from infra_mcp.services.planning import PlanningService
-from tests.fake_upstream import World, vpc
-from tests.fakes import TEST_NOTARY
+from tests.fake_upstream import World, res, vpc
+from tests.fakes import TEST_NOTARY, FlakyStateStores
 
 
 class Drift:
@@ -185,3 +185,35 @@ async def test_an_import_of_nothing_or_of_too_much_is_refused(drift: Drift) -> N
     assert await code(drift.imports.plan_import("web", "ed", bad_name)) == "VALIDATION_001"
     bad_region = [ImportRequest(name="r", type="AWS::EC2::VPC", identifier="vpc-1", region="moon-1; rm")]
     assert await code(drift.imports.plan_import("web", "ed", bad_region)) == "VALIDATION_001"
+
+
+async def test_accepting_drift_that_opened_a_port_to_the_world_is_rated_as_the_security_change_it_is(
+    drift: Drift,
+) -> None:
+    rule = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/8"}
+    await drift.world.apply(
+        [res("web-sg", "AWS::EC2::SecurityGroup", GroupDescription="web", SecurityGroupIngress=[rule])]
+    )
+    identifier = str(drift.world.upstream.identifier_of("web-sg"))
+    opened = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}
+    drift.world.cloud.resources[("AWS::EC2::SecurityGroup", identifier)]["SecurityGroupIngress"].append(opened)
+    plan = await drift.service.accept("web", "ed", ["web-sg"])
+    (change,) = plan.changes
+    assert change.security_findings
+    assert plan.risk.rank >= 1
+
+
+async def test_an_import_is_refused_while_another_projects_state_cannot_be_read(drift: Drift) -> None:
+    await drift.world.apply([vpc("net")])
+    identifier = str(drift.world.upstream.identifier_of("net"))
+    other = drift.world.project.model_copy(update={"id": "other", "name": "other"})
+    drift.world.projects.projects["other"] = other
+    flaky = FlakyStateStores(drift.world.store)
+    flaky.down.add("other")
+    imports = ImportService(
+        drift.world.projects, flaky, drift.world.upstream, drift.world.cloud.catalog, drift.planning
+    )
+    wanted = [ImportRequest(name="again", type="AWS::EC2::VPC", identifier=identifier)]
+    assert await code(imports.plan_import("web", "ed", wanted)) == "STATE_004"
+    seen = await imports.discover("web", "ed", ["AWS::EC2::VPC"], None)  # listing still answers
+    assert [(f.identifier, f.owner is not None) for f in seen.found] == [(identifier, True)]

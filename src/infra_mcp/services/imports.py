@@ -25,7 +25,7 @@ from infra_mcp.domain.refs import escape
 from infra_mcp.domain.render import summary_line
 from infra_mcp.domain.state import StateFile
 from infra_mcp.domain.typefacts import type_facts
-from infra_mcp.errors import AlreadyExists, InfraError, NotFound, ValidationFailed
+from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateUnavailable, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStores, Upstream
 from infra_mcp.services.planning import PlanningService, new_plan_id
 
@@ -98,14 +98,26 @@ class ImportService:
         project.require(user, Permission.PLAN)
         return project
 
-    async def _owners(self) -> dict[tuple[str, str, str], Owner]:
-        """(type, region, identifier) -> the project whose state records it, over every project."""
+    async def _owners(self, *, complete: bool = False) -> dict[tuple[str, str, str], Owner]:
+        """(type, region, identifier) -> the project whose state records it, over every project.
+
+        Raises:
+            StateUnavailable: STATE_004 with ``complete`` when a project's state cannot be read (an
+                import must not give a second project what an unreadable one may manage).
+        """
         owners: dict[tuple[str, str, str], Owner] = {}
         for project in await self.projects.list_projects():
             try:
                 state = await self.states.for_project(project).read(project.id)
             except InfraError as exc:
                 log.warning("owners_state_unreadable", project_id=project.id, code=exc.code)
+                if complete:
+                    raise StateUnavailable(
+                        "The state of a project on this server cannot be read now, so infra-mcp cannot tell whether "
+                        "it already manages these resources; nothing was planned. Try again later (get_server_status "
+                        "shows your projects' health).",
+                        details={"reason": "ownership_unknown"},
+                    ) from None
                 continue
             for resource in state.resources if state is not None else []:
                 if resource.id:
@@ -203,7 +215,7 @@ class ImportService:
             seen_names.add(request.name)
             where = _region(request.region or region)
             requests.append((request.model_copy(update={"region": where}), self._type(request.type, where, "read")))
-        owners = await self._owners()
+        owners = await self._owners(complete=True)
         visible = {p.id for p in await self.projects.list_projects(user)}
         changes: list[Change] = []
         seen_ids: set[tuple[str, str]] = set()
