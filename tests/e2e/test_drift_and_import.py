@@ -167,6 +167,7 @@ async def test_a_resource_deleted_outside_is_reported_recreated_by_a_refreshed_p
         assert "Drift accepted, nothing sent to AWS (1)" in asked
         assert "gone-b2 (AWS::S3::Bucket): deleted outside infra-mcp, dropped from state" in asked
         assert "Destroyed or replaced" not in asked
+        assert "to the project's record; nothing is sent to AWS." in asked
         names = [r["name"] for r in (await read_json(alice, "infra://projects/web/state"))["resources"]]
         assert names == ["gone-b1"]
 

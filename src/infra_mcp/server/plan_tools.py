@@ -155,7 +155,8 @@ def approval_prompt(plan: Plan) -> str:
     lines.append(
         _line(
             f"Made by {plan.author}. Approving lets execute_plan apply exactly this plan "
-            f"(fingerprint {plan.fingerprint[:19]}) to AWS."
+            f"(fingerprint {plan.fingerprint[:19]}) "
+            + ("to the project's record; nothing is sent to AWS." if accepted and not changes else "to AWS.")
         )
     )
     if plan.description:
