@@ -36,6 +36,8 @@ from tests.e2e.conftest import ClientFactory, call_error, call_ok
             "resources.0.identifier",
         ),
         ("list_plans", {"project_id": "web", "status": "nonsense"}, "status"),
+        ("discover_resources", {"project_id": "web", "types": ["AWS::" + "S3" * 5000]}, "types.0"),
+        ("detect_drift", {"project_id": "web", "names": ["n" * 5000]}, "names.0"),
     ],
 )
 async def test_arguments_of_the_wrong_shape_get_validation_001_naming_the_field(

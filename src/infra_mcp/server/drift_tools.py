@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from infra_mcp.server.app import Runtime
 
 LINES_MAX = 50
+# Bounded at the boundary: a type name is looked up (and near misses suggested) by string distance.
+Name = Annotated[str, Field(max_length=128)]
+TypeName = Annotated[str, Field(max_length=200)]
 _VALUE_MAX = 60
 
 
@@ -90,7 +93,7 @@ def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     async def detect_drift(
         project_id: ProjectId,
         ctx: Context,
-        names: Annotated[list[str] | None, Field(description="Default: all.")] = None,
+        names: Annotated[list[Name] | None, Field(description="Default: all.")] = None,
     ) -> DriftView:
         """Compare resources with what is live in AWS. Next: plan_changes with refresh to revert, or accept_drift."""
 
@@ -103,7 +106,7 @@ def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @handle_tool_errors("accept_drift")
     async def accept_drift(
         project_id: ProjectId,
-        names: list[str],
+        names: list[Name],
         description: Description = "",
     ) -> PlanResult:
         """Plan recording live values as declared, sending nothing to AWS. Next: approve_plan."""
@@ -114,7 +117,7 @@ def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     @handle_tool_errors("discover_resources")
     async def discover_resources(
         project_id: ProjectId,
-        types: Annotated[list[str], Field(description="e.g. ['AWS::S3::Bucket']")],
+        types: Annotated[list[TypeName], Field(description="e.g. ['AWS::S3::Bucket']")],
         region: Annotated[str | None, Field(description="Default: the project's.")] = None,
     ) -> DiscoveryView:
         """List live resources of some types, managed by a project or not. Next: import_resources."""
