@@ -17,10 +17,13 @@ from infra_mcp.errors import ElicitationUnsupported, InfraError, NotFound, Valid
 from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.out_of_band import approval_command
+from infra_mcp.server.pending import PENDING_URI
 from infra_mcp.server.plan_models import (
     ApprovalResult,
+    PendingPlans,
     PlanList,
     PlanResult,
+    pending_view,
     plan_result,
     redacted,
     summary_view,
@@ -169,7 +172,9 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
         return plan_result(redacted(plan))
 
     async def made(plan: Plan) -> PlanResult:
-        return view(await rt.app.approvals.apply_rules(plan))
+        plan = await rt.app.approvals.apply_rules(plan)
+        await rt.pending_changed(plan.project_id)
+        return view(plan)
 
     @mcp.tool(name="plan_changes", annotations=WRITES)
     @handle_tool_errors("plan_changes")
@@ -309,6 +314,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             plan = await approvals.approve(
                 plan_id, rt.user, method=ApprovalMethod.NO_CONFIRMATION, agent_comment=comment
             )
+            await rt.pending_changed(plan.project_id)
             return _approved(plan)
         if isinstance(confirmation, AcceptedElicitation) and confirmation.data.approved:
             plan = await approvals.approve(
@@ -318,6 +324,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
                 agent_comment=comment,
                 person_comment=confirmation.data.note,
             )
+            await rt.pending_changed(plan.project_id)
             return _approved(plan)
         outcome: Literal["declined", "cancelled"] = (
             "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
@@ -352,6 +359,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     ) -> ApprovalResult:
         """Reject a pending plan for good when the user does not want it."""
         plan = await rt.app.approvals.reject(plan_id, rt.user, reason)
+        await rt.pending_changed(plan.project_id)
         return ApprovalResult(
             plan_id=plan.id,
             outcome="rejected",
@@ -368,6 +376,17 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
             await ctx.report_progress(progress, total, message)
 
         return view(await rt.app.execution.execute(plan_id, rt.user, progress))
+
+    @mcp.resource(PENDING_URI, name="pending-plans", mime_type="application/json")
+    @handle_resource_errors(PENDING_URI)
+    async def pending_resource() -> str:
+        """Plans waiting for a person in your projects, newest first, and whether you may approve each (to approve:
+        approve_plan). Changes are announced with notifications/resources/list_changed."""
+        waiting = await rt.app.approvals.awaiting(rt.user)
+        return PendingPlans(
+            user=rt.user,
+            plans=[pending_view(plan, may) for plan, may in waiting],
+        ).model_dump_json(indent=2)
 
     @mcp.resource("infra://projects/{project_id}/plans/{plan_id}", name="plan", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}")
