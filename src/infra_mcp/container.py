@@ -22,8 +22,10 @@ from infra_mcp.domain.sealed import use_digest_key
 from infra_mcp.ports import Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.audit import AuditService, RefusalGate
+from infra_mcp.services.drift import DriftService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.health import HealthService, TrackedStates
+from infra_mcp.services.imports import ImportService
 from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
@@ -54,6 +56,8 @@ class App:
     execution: ExecutionService
     upstream: Upstream
     templates: TemplatePlanning
+    drift: DriftService
+    imports: ImportService
 
 
 @asynccontextmanager
@@ -111,6 +115,10 @@ async def open_app(
             ),
             upstream=upstream,
             templates=TemplatePlanning(planning, upstream),
+            drift=DriftService(
+                store, store, states, upstream, catalog, planning, parallelism=settings.execution_parallelism
+            ),
+            imports=ImportService(store, states, upstream, catalog, planning),
         )
         health.bind(app.execution.reconcile_if_needed)
         if reconcile:
