@@ -2,7 +2,8 @@
 
 The planner (``domain/planner``) builds :class:`Plan` objects; the SQLite store persists them
 as JSON; approval binds to :attr:`Plan.fingerprint`; execution walks
-:attr:`Plan.execution_order`. Only this module defines their shape.
+each change's approved ``depends_on`` (layered into :attr:`Plan.execution_order`). Only this module
+defines their shape.
 """
 
 from __future__ import annotations

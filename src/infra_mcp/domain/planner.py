@@ -22,6 +22,8 @@ from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.validation import validate_specs
 
 _FORWARD = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+# Changes after which a resource exists: ordered forward, so whatever refers to them waits for them.
+_MAKES = (*_FORWARD, Action.IMPORT)
 
 
 def make_plan(
@@ -164,11 +166,12 @@ def _in_use(target: str, user: str) -> Finding:
 def _order(
     changes: list[Change], graph: Mapping[str, set[str]], existing: Mapping[str, StateResource]
 ) -> tuple[list[list[str]], list[Change]]:
-    """Execution waves: creates/updates/replaces in dependency order, then deletes in reverse.
+    """Execution waves: creates/updates/replaces/imports in dependency order, then deletes in reverse.
 
-    Each change's ``depends_on`` lists the changes of this plan it must wait for.
+    Each change's ``depends_on`` lists the changes of this plan it must wait for: execution honours
+    exactly these edges (``services/execution`` builds its graph from them, never from properties).
     """
-    forward = {c.name for c in changes if c.action in _FORWARD}
+    forward = {c.name for c in changes if c.action in _MAKES}
     removed = {c.name for c in changes if c.action is Action.DELETE}
     forward_graph = {name: graph.get(name, set()) & forward for name in forward}
     # A deleted resource goes after everything that depended on it has gone.
@@ -183,7 +186,7 @@ def _order(
     order += [*delete_waves, *([blocked_delete] if blocked_delete else [])]
     updated = []
     for change in changes:
-        if change.action in _FORWARD:
+        if change.action in _MAKES:
             waits = sorted(forward_graph.get(change.name, set()))
         else:
             waits = sorted(dependents.get(change.name, set()))

@@ -23,6 +23,7 @@ from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.desired import declared_properties
 from infra_mcp.domain.plan import Plan, ResourceSpec
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
+from infra_mcp.domain.tags import with_tags
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.ports import Upstream
@@ -35,7 +36,6 @@ from infra_mcp.services.execution_payload import (
     resolve,
     strip_write_only,
     update_patch,
-    with_tags,
 )
 from infra_mcp.services.secrets import SecretSealer
 

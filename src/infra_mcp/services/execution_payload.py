@@ -105,26 +105,6 @@ def _has_function(value: Any) -> bool:
     return False
 
 
-def with_tags(properties: dict[str, Any], tags: Mapping[str, str], info: ResourceTypeInfo) -> dict[str, Any]:
-    """``properties`` with ``tags`` written into the type's tag property, in the type's format.
-
-    Tags given in the properties themselves are kept; the ``tags`` map wins on the same key.
-    A type that is not taggable gets no tags (the planner reports that as a finding).
-    """
-    prop = info.tag_property
-    if not tags or prop is None:
-        return properties
-    result = dict(properties)
-    existing = result.get(prop)
-    if info.tags_are_list:
-        merged = {t["Key"]: t.get("Value") for t in existing or [] if isinstance(t, dict) and "Key" in t}
-        merged.update(tags)
-        result[prop] = [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
-    else:
-        result[prop] = {**(existing if isinstance(existing, dict) else {}), **tags}
-    return result
-
-
 def _align_secrets(old: Any, new: Any) -> Any:
     """``old`` with each secret digest replaced by the clear new value when the digests agree.
 
