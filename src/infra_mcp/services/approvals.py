@@ -15,6 +15,7 @@ from typing import Any, Literal
 import structlog
 
 from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
@@ -111,15 +112,15 @@ class ApprovalService:
         state = await self.states.for_project(project).read(project.id)
         serial, lineage = (state.serial, state.lineage) if state is not None else (0, None)
         try:
-            rules.require_fresh(plan, serial, lineage)
+            execution_rules.require_fresh(plan, serial, lineage)
         except PlanStale:
-            await self._retire(plan, PlanStatus.SUPERSEDED)
+            await self._supersede(plan)
             raise
 
-    async def _retire(self, plan: Plan, status: PlanStatus) -> None:
+    async def _supersede(self, plan: Plan) -> None:
         # If someone else moved it first, the refusal stands either way.
         with contextlib.suppress(PlanStatusInvalid):
-            await self.projects.update_plan(plan.model_copy(update={"status": status}), expected_status=plan.status)
+            await self.projects.update_plan(plan.supersede(), expected_status=plan.status)
 
     async def approve(
         self,
@@ -186,7 +187,7 @@ class ApprovalService:
                 expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
             ),
         )
-        approved = plan.model_copy(update={"status": PlanStatus.APPROVED, "approval": approval})
+        approved = plan.approve(approval)
         record = self._event(
             plan,
             actor,
@@ -244,7 +245,7 @@ class ApprovalService:
         record = self._event(plan, user, "plan.approve", "awaiting_out_of_band", command=command)
         with contextlib.suppress(PlanStatusInvalid):  # someone acted first: their outcome stands
             plan = await self.projects.update_plan(
-                plan.model_copy(update={"approval_request": request}), expected_status=PlanStatus.PENDING, audit=record
+                plan.await_out_of_band(request), expected_status=PlanStatus.PENDING, audit=record
             )
         return plan
 
@@ -259,12 +260,7 @@ class ApprovalService:
         project = await self.projects.get_project(plan.project_id)
         try:
             rules.require_may_reject(plan, project, user)
-            rejected = plan.model_copy(
-                update={
-                    "status": PlanStatus.REJECTED,
-                    "rejection": Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason),
-                }
-            )
+            rejected = plan.reject(Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason))
             record = self._event(plan, user, "plan.reject", "ok", reason=reason, previous_status=plan.status.value)
             saved = await self.projects.update_plan(rejected, expected_status=plan.status, audit=record)
         except InfraError as exc:

@@ -28,6 +28,7 @@ import structlog
 
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
@@ -346,13 +347,11 @@ class ExecutionService:
                 fingerprint = self._require_genuine(plan)
             if plan.status in (PlanStatus.PENDING, PlanStatus.APPROVED):
                 rules.require_has_changes(plan, action="execute")
-            rules.require_executable(plan, now, fingerprint=fingerprint)
+            execution_rules.require_executable(plan, now, fingerprint=fingerprint)
             rules.require_grounds_hold(plan, project, now)
         except ApprovalExpired:
             with contextlib.suppress(PlanStatusInvalid):
-                await self.projects.update_plan(
-                    plan.model_copy(update={"status": PlanStatus.EXPIRED}), expected_status=PlanStatus.APPROVED
-                )
+                await self.projects.update_plan(plan.expire(), expected_status=PlanStatus.APPROVED)
             raise
 
     def _require_genuine(self, plan: Plan) -> str:
@@ -407,10 +406,7 @@ class ExecutionService:
         outcomes = {c.name: ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes}
         record = ExecutionRecord(started_at=started, executed_by=user, outcomes=list(outcomes.values()))
         try:
-            plan = await self.projects.update_plan(
-                plan.model_copy(update={"status": PlanStatus.EXECUTING, "execution": record}),
-                expected_status=PlanStatus.APPROVED,
-            )
+            plan = await self.projects.update_plan(plan.start(record), expected_status=PlanStatus.APPROVED)
         except PlanStatusInvalid as exc:
             await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason="lost race")
             raise
@@ -448,12 +444,10 @@ class ExecutionService:
     async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
         await self._require_valid_approval(plan, project)
         try:
-            rules.require_fresh(plan, state.serial, state.lineage)
+            execution_rules.require_fresh(plan, state.serial, state.lineage)
         except PlanStale:
             with contextlib.suppress(PlanStatusInvalid):
-                await self.projects.update_plan(
-                    plan.model_copy(update={"status": PlanStatus.SUPERSEDED}), expected_status=plan.status
-                )
+                await self.projects.update_plan(plan.supersede(), expected_status=plan.status)
             raise
 
     async def _run(
@@ -475,8 +469,7 @@ class ExecutionService:
             # costs more CPU than the rest of the checkpoint.
             assert plan.execution is not None
             execution = plan.execution.model_copy(update={"outcomes": [o.model_copy() for o in outcomes.values()]})
-            snapshot = plan.model_copy(update={"execution": execution})
-            await self.projects.update_plan(snapshot, expected_status=PlanStatus.EXECUTING)
+            await self.projects.update_plan(plan.with_execution(execution), expected_status=PlanStatus.EXECUTING)
 
         ledger = Ledger(
             store,
@@ -537,12 +530,12 @@ class ExecutionService:
         user: str,
         outcomes: dict[str, ChangeOutcome],
     ) -> Plan:
-        succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-        status = PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED
         assert plan.execution is not None
         execution = plan.execution.model_copy(
             update={"finished_at": self.clock(), "outcomes": list(outcomes.values()), "final_serial": final.serial}
         )
+        finished = plan.finish(execution)
+        succeeded = finished.status is PlanStatus.EXECUTED
         counts = {s.value: sum(1 for o in outcomes.values() if o.status is s) for s in ChangeOutcomeStatus}
         outcome_event = self._event(
             plan,
@@ -557,14 +550,10 @@ class ExecutionService:
                 if o.status is ChangeOutcomeStatus.FAILED
             ][:50],
         )
-        done = await self.projects.update_plan(
-            plan.model_copy(update={"status": status, "execution": execution}),
-            expected_status=PlanStatus.EXECUTING,
-            audit=outcome_event,
-        )
+        done = await self.projects.update_plan(finished, expected_status=PlanStatus.EXECUTING, audit=outcome_event)
         if final.serial != plan.base_serial:
             await supersede_others(self.projects, project.id, final, except_plan=plan.id)
-        log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=status.value, **counts)
+        log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=done.status.value, **counts)
         return done
 
     def _event(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> AuditEvent:

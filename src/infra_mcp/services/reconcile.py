@@ -25,9 +25,9 @@ import structlog
 from pydantic import BaseModel, Field
 
 from infra_mcp.catalog.registry import Catalog
-from infra_mcp.domain.approval_rules import is_stale
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.desired import declared_properties
+from infra_mcp.domain.execution_rules import is_stale
 from infra_mcp.domain.plan import (
     Action,
     Change,
@@ -228,11 +228,10 @@ class Reconciler:
                     outcome.status = ChangeOutcomeStatus.SUCCEEDED
             outcome.finished_at = self.clock()
         everything_done = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-        if plan.status is PlanStatus.FAILED and resolved_doubt and everything_done:
-            status = PlanStatus.EXECUTED
-        elif plan.status is not PlanStatus.EXECUTING:
-            status = plan.status
-        else:
+        settles = plan.status is PlanStatus.EXECUTING or (
+            plan.status is PlanStatus.FAILED and resolved_doubt and everything_done
+        )
+        if plan.status is PlanStatus.EXECUTING:
             for outcome in outcomes.values():
                 if outcome.status is ChangeOutcomeStatus.PENDING:
                     outcome.status = ChangeOutcomeStatus.SKIPPED
@@ -247,8 +246,6 @@ class Reconciler:
                     outcome.status = ChangeOutcomeStatus.FAILED
                     outcome.error_code = "Interrupted"
                     outcome.error_message = "the execution was interrupted before this change completed"
-            succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-            status = PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED
         updated = execution.model_copy(
             update={
                 "outcomes": list(outcomes.values()),
@@ -256,26 +253,24 @@ class Reconciler:
                 "final_serial": final.serial,
             }
         )
-        try:
-            await self.projects.update_plan(
-                plan.model_copy(update={"status": status, "execution": updated}), expected_status=plan.status
+        settled = plan.finish(updated) if settles else plan.with_execution(updated)
+        # The outcome and its audit line are one unit of work (a crash never leaves one without the other).
+        audit = None
+        if settles:
+            audit = AuditEvent.about_plan(
+                plan,
+                actor=user,
+                action="plan.execute",
+                outcome="ok" if settled.status is PlanStatus.EXECUTED else "failed",
+                at=self.clock(),
+                reconciled=True,
+                final_serial=final.serial,
             )
+        try:
+            await self.projects.update_plan(settled, expected_status=plan.status, audit=audit)
         except PlanStatusInvalid:
             return None
-        if plan.status is PlanStatus.EXECUTING or status is not plan.status:
-            await self.projects.append_audit(
-                AuditEvent.about_plan(
-                    plan,
-                    actor=user,
-                    action="plan.execute",
-                    outcome="ok" if status is PlanStatus.EXECUTED else "failed",
-                    at=self.clock(),
-                    reconciled=True,
-                    final_serial=final.serial,
-                )
-            )
-            return status
-        return None
+        return settled.status if settles else None
 
     def _applied(self, plan: Plan, outcome: ChangeOutcome, final: StateFile, execution: ExecutionRecord) -> bool:
         change = plan.change(outcome.name)
@@ -341,6 +336,4 @@ async def supersede_others(projects: ProjectStore, project_id: str, state: State
         if other.id == except_plan or not is_stale(other, state.serial, state.lineage):
             continue
         with contextlib.suppress(PlanStatusInvalid):
-            await projects.update_plan(
-                other.model_copy(update={"status": PlanStatus.SUPERSEDED}), expected_status=other.status
-            )
+            await projects.update_plan(other.supersede(), expected_status=other.status)
