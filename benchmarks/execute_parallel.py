@@ -46,7 +46,7 @@ from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectS
 from infra_mcp.logs import configure_logging
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
-from infra_mcp.services.execution_ops import PollPolicy
+from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import SqliteProjectStore

@@ -37,7 +37,7 @@ from infra_mcp.domain.state import StateFile
 from infra_mcp.errors import NotFound, UpstreamRefusesChanges, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
-from infra_mcp.services.execution_ops import PollPolicy
+from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
 from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
 

@@ -7,9 +7,9 @@ replacement (its two halves) and soft edges that move dependents off a resource 
 
 from __future__ import annotations
 
+from infra_mcp.domain.execution_graph import build_graph
 from infra_mcp.domain.plan import Action, Change, Plan, ResourceSpec
 from infra_mcp.domain.refs import reference_targets
-from infra_mcp.services.execution_graph import build_graph
 from tests.unit.plan_builders import applied, plan_for, resources, subnet, vpc
 
 

@@ -13,7 +13,7 @@ from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
-from infra_mcp.services.execution_ops import Driver, PollPolicy
+from infra_mcp.services.execution.operations import Driver, PollPolicy
 from tests.fake_upstream import World, res, subnet, vpc
 
 

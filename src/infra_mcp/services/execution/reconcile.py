@@ -1,7 +1,7 @@
 """Reconciliation: finish what an interrupted execution left in flight, from the journal alone.
 
 Every Cloud Control request an execution sends is journaled first and unjournaled only once a
-state version holds its result (see ``execution_ledger``). After a crash, kill or cancellation the
+state version holds its result (see ``ledger``). After a crash, kill or cancellation the
 journal therefore names every request whose result may be missing from state. For each entry:
 
 - with a request token: ask Cloud Control how it ended (waiting if it still runs) and record it;
@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.desired import declared_properties
+from infra_mcp.domain.execution_graph import Node
 from infra_mcp.domain.execution_rules import is_stale
 from infra_mcp.domain.plan import (
     Action,
@@ -41,9 +42,8 @@ from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateFile
 from infra_mcp.errors import NotFound, PlanStatusInvalid
 from infra_mcp.ports import ProjectStore, StateStore
-from infra_mcp.services.execution_graph import Node
-from infra_mcp.services.execution_ledger import RETIRED_MARK, Ledger
-from infra_mcp.services.execution_ops import Driver, NodeResult, Operations
+from infra_mcp.services.execution.ledger import RETIRED_MARK, Ledger
+from infra_mcp.services.execution.operations import Driver, NodeResult, Operations
 
 log = structlog.get_logger(__name__)
 

@@ -21,15 +21,8 @@ import structlog
 from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.desired import declared_properties
-from infra_mcp.domain.plan import Plan, ResourceSpec
-from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
-from infra_mcp.domain.tags import with_tags
-from infra_mcp.domain.typefacts import type_facts
-from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
-from infra_mcp.ports import Upstream
-from infra_mcp.services.execution_graph import Node
-from infra_mcp.services.execution_ledger import Ledger
-from infra_mcp.services.execution_payload import (
+from infra_mcp.domain.execution_graph import Node
+from infra_mcp.domain.payload import (
     UnresolvedReference,
     client_token,
     dependencies_of,
@@ -37,6 +30,13 @@ from infra_mcp.services.execution_payload import (
     strip_write_only,
     update_patch,
 )
+from infra_mcp.domain.plan import Plan, ResourceSpec
+from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
+from infra_mcp.domain.tags import with_tags
+from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
+from infra_mcp.ports import Upstream
+from infra_mcp.services.execution.ledger import Ledger
 from infra_mcp.services.secrets import SecretSealer
 
 log = structlog.get_logger(__name__)

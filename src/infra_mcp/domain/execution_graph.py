@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from infra_mcp.domain.payload import dependencies_of
 from infra_mcp.domain.plan import Action, Change, Plan
 from infra_mcp.domain.state import StateResource
 from infra_mcp.errors import ValidationFailed
-from infra_mcp.services.execution_payload import dependencies_of
 
 Kind = Literal["create", "update", "delete", "import"]
 

@@ -8,7 +8,7 @@ Order of business in :meth:`ExecutionService.execute`:
 4. the plan must still be fresh against the state (else PLAN_001, and it is superseded);
 4b. the upstream must answer one cheap call (else AWS_MCP_001: nothing was sent, the plan stays approved);
 5. compare-and-set approved -> executing (of two racing executions exactly one gets here);
-6. the walk (``execution_walk``), checkpoints and journal (``execution_ledger``);
+6. the walk (``walk``), checkpoints and journal (``ledger``);
 7. the plan ends ``executed`` or ``failed`` with each change's outcome; plans made against the
    old state are superseded; the audit log gets the outcome.
 """
@@ -31,7 +31,9 @@ from infra_mcp.domain import approval_rules as rules
 from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.execution_graph import Node, build_graph
 from infra_mcp.domain.integrity import Notary
+from infra_mcp.domain.payload import UnresolvedReference, resolve
 from infra_mcp.domain.plan import (
     KNOWN_AFTER_APPLY,
     ChangeOutcome,
@@ -54,12 +56,10 @@ from infra_mcp.errors import (
 )
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.audit import RefusalGate
-from infra_mcp.services.execution_graph import Node, build_graph
-from infra_mcp.services.execution_ledger import Ledger
-from infra_mcp.services.execution_ops import Driver, Operations, PollPolicy, Sleep
-from infra_mcp.services.execution_payload import UnresolvedReference, resolve
-from infra_mcp.services.execution_walk import Walk
-from infra_mcp.services.reconcile import Reconciler, ReconcileReport, supersede_others
+from infra_mcp.services.execution.ledger import Ledger
+from infra_mcp.services.execution.operations import Driver, Operations, PollPolicy, Sleep
+from infra_mcp.services.execution.reconcile import Reconciler, ReconcileReport, supersede_others
+from infra_mcp.services.execution.walk import Walk
 from infra_mcp.services.secrets import SecretSealer
 
 log = structlog.get_logger(__name__)
