@@ -13,12 +13,12 @@ from typing import Any
 
 import jsonpatch
 
-from infra_mcp.catalog.registry import ResourceTypeInfo
 from infra_mcp.domain.paths import pointer_segments
 from infra_mcp.domain.refs import reference_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateResource
 from infra_mcp.domain.template.intrinsics import NO_VALUE, Context, TemplateError, evaluate, is_symbolic
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 from infra_mcp.domain.typefacts import TypeFacts
 
 

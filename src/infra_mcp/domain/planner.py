@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.cost import BundledPricing, Pricing, estimate
 from infra_mcp.domain.desired import dependency_graph, raise_findings
 from infra_mcp.domain.diff import diff_states
@@ -19,6 +18,7 @@ from infra_mcp.domain.refs import reference_targets
 from infra_mcp.domain.render import summary_line
 from infra_mcp.domain.risk import plan_risk, with_risk
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.validation import validate_specs
 
 _FORWARD = (Action.CREATE, Action.UPDATE, Action.REPLACE)
@@ -35,7 +35,7 @@ def make_plan(
     kind: Literal["full", "partial", "rollback"],
     desired: list[ResourceSpec],
     current: StateFile | None,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     full: bool,
     pricing: Pricing | None = None,
     lint: bool = True,
@@ -103,7 +103,7 @@ def _validate(
     changes: Sequence[Change],
     desired: Sequence[ResourceSpec],
     existing: Mapping[str, StateResource],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     lint: bool,
 ) -> list[Finding]:

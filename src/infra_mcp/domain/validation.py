@@ -21,11 +21,11 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.plan import Finding, ResourceSpec
 from infra_mcp.domain.refs import Reference, as_reference, escape, is_pseudo, iter_references
 from infra_mcp.domain.sealed import digest_of
 from infra_mcp.domain.tags import with_tags
+from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 
 MAX_MESSAGE = 300
@@ -228,7 +228,7 @@ _SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 def lint_findings(
     specs: Sequence[ResourceSpec],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Finding]:
@@ -339,7 +339,7 @@ def _refs(properties: Any) -> list[Reference]:
 
 def validate_specs(
     specs: Sequence[ResourceSpec],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
     lint: bool = True,

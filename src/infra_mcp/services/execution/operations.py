@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
+from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.desired import declared_properties
 from infra_mcp.domain.execution_graph import Node
@@ -33,6 +33,7 @@ from infra_mcp.domain.payload import (
 from infra_mcp.domain.plan import Plan, ResourceSpec
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
 from infra_mcp.domain.tags import with_tags
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.ports import Upstream
