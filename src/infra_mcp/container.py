@@ -85,7 +85,16 @@ async def open_app(
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
-        planning = PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending)
+        approvals = ApprovalService(store, states, notary=notary, refusals=refusals)
+        planning = PlanningService(
+            store,
+            states,
+            catalog,
+            sealer,
+            notary=notary,
+            settle=health.settle_pending,
+            approve_by_rule=approvals.apply_rules,
+        )
         app = App(
             settings=settings,
             store=store,
@@ -96,7 +105,7 @@ async def open_app(
             projects=projects,
             state=StateService(projects),
             planning=planning,
-            approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
+            approvals=approvals,
             audit=AuditService(store, chain),
             execution=ExecutionService(
                 store,

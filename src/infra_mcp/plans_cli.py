@@ -25,10 +25,10 @@ from rich.table import Table
 
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.plan import ApprovalMethod, Plan, PlanStatus
+from infra_mcp.domain.redaction import redacted
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import InfraError
-from infra_mcp.server.plan_models import redacted
 from infra_mcp.settings import Settings
 
 console = Console(highlight=False)

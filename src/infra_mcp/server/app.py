@@ -19,9 +19,10 @@ from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from pydantic import BaseModel, Field
 
 from infra_mcp import __version__
-from infra_mcp.container import App, open_app
+from infra_mcp.container import open_app
 from infra_mcp.domain.health import StorageHealth
 from infra_mcp.domain.project import require_assignable_user
+from infra_mcp.domain.redaction import redacted_resource, redacted_state
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
 from infra_mcp.errors import InfraError, ValidationFailed
@@ -30,9 +31,10 @@ from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
 from infra_mcp.server.boundary import InfraMCPServer
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
-from infra_mcp.server.plan_models import redacted_resource, redacted_state
+from infra_mcp.server.params import NewProjectId, ProjectId
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
+from infra_mcp.server.runtime import Runtime
 from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
 
@@ -52,30 +54,6 @@ storage is down (get_server_status shows health).
 """
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
-
-# No description: the name says it, and it appears in most tools (create_project's NewProjectId says the format).
-ProjectId = Annotated[str, Field(max_length=200)]
-NewProjectId = Annotated[
-    str, Field(description="Lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
-]
-
-
-class Runtime:
-    """Holds the App opened by the lifespan (static resources get no Context to reach it through)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._app: App | None = None
-
-    @property
-    def app(self) -> App:
-        if self._app is None:
-            raise RuntimeError("infra-mcp server used outside its lifespan")
-        return self._app
-
-    @property
-    def user(self) -> str:
-        return self.settings.user
 
 
 def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:

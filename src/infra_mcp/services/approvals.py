@@ -24,6 +24,7 @@ from infra_mcp.domain.project import Project
 from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted
 from infra_mcp.errors import (
     ApprovalRequired,
+    ElicitationUnsupported,
     InfraError,
     IntegrityFailed,
     NotFound,
@@ -67,6 +68,37 @@ class ApprovalService:
     def requires_human(project: Project) -> bool:
         """True unless the project explicitly opted out of human confirmation."""
         return project.settings.approval.require_human_confirmation
+
+    async def plan_to_confirm(
+        self, plan_id: str, user: str, *, can_prompt: bool, command_for: Callable[[str], str]
+    ) -> Plan | None:
+        """The plan a person must confirm in a prompt, or None when the project needs no confirmation.
+
+        Args:
+            plan_id: The plan to approve.
+            user: Who asks.
+            can_prompt: Whether the client can show the person a confirmation form.
+            command_for: The terminal command a person runs to approve a plan out of band.
+
+        Raises:
+            ElicitationUnsupported: APPROVAL_003 when a person must confirm but the client cannot
+                ask; the plan is then marked as waiting for an out-of-band approval (audited).
+            InfraError: every refusal of :meth:`check_approvable`.
+        """
+        plan, project = await self.check_approvable(plan_id, user)
+        if not self.requires_human(project):
+            return None
+        if can_prompt:
+            return plan
+        command = command_for(plan.id)
+        await self.request_out_of_band(plan.id, user, command)
+        raise ElicitationUnsupported(
+            f"For the person, not the agent: plan {plan.id} needs a person's approval, and this MCP client "
+            "cannot show approval prompts. The person reviews and approves it in their own terminal "
+            f"(it asks for a code shown only there): {command} . Agent: do not run this command and do not "
+            "call approve_plan again; tell the person, and call execute_plan after they say it is approved.",
+            details={"plan_id": plan.id, "reason": "awaiting_out_of_band_approval", "for_the_person": command},
+        )
 
     async def check_approvable(self, plan_id: str, user: str) -> tuple[Plan, Project]:
         """Everything that can be checked before asking a human to confirm.

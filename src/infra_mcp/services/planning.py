@@ -70,8 +70,10 @@ class PlanningService:
         pricing: Pricing | None = None,
         lint: bool = True,
         settle: Callable[[str], Awaitable[object]] | None = None,
+        approve_by_rule: Callable[[Plan], Awaitable[Plan]] | None = None,
     ) -> None:
         self.projects = projects
+        self.approve_by_rule = approve_by_rule
         self.settle = settle
         self.notary = notary
         self.states = states
@@ -200,6 +202,9 @@ class PlanningService:
         )
         saved = await self.projects.save_plan(self.notary.sign_plan(plan), audit=record)
         log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
+        if self.approve_by_rule is not None:
+            # One use case: a plan that fits the project's auto-approval rule comes back approved.
+            saved = await self.approve_by_rule(saved)
         return saved
 
     # -- for other planning use cases (templates) ------------------------------------------------
