@@ -19,8 +19,8 @@ from infra_mcp.errors import InfraError, StateLocked
 from infra_mcp.services.execution.service import dead_local_holder, pid_alive
 from infra_mcp.stores.state_common import locked
 from infra_mcp.stores.state_local import LocalStateStore
-from tests.fake_upstream import SimulatedCrash, World, vpc
-from tests.fakes import FakeStateStore
+from tests.fakes.cloud_control import SimulatedCrash, World, vpc
+from tests.fakes.stores import FakeStateStore
 
 HOST = socket.gethostname()
 DEAD_PID = 2**22 + 1  # above Linux's PID_MAX_LIMIT: never a running process

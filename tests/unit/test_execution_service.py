@@ -14,7 +14,7 @@ from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
 from infra_mcp.services.execution.operations import Driver, PollPolicy
-from tests.fake_upstream import World, res, subnet, vpc
+from tests.fakes.cloud_control import World, res, subnet, vpc
 
 
 async def refused(coro: object) -> InfraError:

@@ -10,7 +10,7 @@ import pytest
 from infra_mcp.domain.plan import Action, ChangeOutcome, ChangeOutcomeStatus, ExecutionRecord, PlanStatus
 from infra_mcp.domain.state import Journal
 from infra_mcp.errors import InfraError
-from tests.fake_upstream import SimulatedCrash, World, subnet, vpc
+from tests.fakes.cloud_control import SimulatedCrash, World, subnet, vpc
 
 
 @pytest.fixture

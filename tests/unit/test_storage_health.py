@@ -15,8 +15,8 @@ from infra_mcp.services.execution.reconcile import ReconcileReport
 from infra_mcp.services.health import HealthService, TrackedStates
 from infra_mcp.services.projects import ProjectService
 from infra_mcp.services.state import StateService
-from tests.fake_upstream import SimulatedCrash, World, vpc
-from tests.fakes import FlakyStateStores
+from tests.fakes.cloud_control import SimulatedCrash, World, vpc
+from tests.fakes.stores import FlakyStateStores
 
 
 class Degradable:

@@ -14,7 +14,7 @@ import pytest
 from infra_mcp.domain.plan import PlanStatus
 from infra_mcp.domain.tags import with_tags
 from infra_mcp.errors import InfraError
-from tests.fake_upstream import World
+from tests.fakes.cloud_control import World
 
 
 def _vpc(tags_in_properties: list[dict[str, Any]], tags: dict[str, str]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
-from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
+from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
 
 
 class SimulatedCrash(BaseException):
@@ -70,7 +70,7 @@ class Fault:
 
 
 @dataclass
-class FakeCloud:
+class InMemoryCloud:
     """The simulated cloud and its bookkeeping (shared by every ``FakeUpstream`` call)."""
 
     catalog: Catalog = field(default_factory=default_catalog)
@@ -90,14 +90,14 @@ class FakeCloud:
 
 
 class FakeUpstream:
-    """The ``Upstream`` port over a :class:`FakeCloud`.
+    """The ``Upstream`` port over a :class:`InMemoryCloud`.
 
     Resources are matched to scripted faults by a ``Name`` tag or, failing that, by type name, so
     tests say ``fail("db", "CREATE", ...)`` about the resource their plan calls ``db``.
     """
 
-    def __init__(self, cloud: FakeCloud | None = None, *, polls_to_complete: int = 1) -> None:
-        self.cloud = cloud or FakeCloud(polls_to_complete=polls_to_complete)
+    def __init__(self, cloud: InMemoryCloud | None = None, *, polls_to_complete: int = 1) -> None:
+        self.cloud = cloud or InMemoryCloud(polls_to_complete=polls_to_complete)
         self.down: UpstreamUnavailable | None = None
         self.refuses_changes: UpstreamRefusesChanges | None = None
 
