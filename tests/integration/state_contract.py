@@ -184,6 +184,26 @@ def make_moto_conditional_writes_atomic(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setattr(S3Response, name, serialised)
 
 
+def make_in_process_moto_requests_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every S3 request to in-process moto (``mock_aws``) atomic, as each request to S3 is.
+
+    In-process, moto answers inside the caller's thread, and more than its conditional writes is
+    unguarded (its bucket's key store is read while another thread writes it): the five-taker lease
+    race failed about once in seven runs on that. Requests still interleave freely *between* one
+    another (read the lease, then write it conditionally), which is the race the tests are about.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    guard = threading.RLock()
+    original = BotocoreStubber.__call__
+
+    def serialised(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with guard:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", serialised)
+
+
 # --------------------------------------------------------------------------- the contract
 
 
