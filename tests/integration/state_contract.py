@@ -26,8 +26,8 @@ from structlog.testing import capture_logs
 from infra_mcp.domain.state import Journal, JournalEntry, LockInfo, StateFile, StateOwner, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.ports import StateStore
-from infra_mcp.stores.state_common import Blob, BlobBackend, VersionedStateStore, encode
 from infra_mcp.stores.state_scope import IncarnationScope
+from infra_mcp.stores.versioned_state import Blob, BlobBackend, VersionedStateStore, encode
 
 PROJECT = "web-app"
 OURS = StateOwner(project_id=PROJECT, incarnation="11111111-1111-4111-8111-111111111111")

@@ -17,8 +17,8 @@ from infra_mcp.domain.plan import PlanStatus
 from infra_mcp.domain.state import LockInfo
 from infra_mcp.errors import InfraError, StateLocked
 from infra_mcp.services.execution.service import dead_local_holder, pid_alive
-from infra_mcp.stores.state_common import locked
 from infra_mcp.stores.state_local import LocalStateStore
+from infra_mcp.stores.versioned_state import locked
 from tests.fakes.cloud_control import SimulatedCrash, World, vpc
 from tests.fakes.stores import FakeStateStore
 

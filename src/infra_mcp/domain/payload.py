@@ -8,7 +8,7 @@ already-unsealed new document and never returns a digest or a marker.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
@@ -50,7 +50,13 @@ def _attribute(resource: StateResource, attribute: str, info: ResourceTypeInfo |
     return node
 
 
-def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, infos: Any = None) -> Any:
+def resolve(
+    value: Any,
+    resources: Mapping[str, StateResource],
+    *,
+    region: str,
+    type_info: Callable[[str, str], ResourceTypeInfo] | None = None,
+) -> Any:
     """Evaluate the references and intrinsic functions left in a property tree, now that targets exist.
 
     ``Ref`` becomes the target's primary identifier, ``Fn::GetAtt`` its property, and functions
@@ -61,7 +67,7 @@ def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, 
         value: A property tree (sealed markers pass through untouched).
         resources: Existing resources by logical name, as last recorded.
         region: For the ``AWS::Region`` pseudo parameter.
-        infos: Optional ``callable(type, region) -> ResourceTypeInfo`` to fall back on the
+        type_info: Optional ``callable(type, region) -> ResourceTypeInfo`` to fall back on the
             primary identifier for ``Fn::GetAtt`` of it.
 
     Raises:
@@ -75,7 +81,7 @@ def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, 
             raise UnresolvedReference(f"{name} does not exist")
         if attribute is None:
             return target.id
-        info = infos(target.type, target.region) if infos is not None else None
+        info = type_info(target.type, target.region) if type_info is not None else None
         found = _attribute(target, attribute, info)
         if found is None:
             raise UnresolvedReference(f"{name} has no attribute {attribute}")

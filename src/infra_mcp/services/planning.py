@@ -366,7 +366,7 @@ class PlanningService:
                 '{"Environment": "dev"}; null removes a tag.',
                 details={"field": "tags"},
             )
-        merged = _merge(_declared_or_reported(target), properties or {})
+        merged = _merge(_declared(target), properties or {})
         merged_tags = _merge(target.tags, tags or {})
         assert current is not None  # _find found the resource in it
         entry = {
@@ -532,8 +532,9 @@ def _entry_of(resource: StateResource) -> dict[str, Any]:
     }
 
 
-def _declared_or_reported(resource: StateResource) -> dict[str, Any]:
-    return dict(resource.declared) if resource.declared else {}
+def _declared(resource: StateResource) -> dict[str, Any]:
+    """A copy of the properties the resource was declared with (never what AWS reported)."""
+    return dict(resource.declared)
 
 
 def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

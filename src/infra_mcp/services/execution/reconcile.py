@@ -43,7 +43,7 @@ from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateFile
 from infra_mcp.errors import NotFound, PlanStatusInvalid
 from infra_mcp.ports import ProjectStore, StateStore
 from infra_mcp.services.execution.ledger import RETIRED_MARK, Ledger
-from infra_mcp.services.execution.operations import Driver, NodeResult, Operations
+from infra_mcp.services.execution.operations import CloudControlCalls, NodeResult, NodeRunner
 
 log = structlog.get_logger(__name__)
 
@@ -84,9 +84,9 @@ def _node_for(entry: JournalEntry, plan: Plan) -> Node | None:
 class Reconciler:
     """Resolves a project's journal into its state and its interrupted plans' outcomes."""
 
-    def __init__(self, projects: ProjectStore, driver: Driver, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, projects: ProjectStore, calls: CloudControlCalls, *, clock: Callable[[], datetime]) -> None:
         self.projects = projects
-        self.driver = driver
+        self.calls = calls
         self.clock = clock
 
     async def reconcile(
@@ -120,7 +120,7 @@ class Reconciler:
                 bound.warning("reconcile_entry_without_plan", plan_id=entry.plan_id, name=entry.name)
                 report.requests.append(self._reported(entry, None))
                 continue
-            operations = Operations(plan, self.driver, ledger, initial, self.clock)
+            operations = NodeRunner(plan, self.calls, ledger, initial, self.clock)
             if entry.request_token:
                 result = await operations.resume(node, entry)
             else:
@@ -276,7 +276,7 @@ class Reconciler:
         change = plan.change(outcome.name)
         if change is None:
             return False
-        return applied_in_state(change, outcome, final, since=execution.started_at, catalog=self.driver.catalog)
+        return applied_in_state(change, outcome, final, since=execution.started_at, catalog=self.calls.catalog)
 
 
 def applied_in_state(

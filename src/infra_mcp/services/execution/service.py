@@ -57,7 +57,7 @@ from infra_mcp.errors import (
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.audit import RefusalGate
 from infra_mcp.services.execution.ledger import Ledger
-from infra_mcp.services.execution.operations import Driver, Operations, PollPolicy, Sleep
+from infra_mcp.services.execution.operations import CloudControlCalls, NodeRunner, PollPolicy, Sleep
 from infra_mcp.services.execution.reconcile import Reconciler, ReconcileReport, supersede_others
 from infra_mcp.services.execution.walk import Walk
 from infra_mcp.services.secrets import SecretSealer
@@ -161,11 +161,11 @@ class ExecutionService:
         self.refusals = refusals or RefusalGate(projects, clock=clock)
         self.heartbeat_seconds = heartbeat_seconds
 
-    def _driver(self) -> Driver:
-        return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
+    def _calls(self) -> CloudControlCalls:
+        return CloudControlCalls(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
 
     def _reconciler(self) -> Reconciler:
-        return Reconciler(self.projects, self._driver(), clock=self.clock)
+        return Reconciler(self.projects, self._calls(), clock=self.clock)
 
     # ---- public API -----------------------------------------------------------------------
 
@@ -483,7 +483,7 @@ class ExecutionService:
         )
         await ledger.load_journal()
         initial = {r.name: r for r in state.resources}
-        operations = Operations(plan, self._driver(), ledger, initial, self.clock)
+        operations = NodeRunner(plan, self._calls(), ledger, initial, self.clock)
         walk = Walk(
             nodes,
             operations,
