@@ -58,9 +58,13 @@ def _normalise(code: str) -> str:
 
 def run_plans_command(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"user": login_user()}
-    settings = Settings(**overrides)
+    return anyio.run(plans_command, Settings(**overrides), args)
+
+
+async def plans_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one ``plans`` action as ``settings.user``; an InfraError is shown, and the status is 1."""
     try:
-        return anyio.run(_dispatch, settings, args)
+        return await _dispatch(settings, args)
     except InfraError as exc:
         err.print(f"[bold red]{exc.code}[/bold red]: {exc.message}", markup=True, highlight=False)
         return 1
