@@ -22,6 +22,7 @@ import anyio
 import jsonpatch
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.container import wire_plan_services
 from infra_mcp.domain.cloud import (
     CallerIdentity,
     OperationStatus,
@@ -35,8 +36,6 @@ from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectSettings, Role
 from infra_mcp.domain.state import StateFile
 from infra_mcp.errors import NotFound, UpstreamRefusesChanges, UpstreamThrottled, UpstreamUnavailable
-from infra_mcp.services.approvals import ApprovalService
-from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
 from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
@@ -420,8 +419,8 @@ class World:
         self.now = T0
         self.sleeps: list[float] = []
         self.progress: list[tuple[float, float | None, str]] = []
-        self.approvals = ApprovalService(self.projects, self.states, notary=TEST_NOTARY, clock=self.clock)
-        self.execution = ExecutionService(
+        # The same wiring as production (container.open_app), over the fakes.
+        services = wire_plan_services(
             self.projects,
             self.states,
             self.upstream,
@@ -435,6 +434,9 @@ class World:
             clock=self.clock,
             sleep=self.sleep,
         )
+        self.planning = services.planning
+        self.approvals = services.approvals
+        self.execution = services.execution
         self.project = Project(
             id="web",
             name="web",

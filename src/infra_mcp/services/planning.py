@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import structlog
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
@@ -29,6 +28,7 @@ from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.template.intrinsics import is_symbolic
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.domain.validation import validate_specs
 from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
@@ -63,7 +63,7 @@ class PlanningService:
         self,
         projects: ProjectStore,
         states: StateStores,
-        catalog: Catalog,
+        catalog: TypeCatalog,
         sealer: SecretSealer,
         *,
         notary: Notary,

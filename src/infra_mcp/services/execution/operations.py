@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.desired import declared_properties
 from infra_mcp.domain.execution_graph import Node
@@ -33,7 +32,7 @@ from infra_mcp.domain.payload import (
 from infra_mcp.domain.plan import Plan, ResourceSpec
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
 from infra_mcp.domain.tags import with_tags
-from infra_mcp.domain.type_catalog import ResourceTypeInfo
+from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.ports import Upstream
@@ -96,7 +95,7 @@ class CloudControlCalls:
     """Talks to Cloud Control for one execution: calls with throttle retries, polls with backoff."""
 
     def __init__(
-        self, upstream: Upstream, catalog: Catalog, sealer: SecretSealer, policy: PollPolicy, sleep: Sleep
+        self, upstream: Upstream, catalog: TypeCatalog, sealer: SecretSealer, policy: PollPolicy, sleep: Sleep
     ) -> None:
         self.upstream = upstream
         self.catalog = catalog
@@ -200,7 +199,7 @@ def new_record(
     physical_id: str,
     properties: dict[str, Any] | None,
     *,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     now: datetime,
     created_at: datetime | None = None,
 ) -> StateResource:

@@ -24,7 +24,6 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, Field
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.desired import declared_properties
 from infra_mcp.domain.execution_graph import Node
@@ -40,6 +39,7 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateFile
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.errors import NotFound, PlanStatusInvalid
 from infra_mcp.ports import ProjectStore, StateStore
 from infra_mcp.services.execution.ledger import RETIRED_MARK, Ledger
@@ -280,7 +280,7 @@ class Reconciler:
 
 
 def applied_in_state(
-    change: Change, outcome: ChangeOutcome, state: StateFile, *, since: datetime, catalog: Catalog
+    change: Change, outcome: ChangeOutcome, state: StateFile, *, since: datetime, catalog: TypeCatalog
 ) -> bool:
     """Whether ``state`` shows ``change`` completed by the execution that started at ``since``.
 

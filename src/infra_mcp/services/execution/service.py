@@ -26,7 +26,6 @@ from typing import Any
 import anyio
 import structlog
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import approval_rules as rules
 from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
@@ -45,6 +44,7 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile, StateResource
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.errors import (
     ApprovalExpired,
     InfraError,
@@ -129,7 +129,7 @@ class ExecutionService:
         projects: ProjectStore,
         states: StateStores,
         upstream: Upstream,
-        catalog: Catalog,
+        catalog: TypeCatalog,
         sealer: SecretSealer,
         *,
         notary: Notary,
