@@ -224,8 +224,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         resource: Annotated[str, Field(description="Logical name, physical id (vpc-...) or ARN.")],
     ) -> m.ResourceView:
         """Read one resource's properties and tags as recorded, e.g. before update_resource."""
-        found = await rt.app.state.get_resource(project_id, rt.user, resource)
-        _, state = await rt.app.state.current(project_id, rt.user)
+        state, found = await rt.app.state.get_resource(project_id, rt.user, resource)
         return m.resource_view(project_id, state.serial, redacted_resource(found))
 
     @mcp.tool(name="get_state_history", annotations=READ_ONLY)
