@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 
 from infra_mcp.catalog import default_catalog
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.domain.desired import parse_desired_state
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import ApprovalMethod
@@ -208,6 +209,7 @@ async def run(args: argparse.Namespace) -> None:
                 catalog=catalog,
                 full=True,
                 lint=False,
+                pricing=bundled_pricing(),
             )
             notary = Notary(b"benchmark server key, 32 bytes!!")
             await store.save_plan(notary.sign_plan(plan))

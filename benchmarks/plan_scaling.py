@@ -28,6 +28,7 @@ import time
 import tracemalloc
 from typing import Any
 
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import validation
 from infra_mcp.domain.desired import parse_desired_state
@@ -210,7 +211,7 @@ def _plan_once(desired_doc: Any, state: StateFile, catalog: Catalog) -> Plan:
         current=state,
         catalog=catalog,
         full=True,
-        pricing=None,
+        pricing=bundled_pricing(),
     )
 
 

@@ -22,6 +22,7 @@ import anyio
 import jsonpatch
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.container import wire_plan_services
 from infra_mcp.domain.cloud import (
     CallerIdentity,
@@ -481,6 +482,7 @@ class World:
             catalog=self.cloud.catalog,
             full=True,
             lint=False,
+            pricing=bundled_pricing(),
         )
         return await self.projects.save_plan(TEST_NOTARY.sign_plan(made))
 

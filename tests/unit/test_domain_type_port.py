@@ -7,11 +7,13 @@ here a two-type catalog in memory is enough to parse, diff, order and validate a
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra_mcp.domain.cost import Quote
 from infra_mcp.domain.desired import parse_desired_state
 from infra_mcp.domain.plan import Action
 from infra_mcp.domain.planner import make_plan
@@ -55,6 +57,15 @@ class DictCatalog:
         return ["us-east-1"]
 
 
+class NoPrices:
+    """A pricing port with nothing in it (the bundled table is a file: the catalog package reads it)."""
+
+    source = "none"
+
+    def quote(self, type_name: str, properties: Mapping[str, Any], region: str) -> Quote:
+        return Quote(None, reason="no prices in this test")
+
+
 def _plan(catalog: TypeCatalog, resources: list[dict[str, Any]]) -> Any:
     specs = parse_desired_state({"resources": resources}, catalog)
     return make_plan(
@@ -68,6 +79,7 @@ def _plan(catalog: TypeCatalog, resources: list[dict[str, Any]]) -> Any:
         catalog=catalog,
         full=True,
         lint=False,
+        pricing=NoPrices(),
     )
 
 
@@ -81,6 +93,7 @@ def test_a_plan_is_made_from_a_catalog_held_in_memory() -> None:
     )
     assert [(c.name, c.action) for c in plan.changes] == [("net", Action.CREATE), ("zone", Action.CREATE)]
     assert plan.execution_order == [["net"], ["zone"]]
+    assert plan.cost.source == "none"
 
 
 def test_the_schema_of_the_port_is_what_validation_checks() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from infra_mcp.domain.cost import BundledPricing, Pricing, estimate
+from infra_mcp.domain.cost import Pricing, estimate
 from infra_mcp.domain.desired import dependency_graph, raise_findings
 from infra_mcp.domain.diff import diff_states
 from infra_mcp.domain.graph import waves
@@ -37,7 +37,7 @@ def make_plan(
     current: StateFile | None,
     catalog: TypeCatalog,
     full: bool,
-    pricing: Pricing | None = None,
+    pricing: Pricing,
     lint: bool = True,
     delete: Sequence[str] = (),
 ) -> Plan:
@@ -53,7 +53,7 @@ def make_plan(
         current: The current state; None if the project was never applied.
         catalog: Type knowledge.
         full: True if resources missing from ``desired`` are to be deleted.
-        pricing: Where prices come from; the bundled table by default.
+        pricing: Where prices come from (``catalog.prices.bundled_pricing()`` in production).
         lint: Run cfn-lint on the changed resources (on by default; tests of other rules may skip it).
         delete: Names of current resources to delete in a partial plan (``delete_resource``).
 
@@ -94,7 +94,7 @@ def make_plan(
         risk=risk,
         risk_reasons=risk_reasons,
         findings=findings,
-        cost=estimate(changes, current, pricing or BundledPricing()),
+        cost=estimate(changes, current, pricing),
     )
     return plan.with_fingerprint()
 

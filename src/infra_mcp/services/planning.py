@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 import structlog
 
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
-from infra_mcp.domain.cost import BundledPricing, Pricing
+from infra_mcp.domain.cost import Pricing
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.paths import transform_at
@@ -79,7 +80,7 @@ class PlanningService:
         self.states = states
         self.catalog = catalog
         self.sealer = sealer
-        self.pricing = pricing or BundledPricing()
+        self.pricing = pricing or bundled_pricing()
         self.lint = lint
 
     # -- helpers -------------------------------------------------------------------------------
