@@ -37,3 +37,27 @@ def test_a_shared_name_is_defined_once(name: str) -> None:
             ) or name in targets:
                 places.append(path)
     assert len(places) == 1, places
+
+
+def test_no_module_outside_the_plan_sets_a_plans_status() -> None:
+    """A plan's status moves only through its lifecycle methods (``Plan.approve``, ``Plan.start``...)."""
+    setters = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "domain" / "plan.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "model_copy"):
+                continue
+            for keyword in node.keywords:
+                update = keyword.value
+                if keyword.arg == "update" and isinstance(update, ast.Dict):
+                    status = [
+                        v
+                        for k, v in zip(update.keys, update.values, strict=True)
+                        if getattr(k, "value", None) == "status"
+                    ]
+                    # A resource's or a change outcome's status is not the plan's.
+                    others = ("ResourceStatus", "ChangeOutcomeStatus")
+                    if status and not any(name in ast.unparse(status[0]) for name in others):
+                        setters.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert setters == []
