@@ -19,6 +19,8 @@ environment (all optional):
   INFRA_MCP_UPSTREAM_ARGS     its arguments, as a JSON list
   INFRA_MCP_UPSTREAM_URL      streamable-HTTP URL of the upstream instead of a command
   INFRA_MCP_LOG_LEVEL         DEBUG | INFO | WARNING | ERROR (default INFO, to stderr)
+  INFRA_MCP_AUTH_ISSUER       with --http: the identity provider whose tokens are required (see README)
+  INFRA_MCP_PUBLIC_URL        with --http: the address clients use (default http://HOST:PORT)
 
 connect a host, e.g. Claude Code:
   claude mcp add infra-mcp -- /path/to/checkout/.venv/bin/infra-mcp serve
@@ -35,14 +37,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"infra-mcp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
+    serve = sub.add_parser(
         "serve",
-        help="run the MCP server on stdio (how agent hosts launch it)",
+        help="run the MCP server on stdio (how agent hosts launch it), or over HTTP with --http",
         description="Run the infra-mcp MCP server on stdio. An MCP host (Claude Code, Claude Desktop,\n"
         "the MCP Inspector) starts this command and talks MCP over its stdin/stdout;\n"
-        "logs go to stderr. It is configured by environment variables only.",
+        "logs go to stderr. It is configured by environment variables only.\n"
+        "With --http HOST:PORT it serves MCP over streamable HTTP at /mcp instead: loopback\n"
+        "only without INFRA_MCP_AUTH_ISSUER; with it, every call needs a bearer token.",
         epilog=SERVE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve streamable HTTP at http://HOST:PORT/mcp (e.g. 127.0.0.1:8000) instead of stdio",
     )
     demo = sub.add_parser("demo", help="a visible end-to-end run against the sandbox")
     demo.add_argument("--data-dir", help="keep the demo's data here (default: a fresh temporary folder)")
@@ -55,11 +64,23 @@ def _parser() -> argparse.ArgumentParser:
         help="review and approve plans out of band, as a person in a terminal (you act as your OS login user)",
     )
     psub = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
-    # No --user: the person acts as their OS login user, and nothing on the command line changes that.
+    # No --user: the person acts as their OS login user (or, against a team server, as the user their
+    # token names), and nothing on the command line changes that.
     who = argparse.ArgumentParser(add_help=False)
+    who.add_argument(
+        "--server",
+        metavar="URL",
+        help="a team server's MCP URL (default: INFRA_MCP_SERVER_URL); you act as your token's user",
+    )
+    who.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="with a team server: a file holding your bearer token (default: INFRA_MCP_TOKEN)",
+    )
     plist = psub.add_parser("list", help="plans of a project", parents=[who])
     plist.add_argument("project_id")
     plist.add_argument("--status", help="only plans with this status, e.g. pending")
+    psub.add_parser("pending", help="plans waiting for a person in your projects", parents=[who])
     pshow = psub.add_parser("show", help="a plan's diff, risk and cost", parents=[who])
     pshow.add_argument("plan_id")
     papprove = psub.add_parser(
@@ -88,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.command == "serve":
+        if args.http:
+            from infra_mcp.server.http import serve_http
+
+            serve_http(args.http)
+            return 0
         from infra_mcp.server.app import serve_stdio
 
         serve_stdio()

@@ -35,7 +35,7 @@ from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.services.state import StateService
 from infra_mcp.services.templates import TemplatePlanning
 from infra_mcp.settings import Settings
-from infra_mcp.stores.sqlite import SqliteProjectStore
+from infra_mcp.stores.project_factory import ProjectDatabase, describe_database, make_project_store
 from infra_mcp.stores.state_factory import StateStoreRegistry
 from infra_mcp.upstream.factory import make_upstream
 
@@ -45,7 +45,7 @@ log = structlog.get_logger(__name__)
 @dataclass
 class App:
     settings: Settings
-    store: SqliteProjectStore
+    store: ProjectDatabase
     states: TrackedStates
     locations: StateStoreRegistry
     health: HealthService
@@ -118,7 +118,8 @@ def wire_plan_services(
 async def open_app(
     settings: Settings, *, upstream: Upstream | None = None, reconcile: bool = True
 ) -> AsyncIterator[App]:
-    """Open the database, state stores and the upstream; close them after.
+    """Open the project database (SQLite, or PostgreSQL when ``INFRA_MCP_DATABASE_URL`` is set),
+    state stores and the upstream; close them after.
 
     Opening does not wait on any project's storage nor on the upstream (it connects lazily, on its
     first call). With ``reconcile``, every project is checked in the background, each with a
@@ -129,7 +130,7 @@ async def open_app(
         key = ServerKey(settings.key_path).get()
         chain = AuditChain(key)
         use_digest_key(derive(key, "digest"))
-        store = SqliteProjectStore(settings.database_path, chain=chain)
+        store = make_project_store(settings, chain=chain)
         await store.open()
         stack.push_async_callback(store.close)
         locations = StateStoreRegistry(settings)
@@ -178,5 +179,7 @@ async def open_app(
             default = settings.default_state_location
             every = await store.list_projects()
             health.start(background, [(p.id, p.settings.state_location or default) for p in every])
-        log.info("app_opened", data_dir=str(settings.data_dir), user=settings.user)
+        log.info(
+            "app_opened", data_dir=str(settings.data_dir), database=describe_database(settings), user=settings.user
+        )
         yield app

@@ -14,6 +14,7 @@ This is a terminal program: printing is its job (results on stdout, errors on st
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -28,6 +29,7 @@ from pathlib import Path
 from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateCorrupted, StateLocked, ValidationFailed
 from infra_mcp.file_modes import PRIVATE_FILE, ensure_private_dir, fsync_dir
 from infra_mcp.settings import Settings
+from infra_mcp.stores.postgres import PostgresProjectStore
 from infra_mcp.stores.sqlite import MIGRATIONS
 from infra_mcp.stores.sqlite_integrity import RESTORE_HINT, DatabaseReport, check_database, open_lock_path, sidecars
 
@@ -58,6 +60,8 @@ def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_db_command(args: argparse.Namespace) -> int:
     """Run one ``db`` action; print the outcome. Returns the exit code (0 ok, 1 refused or failed)."""
     settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()
+    if settings.database_url:
+        return _run_on_postgres(args, settings.database_url)
     database = settings.database_path
     try:
         if args.db_command == "backup":
@@ -76,6 +80,30 @@ def run_db_command(args: argparse.Namespace) -> int:
     except InfraError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _run_on_postgres(args: argparse.Namespace, url: str) -> int:
+    """``db check`` on PostgreSQL; ``backup`` and ``restore`` are PostgreSQL's own tools' job there."""
+    store = PostgresProjectStore(url)
+    try:
+        if args.db_command != "check":
+            raise ValidationFailed(
+                f"`infra-mcp db {args.db_command}` handles the SQLite file only, and INFRA_MCP_DATABASE_URL points at "
+                f"PostgreSQL ({store.where}). Use PostgreSQL's tools on that database: `pg_dump --format=custom --file=BACKUP` to back up (safe while "
+                "the servers run), `pg_restore --clean --if-exists --dbname=... BACKUP` with every replica stopped to "
+                "restore. Back up the server key too.",
+                details={"database": store.where, "command": args.db_command},
+            )
+        version, counts = asyncio.run(store.inspect())
+    except InfraError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    if version == 0:
+        print(f"ok: {store.where} answers and holds no infra-mcp tables yet; the first server start creates them.")
+    else:
+        report = DatabaseReport(path=Path(store.where), exists=True, schema_version=version, counts=counts)
+        print(f"ok: {store.where} answers (PostgreSQL, schema {version}; {_counts(report)}).")
     return 0
 
 

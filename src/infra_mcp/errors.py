@@ -28,6 +28,7 @@ Codes (the seed's, extended):
 ``APPROVAL_002``    approval required / refused (declined, self-approval forbidden, ...)
 ``APPROVAL_003``    human confirmation needed but the client cannot show prompts
 ``INTEGRITY_001``   a plan or approval fails its server-key check (edited outside infra-mcp)
+``SERVER_001``      the server is stopping: the call was not run (call again)
 ``INTERNAL_001``    a bug in infra-mcp
 ==================  =============================================================
 """
@@ -168,6 +169,12 @@ class IntegrityFailed(InfraError):
     code = "INTEGRITY_001"
 
 
+class ServerStopping(InfraError):
+    """The HTTP server began a graceful stop before this call arrived: nothing was done."""
+
+    code = "SERVER_001"
+
+
 ALL_CODES: tuple[str, ...] = tuple(
     sorted(
         {
@@ -193,6 +200,7 @@ ALL_CODES: tuple[str, ...] = tuple(
                 ApprovalRequired,
                 ElicitationUnsupported,
                 IntegrityFailed,
+                ServerStopping,
             )
         }
     )

@@ -58,7 +58,15 @@ def _normalise(code: str) -> str:
 
 def run_plans_command(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"user": login_user()}
-    return anyio.run(plans_command, Settings(**overrides), args)
+    settings = Settings(**overrides)
+    server = getattr(args, "server", None) or settings.server_url
+    if server:
+        # A team server: no database here; the server acts as the user the person's token names.
+        from infra_mcp.plans_remote import read_token, run_remote
+
+        secret = settings.token.get_secret_value() if settings.token else None
+        return run_remote(args, server, read_token(secret, getattr(args, "token_file", None)))
+    return anyio.run(plans_command, settings, args)
 
 
 async def plans_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -76,6 +84,8 @@ async def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         command = args.plans_command
         if command == "list":
             return await _list(app, args.project_id, args.status)
+        if command == "pending":
+            return await _pending(app)
         if command == "show":
             return await _show(app, args.plan_id)
         if command == "approve":
@@ -124,6 +134,23 @@ async def _list(app: App, project_id: str, status: str | None) -> int:
     console.print(table)
     if plans:
         console.print("`infra-mcp plans show <plan>` for a plan's diff.", markup=False)
+    return 0
+
+
+async def _pending(app: App) -> int:
+    table = Table("plan", "project", "risk", "changes", "by", "you may approve", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in table.columns:
+        column.no_wrap = True
+    for plan, may in await app.approvals.awaiting(app.settings.user):
+        table.add_row(
+            plan.id,
+            plan.project_id,
+            plan.risk.value,
+            _counts(plan),
+            clean_untrusted(plan.author, 128),
+            "yes" if may else "no (someone else)",
+        )
+    console.print(table)
     return 0
 
 

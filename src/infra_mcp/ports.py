@@ -16,7 +16,7 @@ from infra_mcp.errors import UpstreamRefusesChanges
 
 
 class ProjectStore(Protocol):
-    """Projects, plans and the audit log (SQLite)."""
+    """Projects, plans and the audit log (SQLite on one machine, PostgreSQL for several replicas)."""
 
     async def create_project(self, project: Project) -> Project:
         """Raises AlreadyExists (CONFLICT_001) if the id is taken."""

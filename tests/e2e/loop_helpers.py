@@ -225,6 +225,7 @@ def plans_at_terminal(
     answer: Callable[[str], str] | None = None,
     timeout: float = 60.0,
     columns: int = 200,
+    **extra_env: str,
 ) -> tuple[int, str]:
     """Run ``infra-mcp plans ARGS`` in a pseudo-terminal, as a person at a terminal would.
 
@@ -232,6 +233,7 @@ def plans_at_terminal(
     code itself). Returns the exit status and everything the terminal showed.
     """
     env = {**os.environ, "INFRA_MCP_DATA_DIR": str(data_dir), "INFRA_MCP_LOG_LEVEL": "WARNING", "COLUMNS": str(columns)}
+    env.update(extra_env)
     pid, fd = pty.fork()
     if pid == 0:  # the child: its controlling terminal is the pty
         os.execve(sys.executable, [sys.executable, "-m", "infra_mcp", "plans", *args], env)  # noqa: S606 - our own CLI, no shell

@@ -575,3 +575,34 @@ async def test_a_create_that_ran_but_went_unanswered_is_reconciled_at_once_and_t
     assert [r.name for r in (await world.state()).resources] == ["net"]
     assert (await world.store.read_journal("web")).entries == []
     assert len([k for k in world.cloud.resources if k[0] == "AWS::EC2::VPC"]) == 1
+
+
+async def test_an_execution_cut_short_keeps_what_was_settled_as_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One change at a time; the third create never answers (a server stopping past its grace cancels it).
+    world = World(tmp_path, parallelism=1)
+    create = world.upstream.create_resource
+    calls = 0
+
+    async def third_hangs(*args: object, **kwargs: object) -> ProgressEvent:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            await anyio.sleep_forever()
+        return await create(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.upstream, "create_resource", third_hangs)
+    plan = await world.approved([vpc(f"v{i}", f"10.{i}.0.0/16") for i in range(4)])
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(world.execution.execute, plan.id, "ed", world.report)
+        with anyio.fail_after(10):  # a hang guard
+            while calls < 3:
+                await anyio.sleep(0.01)
+        tasks.cancel_scope.cancel()
+    state = await world.state()
+    newest, *_ = await world.store.history("web")
+    assert sorted(r.name for r in state.resources) == ["v0", "v1"]
+    assert newest.checkpoint
+    assert (await world.projects.get_plan(plan.id)).status is PlanStatus.EXECUTING
+    assert world.store.locks == {}  # the lock is released on the way out

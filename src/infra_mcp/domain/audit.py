@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.plan import Plan
+from infra_mcp.errors import AlreadyExists
 
 GENESIS = "genesis"
 
@@ -44,6 +45,16 @@ class AuditEvent(BaseModel):
             outcome=outcome,
             details=details,
         )
+
+
+def duplicate_audit_event(event_id: str) -> AlreadyExists:
+    """An audit event id is recorded already (ids are random: a retry of a written event, or a bug).
+    The transaction it was part of is rolled back whole."""
+    return AlreadyExists(
+        f"Audit event {event_id!r} is recorded already, so nothing of this change was written. Retry the "
+        "action: it gets a new event id.",
+        details={"event_id": event_id},
+    )
 
 
 class AuditCheck(BaseModel):

@@ -25,11 +25,12 @@ _LABELS = {
     "approval": b"infra-mcp approval v1",
     "audit": b"infra-mcp audit chain v1",
     "digest": b"infra-mcp secret digest v1",
+    "request-state": b"infra-mcp mcp request state v1",
 }
 
 
 def derive(key: bytes, purpose: str) -> bytes:
-    """The sub-key for ``purpose`` (one of plan, approval, audit, digest)."""
+    """The sub-key for ``purpose`` (one of plan, approval, audit, digest, request-state)."""
     return hmac.new(key, _LABELS[purpose], hashlib.sha256).digest()
 
 

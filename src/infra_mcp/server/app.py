@@ -11,9 +11,11 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from pydantic import BaseModel, Field
@@ -34,9 +36,11 @@ from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.params import NewProjectId, ProjectId
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
+from infra_mcp.server.request_state import shared_request_state
 from infra_mcp.server.runtime import Runtime
 from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
+from infra_mcp.stores.postgres import PostgresProjectStore
 
 INSTRUCTIONS = """\
 infra-mcp manages AWS infrastructure per project. Nothing changes in AWS until a plan a person approved
@@ -62,7 +66,13 @@ def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] | None = None) -> MCPServer[Any]:
+def build_server(
+    settings: Settings | None = None,
+    *,
+    prompts: list[PromptSpec] | None = None,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> MCPServer[Any]:
     """Build the MCP server. Prompt files are parsed here, so a malformed one stops start-up.
 
     Raises:
@@ -73,16 +83,21 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
     # The acting user must not pass for one of our own audit actors (e.g. rule:auto-approval).
     require_assignable_user(settings.user, field="INFRA_MCP_USER")
     specs = prompts if prompts is not None else load_prompts(prompt_files())
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, verified_identities=auth is not None)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Any]) -> AsyncIterator[Runtime]:
-        async with open_app(settings) as app:
+        async with open_app(settings) as app, AsyncExitStack() as replicas:
+            if isinstance(app.store, PostgresProjectStore):
+                # Other replicas on the same database hear of pending-plan changes made here, and we of theirs.
+                await replicas.enter_async_context(app.store.listening(runtime.pending_changed_elsewhere))
+                runtime.pending.relay = app.store.announce
             runtime._app = app
             try:
                 yield runtime
             finally:
                 runtime._app = None
+                runtime.pending.relay = None
 
     mcp = InfraMCPServer(
         name="infra-mcp",
@@ -91,7 +106,13 @@ def build_server(settings: Settings | None = None, *, prompts: list[PromptSpec] 
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        auth=auth,
+        token_verifier=token_verifier,
+        # Any replica opens what another sealed (an elicitation answered through another replica).
+        request_state_security=shared_request_state(settings.key_path),
+        subscriptions=runtime.pending.bus,
     )
+    mcp.middleware.append(runtime.pending.middleware)
     # cfn-lint takes about a second to load. Loading it beside the handshake slowed the initialize answer
     # by a quarter on two cores; started by the first tools/list, it is ready (or nearly) for the first plan.
     mcp.after_handshake = lambda: threading.Thread(target=warm_up, name="cfn-lint-warm-up", daemon=True).start()
@@ -178,6 +199,8 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         project = await rt.app.projects.update_project(
             project_id, user=rt.user, name=name, description=description, settings=settings, members=members
         )
+        if members is not None or settings is not None:
+            await rt.pending.changed(project)  # who may approve what, or who sees it, may have changed
         return view(project)
 
     @mcp.tool(name="delete_project", annotations=DELETES_RECORDS)
@@ -384,20 +407,20 @@ def serve_stdio(settings: Settings | None = None) -> None:
     try:
         build_server(settings).run("stdio")
     except BaseException as exc:
-        error = _infra_error_in(exc)
+        error = infra_error_in(exc)
         if error is None:
             raise
         sys.stderr.write(f"infra-mcp: cannot start: {error.code}: {error.message}\n")
         raise SystemExit(1) from None
 
 
-def _infra_error_in(exc: BaseException) -> InfraError | None:
+def infra_error_in(exc: BaseException) -> InfraError | None:
     """The InfraError that ``exc`` is, or that the task groups wrapped it in (the lifespan runs in one)."""
     if isinstance(exc, InfraError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _infra_error_in(inner)
+            found = infra_error_in(inner)
             if found is not None:
                 return found
     return None

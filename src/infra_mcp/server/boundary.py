@@ -16,8 +16,10 @@ from typing import Any
 
 import anyio
 import structlog
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.models import InitializationOptions
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import CallToolResult, InputRequiredResult
@@ -26,7 +28,8 @@ from mcp_types import ResourceTemplate as MCPResourceTemplate
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
-from infra_mcp.errors import ValidationFailed
+from infra_mcp.errors import ServerStopping, ValidationFailed
+from infra_mcp.server.drain import Drain
 from infra_mcp.server.errors import error_payload, error_result, internal_payload
 from infra_mcp.server.unparsable import relay
 
@@ -136,6 +139,24 @@ class InfraMCPServer(MCPServer[Any]):
 
     after_handshake: Callable[[], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Tool calls in flight, and whether a graceful stop began (see :mod:`infra_mcp.server.drain`).
+        self.drain = Drain()
+        # infra://plans/pending changes as plans are made and approved, and the server says so with
+        # notifications/resources/list_changed: advertise it. The SDK derives the capability from
+        # options each transport passes (none do), so the low-level server's default is widened here.
+        lowlevel = self._lowlevel_server
+        default_options = lowlevel.create_initialization_options
+
+        def with_resource_list_changed(
+            notification_options: NotificationOptions | None = None, *more: Any, **named: Any
+        ) -> InitializationOptions:
+            options = notification_options or NotificationOptions(resources_changed=True)
+            return default_options(options, *more, **named)
+
+        lowlevel.create_initialization_options = with_resource_list_changed  # type: ignore[method-assign]
+
     def _handshake_done(self) -> None:
         hook, self.after_handshake = self.after_handshake, None
         if hook is not None:
@@ -182,7 +203,13 @@ class InfraMCPServer(MCPServer[Any]):
         started = time.perf_counter()
         self._handshake_done()
         try:
-            return await super().call_tool(name, arguments, context)
+            async with self.drain.call(name):
+                return await super().call_tool(name, arguments, context)
+        except ServerStopping as stopping:
+            request_id = uuid.uuid4().hex[:16]
+            log.info("tool_call", tool=name[:_MAX_PART], request_id=request_id, outcome="error", code=stopping.code)
+            refused: CallToolResult = error_result(error_payload(stopping, request_id))
+            return refused
         except UnexpectedToolError:
             # A bug outside our tool bodies (e.g. the result failing its output schema): still JSON.
             request_id = uuid.uuid4().hex[:16]

@@ -165,3 +165,34 @@ def summary_view(plan: Plan) -> PlanSummaryView:
         created_at=plan.created_at,
         description=plan.description,
     )
+
+
+class PendingPlan(BaseModel):
+    """One plan waiting for a person (the infra://plans/pending resource)."""
+
+    plan_id: str
+    project_id: str
+    summary: str
+    risk: str
+    author: str
+    created_at: datetime
+    you_may_approve: bool
+    plan_uri: str
+
+
+class PendingPlans(BaseModel):
+    user: str
+    plans: list[PendingPlan]
+
+
+def pending_view(plan: Plan, may_approve: bool) -> PendingPlan:
+    return PendingPlan(
+        plan_id=plan.id,
+        project_id=plan.project_id,
+        summary=plan.summary.text,
+        risk=plan.risk.value,
+        author=plan.author,
+        created_at=plan.created_at,
+        you_may_approve=may_approve,
+        plan_uri=f"infra://projects/{plan.project_id}/plans/{plan.id}",
+    )

@@ -19,10 +19,13 @@ from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.out_of_band import approval_command
 from infra_mcp.server.params import Description, PlanId, ProjectId
+from infra_mcp.server.pending import PENDING_URI
 from infra_mcp.server.plan_models import (
     ApprovalResult,
+    PendingPlans,
     PlanList,
     PlanResult,
+    pending_view,
     plan_result,
     summary_view,
 )
@@ -141,6 +144,11 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     def view(plan: Plan) -> PlanResult:
         return plan_result(redacted(plan))
 
+    async def made(plan: Plan) -> PlanResult:
+        # Auto-approval happened inside the planning use case; the sessions hear that pending plans changed.
+        await rt.pending_changed(plan.project_id)
+        return view(plan)
+
     @mcp.tool(name="plan_changes", annotations=WRITES)
     @handle_tool_errors("plan_changes")
     async def plan_changes(
@@ -157,7 +165,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     ) -> PlanResult:
         """Plan a whole project at once, from its full desired state. Next: show the user the plan, then
         approve_plan or reject_plan."""
-        return view(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
+        return await made(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
 
     @mcp.tool(name="create_resource", annotations=WRITES)
     @handle_tool_errors("create_resource")
@@ -183,7 +191,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             description=description,
             user=rt.user,
         )
-        return view(plan)
+        return await made(plan)
 
     @mcp.tool(name="update_resource", annotations=WRITES)
     @handle_tool_errors("update_resource")
@@ -201,7 +209,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         plan = await rt.app.planning.update_resource(
             project_id, resource=resource, properties=properties, tags=tags, description=description, user=rt.user
         )
-        return view(plan)
+        return await made(plan)
 
     @mcp.tool(name="delete_resource", annotations=WRITES)
     @handle_tool_errors("delete_resource")
@@ -214,7 +222,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         plan = await rt.app.planning.delete_resource(
             project_id, resource=resource, description=description, user=rt.user
         )
-        return view(plan)
+        return await made(plan)
 
     @mcp.tool(name="plan_rollback", annotations=WRITES)
     @handle_tool_errors("plan_rollback")
@@ -224,7 +232,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     ) -> PlanResult:
         """Plan making AWS match an older state version (see get_state_history). Next: approve_plan, then
         execute_plan."""
-        return view(await rt.app.planning.plan_rollback(project_id, to_version, rt.user))
+        return await made(await rt.app.planning.plan_rollback(project_id, to_version, rt.user))
 
     @mcp.tool(name="get_plan", annotations=READ_ONLY)
     @handle_tool_errors("get_plan")
@@ -284,6 +292,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             plan = await approvals.approve(
                 plan_id, rt.user, method=ApprovalMethod.NO_CONFIRMATION, agent_comment=comment
             )
+            await rt.pending_changed(plan.project_id)
             return _approved(plan)
         if isinstance(confirmation, AcceptedElicitation) and confirmation.data.approved:
             plan = await approvals.approve(
@@ -293,6 +302,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
                 agent_comment=comment,
                 person_comment=confirmation.data.note,
             )
+            await rt.pending_changed(plan.project_id)
             return _approved(plan)
         outcome: Literal["declined", "cancelled"] = (
             "cancelled" if isinstance(confirmation, CancelledElicitation) else "declined"
@@ -329,6 +339,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     ) -> ApprovalResult:
         """Reject a pending plan for good when the user does not want it; make a new plan instead."""
         plan = await rt.app.approvals.reject(plan_id, rt.user, reason)
+        await rt.pending_changed(plan.project_id)
         return ApprovalResult(
             plan_id=plan.id,
             outcome="rejected",
@@ -345,6 +356,17 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             await ctx.report_progress(progress, total, message)
 
         return view(await rt.app.execution.execute(plan_id, rt.user, progress))
+
+    @mcp.resource(PENDING_URI, name="pending-plans", mime_type="application/json")
+    @handle_resource_errors(PENDING_URI)
+    async def pending_resource() -> str:
+        """Plans waiting for a person in your projects, newest first, and whether you may approve each (to approve:
+        approve_plan). Changes are announced with notifications/resources/list_changed."""
+        waiting = await rt.app.approvals.awaiting(rt.user)
+        return PendingPlans(
+            user=rt.user,
+            plans=[pending_view(plan, may) for plan, may in waiting],
+        ).model_dump_json(indent=2)
 
     @mcp.resource("infra://projects/{project_id}/plans/{plan_id}", name="plan", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}")

@@ -100,6 +100,27 @@ class ApprovalService:
             details={"plan_id": plan.id, "reason": "awaiting_out_of_band_approval", "for_the_person": command},
         )
 
+    async def awaiting(self, user: str) -> list[tuple[Plan, bool]]:
+        """Pending plans that wait for a person, in the user's projects, newest first.
+
+        Each comes with whether *this* user may approve it (their role, and approver != author where
+        the project forbids self-approval), so an author sees their plan waiting for someone else
+        and an approver sees what waits for them.
+        """
+        waiting: list[tuple[Plan, bool]] = []
+        for project in await self.projects.list_projects(member=user):
+            for plan in await self.projects.list_plans(project.id, statuses=[PlanStatus.PENDING]):
+                if not plan.actionable_changes:
+                    continue
+                try:
+                    rules.require_may_approve(plan, project, user)
+                except InfraError:
+                    waiting.append((plan, False))
+                else:
+                    waiting.append((plan, True))
+        waiting.sort(key=lambda entry: entry[0].created_at, reverse=True)
+        return waiting
+
     async def check_approvable(self, plan_id: str, user: str) -> tuple[Plan, Project]:
         """Everything that can be checked before asking a human to confirm.
 

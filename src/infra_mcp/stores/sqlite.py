@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from infra_mcp.domain.audit import GENESIS, AuditEvent
+from infra_mcp.domain.audit import GENESIS, AuditEvent, duplicate_audit_event
 from infra_mcp.domain.common import isoformat
 from infra_mcp.domain.integrity import AuditChain
 from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
@@ -419,10 +419,13 @@ class SqliteProjectStore:
             previous = str(json.loads(row["doc"]).get("hash") or GENESIS) if row else GENESIS
             event = event.model_copy(update={"prev_hash": previous, "hash": ""})
             event = event.model_copy(update={"hash": self.chain.link(previous, event.model_dump(mode="json"))})
-        await self.db.execute(
-            "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
-            (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
-        )
+        try:
+            await self.db.execute(
+                "INSERT INTO audit (id, project_id, at, doc) VALUES (?, ?, ?, ?)",
+                (event.id, event.project_id, isoformat(event.at), event.model_dump_json()),
+            )
+        except sqlite3.IntegrityError:
+            raise duplicate_audit_event(event.id) from None
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         async with self.db.execute(

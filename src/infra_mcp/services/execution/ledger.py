@@ -26,6 +26,8 @@ from infra_mcp.ports import StateStore
 log = structlog.get_logger(__name__)
 
 RETIRED_MARK = "~replaced~"
+# How long an execution that is being cancelled may spend writing its last checkpoint.
+CANCEL_CHECKPOINT_SECONDS = 10.0
 
 
 def retired_name(name: str, physical_id: str | None) -> str:
@@ -187,6 +189,20 @@ class Ledger:
         elapsed = (self.clock() - self._last_write).total_seconds()
         if self._pending >= self.every or elapsed >= self.interval:
             await self.flush(description=f"{CHECKPOINT_PREFIX}{self.plan_id}", checkpoint=True)
+
+    async def checkpoint_on_cancel(self) -> None:
+        """Write a checkpoint of what was settled, shielded from the cancellation that stops the execution.
+
+        Bounded by ``CANCEL_CHECKPOINT_SECONDS``; a write that fails or times out is logged and the
+        journal (written before every request) still lets reconciliation find everything.
+        """
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_CHECKPOINT_SECONDS):
+            try:
+                await self.flush(description=f"{CHECKPOINT_PREFIX}{self.plan_id}", checkpoint=True)
+            except Exception as exc:  # the cancellation goes on whatever happens here
+                log.warning("checkpoint_on_cancel_failed", plan_id=self.plan_id, error=str(exc)[:200])
+            else:
+                log.info("checkpoint_on_cancel", plan_id=self.plan_id, serial=self.current.serial)
 
     def _next_version(self, resources: list[StateResource], description: str, checkpoint: bool) -> StateFile:
         """``current.next_version(...)`` with the checksum left to the store.

@@ -494,7 +494,13 @@ class ExecutionService:
             progress=progress,
             heartbeat=self.heartbeat_seconds,
         )
-        await walk.run()
+        try:
+            await walk.run()
+        except anyio.get_cancelled_exc_class():
+            # Cut short (a server stopping past its grace): keep what was settled as a checkpoint, so the
+            # state says what exists; requests still in flight stay in the journal for reconciliation.
+            await ledger.checkpoint_on_cancel()
+            raise
         ledger.record_outputs(
             outputs_after(plan, ledger.outputs, ledger.resources, region=project.settings.default_region)
         )
