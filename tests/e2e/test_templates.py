@@ -177,3 +177,33 @@ async def test_the_eks_template_orders_the_node_group_after_its_cluster_and_role
         outputs = (await read_json(client, "infra://projects/web/state"))["outputs"]
         assert outputs["ClusterName"] == cluster["id"] == "web-cluster"
         assert "(known after apply)" not in outputs.values()
+
+
+async def test_a_cluster_removed_under_deletion_policy_snapshot_is_snapshotted_through_cloud_control_first(
+    connect: ClientFactory, data_dir: Path
+) -> None:
+    template = (
+        "Resources:\n  Cluster:\n    Type: AWS::RDS::DBCluster\n    DeletionPolicy: Snapshot\n"
+        "    Properties: {Engine: aurora-postgresql, MasterUsername: app, ManageMasterUserPassword: true}\n"
+    )
+    async with connect("alice", elicitation_callback=Human()) as client:
+        await make_project(client)
+        planned = await call_ok(client, "plan_template", {"project_id": "web", "template": template})
+        await approve(client, planned["plan_id"])
+        await call_ok(client, "execute_plan", {"plan_id": planned["plan_id"]})
+        cluster_id = (await call_ok(client, "get_resource", {"project_id": "web", "resource": "Cluster"}))["id"]
+
+        other = "Resources:\n  Queue: {Type: AWS::SQS::Queue}\n"
+        planned = await call_ok(client, "plan_template", {"project_id": "web", "template": other})
+        plan = await read_json(client, planned["plan_uri"])
+        removal = next(c for c in plan["changes"] if c["name"] == "Cluster")
+        assert removal["snapshot"] == "snapshot_first"
+        diff = (await client.read_resource(planned["diff_uri"])).contents[0].text  # type: ignore[union-attr]
+        assert "AWS::RDS::ClusterSnapshot" in diff
+        await approve(client, plan["id"])
+        assert (await call_ok(client, "execute_plan", {"plan_id": plan["id"]}))["status"] == "executed"
+
+        world = sandbox_world(data_dir)
+        assert ("AWS::RDS::DBCluster", cluster_id) not in world
+        assert any(kind == "AWS::RDS::ClusterSnapshot" for kind, _ in world)
+        assert {kind for kind, _ in await state_resources(client)} == {"AWS::SQS::Queue"}

@@ -466,10 +466,19 @@ class World:
     async def state(self) -> StateFile:
         return await self.store.read("web") or StateFile.empty("web")
 
-    async def plan(self, resources: list[dict[str, Any]], *, author: str = "ed", description: str = "") -> Plan:
+    async def plan(
+        self,
+        resources: list[dict[str, Any]],
+        *,
+        author: str = "ed",
+        description: str = "",
+        policies: dict[str, dict[str, Any]] | None = None,
+    ) -> Plan:
+        """A stored plan towards ``resources``; ``policies`` sets a template's attributes by name
+        (``{"db": {"deletion_policy": "Snapshot"}}``)."""
         current = await self.store.read("web")
         specs = parse_desired_state({"resources": resources}, self.cloud.catalog)
-        specs = [s.model_copy(update={"properties": self._seal(s)}) for s in specs]
+        specs = [s.model_copy(update={"properties": self._seal(s), **(policies or {}).get(s.name, {})}) for s in specs]
         self._plans += 1
         made = make_plan(
             project_id="web",
@@ -497,8 +506,8 @@ class World:
         plan = await self.plan(resources, **kw)
         return await self.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
 
-    async def apply(self, resources: list[dict[str, Any]]) -> Plan:
-        plan = await self.approved(resources)
+    async def apply(self, resources: list[dict[str, Any]], **kw: Any) -> Plan:
+        plan = await self.approved(resources, **kw)
         return await self.execution.execute(plan.id, "ed", self.report)
 
     def advance(self, **delta: float) -> None:

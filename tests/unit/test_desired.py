@@ -208,3 +208,20 @@ def test_declared_properties_digest_a_write_only_value_left_in_clear() -> None:
     declared = declared_properties(spec, catalog())
     assert "hunter2" not in json.dumps(declared)
     assert declared["MasterUserPassword"] == {DIGEST_KEY: secret_digest("hunter2")}
+
+
+def test_the_fast_path_builds_the_same_spec_the_validated_model_would() -> None:
+    entry = {
+        "name": "web-subnet",
+        "type": "EC2::Subnet",
+        "properties": {"VpcId": {"Ref": "web-vpc"}, "CidrBlock": "10.0.1.0/24"},
+        "tags": {"Team": "web"},
+        "depends_on": ["web-vpc", "web-vpc"],
+    }
+    [_, fast] = parse_desired_state({"resources": [{"name": "web-vpc", "type": "EC2::VPC"}, entry]}, catalog())
+    checked = ResourceSpec.model_validate(
+        {**entry, "type": "AWS::EC2::Subnet", "region": "us-east-1", "depends_on": ["web-vpc"]}
+    )
+    assert fast == checked
+    assert fast.model_fields_set == checked.model_fields_set
+    assert fast.model_dump(mode="json") == checked.model_dump(mode="json")

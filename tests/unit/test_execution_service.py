@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
-from infra_mcp.domain.plan import Action, ChangeOutcomeStatus, PlanStatus
+from infra_mcp.domain.plan import Action, ApprovalMethod, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
 from infra_mcp.services.execution.operations import CloudControlCalls, PollPolicy
@@ -606,3 +606,69 @@ async def test_an_execution_cut_short_keeps_what_was_settled_as_a_checkpoint(
     assert newest.checkpoint
     assert (await world.projects.get_plan(plan.id)).status is PlanStatus.EXECUTING
     assert world.store.locks == {}  # the lock is released on the way out
+
+
+# ---- Snapshot policies --------------------------------------------------------------------------
+
+CLUSTER = res("db", "AWS::RDS::DBCluster", Engine="aurora-postgresql", MasterUsername="app")
+
+
+async def test_a_snapshot_policy_on_a_cluster_creates_its_snapshot_through_cloud_control_before_deleting(
+    world: World,
+) -> None:
+    await world.apply([CLUSTER], policies={"db": {"deletion_policy": "Snapshot"}})
+    cluster_id = world.upstream.identifier_of("db") or next(
+        i for (t, i) in world.cloud.resources if t == "AWS::RDS::DBCluster"
+    )
+    plan = await world.plan([])
+    [change] = plan.changes
+    assert change.snapshot == "snapshot_first"
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    done = await world.execution.execute(plan.id, "ed", world.report)
+    assert done.status is PlanStatus.EXECUTED
+    mutations = [(kind, type_name) for kind, type_name, _ in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations[-2:] == [("create", "AWS::RDS::ClusterSnapshot"), ("delete", "AWS::RDS::DBCluster")]
+    [snapshot] = [p for (t, _), p in world.cloud.resources.items() if t == "AWS::RDS::ClusterSnapshot"]
+    assert snapshot["DBClusterIdentifier"] == cluster_id
+    assert snapshot["DBClusterSnapshotIdentifier"].startswith("infra-mcp-db-")
+    assert (await world.state()).resources == []  # the snapshot is AWS's to keep, not the project's
+
+
+async def test_a_cluster_whose_snapshot_fails_is_not_deleted(world: World) -> None:
+    await world.apply([CLUSTER], policies={"db": {"deletion_policy": "Snapshot"}})
+    world.upstream.fail("AWS::RDS::ClusterSnapshot", "CREATE", "SnapshotQuotaExceeded", "too many snapshots")
+    plan = await world.approved([])
+    done = await world.execution.execute(plan.id, "ed", world.report)
+    assert done.status is PlanStatus.FAILED
+    assert [kind for kind, t, _ in world.cloud.calls if t == "AWS::RDS::DBCluster"].count("delete") == 0
+    assert [r.type for r in (await world.state()).resources] == ["AWS::RDS::DBCluster"]
+    [outcome] = [o for o in done.execution.outcomes if o.name == "db"]  # type: ignore[union-attr]
+    assert outcome.error_code == "SnapshotQuotaExceeded"
+    assert "not deleted" in (outcome.error_message or "")
+
+
+async def test_a_volume_under_a_snapshot_policy_is_deleted_without_a_snapshot_as_the_plan_said(world: World) -> None:
+    volume = res("data", "AWS::EC2::Volume", AvailabilityZone="us-east-1a", Size=10)
+    await world.apply([volume], policies={"data": {"deletion_policy": "Snapshot"}})
+    plan = await world.plan([])
+    assert plan.changes[0].snapshot == "not_taken"
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    assert (await world.execution.execute(plan.id, "ed", world.report)).status is PlanStatus.EXECUTED
+    assert not [t for kind, t, _ in world.cloud.calls if kind == "create" and "Snapshot" in t]
+
+
+async def test_a_replaced_cluster_under_update_replace_policy_snapshot_is_snapshotted_before_the_old_one_goes(
+    world: World,
+) -> None:
+    await world.apply([CLUSTER], policies={"db": {"replace_policy": "Snapshot"}})
+    old_id = next(i for (t, i) in world.cloud.resources if t == "AWS::RDS::DBCluster")
+    changed = res("db", "AWS::RDS::DBCluster", Engine="aurora-mysql", MasterUsername="app")
+    plan = await world.plan([changed], policies={"db": {"replace_policy": "Snapshot"}})
+    [change] = plan.changes
+    assert (change.action, change.snapshot) == (Action.REPLACE, "snapshot_first")
+    await world.approvals.approve(plan.id, "alice", method=ApprovalMethod.ELICITATION)
+    assert (await world.execution.execute(plan.id, "ed", world.report)).status is PlanStatus.EXECUTED
+    snapshots = [p for (t, _), p in world.cloud.resources.items() if t == "AWS::RDS::ClusterSnapshot"]
+    assert [s["DBClusterIdentifier"] for s in snapshots] == [old_id]
+    mutations = [(kind, t) for kind, t, _ in world.cloud.calls if kind in ("create", "delete")]
+    assert mutations.index(("create", "AWS::RDS::ClusterSnapshot")) < mutations.index(("delete", "AWS::RDS::DBCluster"))

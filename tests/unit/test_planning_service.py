@@ -250,3 +250,38 @@ async def test_list_plans_filters_by_status(service: PlanningService) -> None:
 
 async def test_a_malformed_plan_id_is_not_found(service: PlanningService) -> None:
     assert await _code(service.get_plan("../../etc", "alice")) == "RESOURCE_001"
+
+
+async def test_the_plan_reuses_the_graph_parsing_found_even_after_sealing(
+    service: PlanningService, store: FakeProjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, bug 4: sealing must not drop the parsed graph, or production walks every tree twice."""
+    from infra_mcp.domain import desired, planner
+
+    document = {"resources": [vpc(), subnet(), _db()]}
+    parsed = service.parse_full(document, default_region="us-east-1")
+    sealed = service._seal(parsed)
+    assert sealed[2].properties["MasterUserPassword"] != SECRET  # the secret was sealed ...
+    assert getattr(sealed, "graph", None) == desired.dependency_graph(list(sealed))  # ... and the graph kept
+    walks: list[str] = []
+    real = planner.dependency_graph
+
+    def counted(specs: Any) -> Any:
+        if getattr(specs, "graph", None) is None:
+            walks.append("walked again")
+        return real(specs)
+
+    monkeypatch.setattr(planner, "dependency_graph", counted)
+    plan = await service.plan_changes("web", document, "graph", "alice")
+    assert walks == []
+    assert "web-vpc" in plan.execution_order[0]
+
+
+def test_a_rewritten_resource_is_graphed_again_and_the_others_keep_their_entries() -> None:
+    from infra_mcp.domain.desired import parse_desired_state, with_graph
+
+    parsed = parse_desired_state({"resources": [vpc(), subnet()]}, catalog())
+    rewritten = [parsed[0], parsed[1].model_copy(update={"properties": {"CidrBlock": "10.0.9.0/24"}})]
+    carried = with_graph(parsed, rewritten)
+    assert getattr(carried, "graph", None) == {"web-vpc": set(), "web-subnet": set()}
+    assert getattr(parsed, "graph", None) == {"web-vpc": set(), "web-subnet": {"web-vpc"}}  # not mutated

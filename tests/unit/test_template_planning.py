@@ -210,3 +210,32 @@ async def test_reference_and_property_errors_come_in_one_answer_with_one_path_fo
     located = {(f["rule"], f["path"]) for f in caught.value.details["findings"]}
     assert ("dangling-ref", "/resources/1/properties/VpcId") in located
     assert ("schema", "/resources/0/properties/Colour") in located
+
+
+@pytest.mark.parametrize(
+    ("region", "partition", "suffix"),
+    [
+        ("eu-west-1", "aws", "amazonaws.com"),
+        ("cn-north-1", "aws-cn", "amazonaws.com.cn"),
+        ("us-gov-west-1", "aws-us-gov", "amazonaws.com"),
+    ],
+)
+async def test_pseudo_parameters_are_the_upstream_account_and_the_project_region(
+    planning: PlanningService, identity: FakeIdentity, region: str, partition: str, suffix: str
+) -> None:
+    project = PROJECT.model_copy(
+        update={"id": "far", "settings": PROJECT.settings.model_copy(update={"default_region": region})}
+    )
+    planning.projects.projects["far"] = project  # type: ignore[attr-defined]
+    text = (
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n"
+        '      QueueName: !Sub "${AWS::AccountId}-${AWS::Region}-${AWS::Partition}-${AWS::StackName}"\n'
+        "      Tags: [{Key: at, Value: !Sub 'sqs.${AWS::URLSuffix}'}]\n"
+    )
+    plan = await TemplatePlanning(planning, identity).plan_template("far", text, None, "", "alice")
+    change = plan.change("Q")
+    assert change is not None
+    assert change.desired is not None
+    assert change.desired.region == region
+    assert change.desired.properties["QueueName"] == f"000000000000-{region}-{partition}-far"
+    assert change.desired.properties["Tags"] == [{"Key": "at", "Value": f"sqs.{suffix}"}]

@@ -145,10 +145,11 @@ class Change(BaseModel):
         description="Under DeletionPolicy Retain (a deletion) or UpdateReplacePolicy Retain (a replacement's old "
         "resource): left in place in AWS and dropped from state, not deleted.",
     )
-    snapshot: Literal["final_snapshot", "not_taken"] | None = Field(
+    snapshot: Literal["final_snapshot", "snapshot_first", "not_taken"] | None = Field(
         default=None,
-        description="Under a Snapshot policy, whether the deletion (or a replacement's delete of the old one) "
-        "leaves a final snapshot.",
+        description="Under a Snapshot policy, what the deletion (or a replacement's delete of the old one) keeps: "
+        "final_snapshot (the delete takes one), snapshot_first (infra-mcp creates a snapshot resource first), "
+        "not_taken (none can be).",
     )
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)

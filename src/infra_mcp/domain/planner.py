@@ -110,12 +110,11 @@ def _validate(
     checked = [c.desired for c in changes if c.action in _FORWARD and c.desired is not None]
     if not checked:
         return []
-    neighbours: dict[str, tuple[str, str]] = {r.name: (r.type, r.region) for r in existing.values()}
-    # Only the referenced ones matter; build the map lazily from what the checked resources name.
+    # Only the referenced ones matter: the map is built from what the checked resources name.
     wanted = set().union(*(reference_targets(s.properties) for s in checked))
     specs_by_name = {s.name: s for s in desired if s.name in wanted}
     context = {name: (s.type, s.region) for name, s in specs_by_name.items()}
-    context.update({n: neighbours[n] for n in wanted if n in neighbours and n not in context})
+    context.update({n: (existing[n].type, existing[n].region) for n in wanted if n in existing and n not in context})
     tags_only = {
         c.name
         for c in changes

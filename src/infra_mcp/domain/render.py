@@ -106,7 +106,7 @@ def render_change(change: Change) -> list[str]:
         lines.append("  #   DeletionPolicy Retain: left in place in AWS and dropped from state, not deleted")
     if change.snapshot is not None:
         policy = "DeletionPolicy" if change.action is Action.DELETE else "UpdateReplacePolicy"
-        lines.append(f"  #   {snapshot_note(policy, change.snapshot)}")
+        lines.append(f"  #   {snapshot_note(policy, change.snapshot, change.previous_type or change.type)}")
     if change.action is Action.REPLACE:
         if change.replacement_strategy == "delete_before_create":
             lines.append("  #   the old one is deleted first (its fixed name would collide): expect an interruption")

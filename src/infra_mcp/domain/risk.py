@@ -170,7 +170,7 @@ def assess(change: Change, security: list[str] | None = None) -> tuple[RiskLevel
         return level, [*security, kept, *reasons]
     if action in (Action.DELETE, Action.REPLACE) and change.snapshot is not None:
         policy = "DeletionPolicy" if action is Action.DELETE else "UpdateReplacePolicy"
-        note = snapshot_note(policy, change.snapshot)
+        note = snapshot_note(policy, change.snapshot, change.previous_type or change.type)
         level, reasons = _base(change, action, label, sensitive)
         if data:
             verb = "deleting" if action is Action.DELETE else "replacing"

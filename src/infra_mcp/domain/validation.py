@@ -12,6 +12,8 @@ All findings are returned at once; the planner blocks on errors and keeps warnin
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import re
 import threading
@@ -22,7 +24,14 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from infra_mcp.domain.plan import Finding, ResourceSpec
-from infra_mcp.domain.refs import Reference, as_reference, escape, is_pseudo, iter_references
+from infra_mcp.domain.refs import (
+    Reference,
+    as_reference,
+    escape,
+    is_pseudo,
+    iter_references,
+    reference_targets,
+)
 from infra_mcp.domain.sealed import digest_of
 from infra_mcp.domain.tags import with_tags
 from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
@@ -170,18 +179,302 @@ def _lint_runner(region: str) -> tuple[Any, Any]:
             from cfnlint.config import ConfigMixIn  # imported late: ~0.7 s, only when linting
             from cfnlint.runner import Runner
 
+            _share_validator_classes()
             config = ConfigMixIn(regions=[region])
-            _lint_state[region] = (config, Runner(config).rules)
+            _lint_state[region] = (_SettledConfig(config), Runner(config).rules)
         return _lint_state[region]  # type: ignore[no-any-return]
 
 
+class _SettledConfig:
+    """cfn-lint's configuration with each setting read once.
+
+    cfn-lint recomputes a setting (merging command line, file, template and manual values) on
+    every read, and its rules read them thousands of times per template. The templates linted
+    here are built by :func:`lint_findings` and never carry ``Metadata`` (where a template would
+    set its own cfn-lint settings), so every setting is the same for every template.
+    """
+
+    def __init__(self, config: Any) -> None:
+        object.__setattr__(self, "_config", config)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._config, name)
+        if not callable(value):
+            object.__setattr__(self, name, value)  # read once; later reads find it on self
+        return value
+
+
+_validator_classes: dict[tuple[Any, ...], Any] = {}
+
+
+def _share_validator_classes() -> None:
+    """Make cfn-lint build each of its JSON-schema validator classes once per process, not per rule call.
+
+    cfn-lint's ``Validator.extend`` calls ``create``, which builds a new dataclass on every call
+    (about 140 per template, each compiled with ``exec``: two thirds of linting 40 resources).
+    The class is a function of the validators, the function filter's settings and the function
+    resolvers, which take a handful of distinct values; built once each, linting finds exactly
+    the same (tests/unit/test_findings_match_cfn_lint.py) in a third of the time
+    (benchmarks/validators.py).
+    """
+    import cfnlint.jsonschema.validators as module
+
+    build = module.create
+    if getattr(build, "shared", False):
+        return
+
+    def create(validators: Any = None, function_filter: Any = None, fn_resolvers: Any = None) -> Any:
+        try:
+            key = (
+                tuple((validators or {}).items()),
+                type(function_filter),
+                repr(function_filter),  # a dataclass: its settings, not its identity
+                tuple((fn_resolvers or {}).items()),
+            )
+            found = _validator_classes.get(key)
+        except TypeError:  # something unhashable: build it as cfn-lint would
+            return build(validators, function_filter, fn_resolvers)
+        if found is None:
+            if len(_validator_classes) > 1024:  # never a leak, whatever cfn-lint passes
+                _validator_classes.clear()
+            found = _validator_classes[key] = build(validators, function_filter, fn_resolvers)
+        return found
+
+    create.shared = True  # type: ignore[attr-defined]
+    create.original = build  # type: ignore[attr-defined]
+    module.create = create
+
+
 def warm_up(regions: Iterable[str] = ("us-east-1",)) -> None:
-    """Load cfn-lint and its rules now (about 1 s) rather than during the first plan.
+    """Load cfn-lint, its rules and the first-pass validator now (about 1.5 s), not in the first plan.
 
     The server may call this at start-up; the benchmark calls it before measuring.
     """
     for region in regions:
         _lint_runner(region)
+        with contextlib.suppress(ImportError):  # the first pass is then skipped (see _for_cfn_lint)
+            _first_pass_gaps(region)
+
+
+# -- first pass: cloudformation-validate -------------------------------------------------------
+#
+# AWS's cloudformation-validate checks a template natively in about a millisecond per resource
+# where cfn-lint takes several, and it carries most of cfn-lint's rules under the same numbers. It
+# screens the changed resources; cfn-lint then runs only on the resources it flags, plus those of
+# the types that cfn-lint rules it does not carry apply to. Every finding reported is cfn-lint's,
+# so the rule "no error cfn-lint does not report" holds by construction, and the first pass only
+# decides where cfn-lint is worth its cost. benchmarks/validators.py compares the two.
+
+# Advice cloudformation-validate gives that has no cfn-lint counterpart: it must not send a
+# resource to cfn-lint by itself (the W9003 coercions are done before validation anyway).
+_ADVICE_ONLY = frozenset({"W9003", "W9010"})
+_first_pass_state: dict[str, Any] = {}
+
+
+def _first_pass_engine() -> Any:
+    engine = _first_pass_state.get("engine")
+    if engine is None:
+        with _lint_lock:
+            if "engine" not in _first_pass_state:
+                from cloudformation_validate import CelEngine  # native; ~0.4 s to compile its rules
+
+                _first_pass_state["engine"] = CelEngine()
+                # Free the native engine while its bindings still exist (at interpreter exit they are
+                # torn down first, and its finaliser would complain on stderr).
+                atexit.register(_first_pass_state.pop, "engine", None)
+            engine = _first_pass_state["engine"]
+    return engine
+
+
+def _first_pass_gaps(region: str) -> tuple[dict[str, frozenset[str] | None], frozenset[str]]:
+    """What only cfn-lint checks: ``(type -> top-level properties its rules read, formats)``.
+
+    The types (and properties) named by any of cfn-lint's type-specific error and warning rules,
+    and the ``format`` keywords (or ``keyword:<schema keyword>``) checked in any type by rules
+    whose number cloudformation-validate does not carry. A type mapped to None is checked by
+    such a rule as a whole.
+    """
+    key = f"gaps:{region}"
+    found = _first_pass_state.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    _, rules = _lint_runner(region)
+    carried = {str(r.id)[1:] for r in _first_pass_engine().list_rules()}
+    types: dict[str, set[str] | None] = {}
+    formats: set[str] = set()
+    for rule in rules.values():
+        rule_id = str(rule.id)
+        if rule_id[:1] not in ("E", "W"):
+            continue
+        if rule_id[1:] not in carried:
+            format_keyword = getattr(rule, "format_keyword", None)
+            if isinstance(format_keyword, str):
+                formats.add(format_keyword)
+            elif not getattr(rule, "keywords", None) and rule_id[1:2] == "3":
+                # A resource-property rule for a JSON-schema keyword (E3008 prefixItems, E3065
+                # maxUniqueItems): the class is named for the keyword.
+                name = type(rule).__name__
+                formats.add("keyword:" + name[:1].lower() + name[1:])
+        # Rules written for one type (E3501 for SQS queues, W3010 for zones of a subnet, ...) are
+        # cfn-lint's own knowledge, carried number or not: the first pass misses some of them.
+        for keyword in getattr(rule, "keywords", None) or ():
+            named = _RULE_KEYWORD.match(str(keyword))
+            if not named:
+                continue
+            type_name, prop = named.group(1), named.group(2)
+            known = types.get(type_name, set())
+            types[type_name] = None if known is None or not prop else {*known, prop}
+    found = ({t: None if p is None else frozenset(p) for t, p in types.items()}, frozenset(formats))
+    _first_pass_state[key] = found
+    return found
+
+
+# "Resources/AWS::ECS::TaskDefinition/Properties/ContainerDefinitions/*/..." -> type, property
+_RULE_KEYWORD = re.compile(r"(?:Resources/)?([A-Za-z0-9]+::[A-Za-z0-9]+::[A-Za-z0-9]+)(?:/Properties(?:/([^/*]+))?)?")
+
+
+def _only_cfn_lint_checks(type_name: str, properties: Mapping[str, Any], region: str) -> bool:
+    """Whether cfn-lint has rules for what a resource sets (tags merged in) that the first pass lacks."""
+    types, _ = _first_pass_gaps(region)
+    if type_name in types:
+        props = types[type_name]
+        if props is None or any(p in properties for p in props):
+            return True
+    formatted = _formatted_properties(type_name, region)
+    if "*" in formatted or any(p in properties for p in formatted):
+        return True
+    return _fails_a_plain_format(type_name, properties, region)
+
+
+def _fails_a_plain_format(type_name: str, properties: Mapping[str, Any], region: str) -> bool:
+    """Whether a value of a resource may fail a plain JSON-schema format cfn-lint checks (E3002).
+
+    cfn-lint checks ``ipv4-network``, ``date-time`` and the like under its property rule, whose
+    number cloudformation-validate carries without checking those formats. The values at such
+    locations are checked here with cfn-lint's own format checker: a literal that fails, or a
+    function cfn-lint would resolve first, sends the resource to cfn-lint.
+    """
+    from cfnlint.jsonschema._format import cfn_format_checker
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_name).schema
+    except Exception:  # a type cfn-lint has no schema for: cfn-lint says so
+        return True
+    checkers = cfn_format_checker.checkers
+    definitions = schema.get("definitions", {})
+    work: list[tuple[Any, Any]] = [(properties, {"properties": schema.get("properties", {})})]
+    while work:
+        value, node = work.pop()
+        node = _resolved(node, definitions)
+        if any(k in node for k in ("anyOf", "oneOf", "allOf")) and _mentions(
+            {k: node[k] for k in ("anyOf", "oneOf", "allOf") if k in node}, definitions, frozenset(checkers)
+        ):
+            return True  # the format sits in a branch: let cfn-lint pick the branch
+        fmt = node.get("format")
+        if isinstance(value, dict):
+            if len(value) == 1 and next(iter(value)).startswith("Fn::"):
+                if isinstance(fmt, str) and fmt in checkers:
+                    return True
+                continue
+            props = node.get("properties")
+            patterns = node.get("patternProperties")
+            for key, child in value.items():
+                sub = props.get(key) if isinstance(props, dict) else None
+                if sub is None and isinstance(patterns, dict):
+                    sub = next(iter(patterns.values()), None) if len(patterns) == 1 else None
+                if isinstance(sub, dict):
+                    work.append((child, sub))
+        elif isinstance(value, list):
+            items = node.get("items")
+            if isinstance(items, dict):
+                work.extend((child, items) for child in value)
+        elif isinstance(fmt, str) and fmt in checkers:
+            function, raises = checkers[fmt]
+            try:
+                if not function(value):
+                    return True
+            except raises:
+                return True
+    return False
+
+
+def _resolved(node: Any, definitions: Mapping[str, Any]) -> dict[str, Any]:
+    for _ in range(10):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not (isinstance(ref, str) and ref.startswith("#/definitions/")):
+            break
+        node = definitions.get(ref.removeprefix("#/definitions/"), {})
+    return node if isinstance(node, dict) else {}
+
+
+def _formatted_properties(type_name: str, region: str) -> frozenset[str]:
+    """Top-level properties of ``type_name`` under which cfn-lint checks a format the first pass lacks."""
+    key = f"formats:{region}:{type_name}"
+    known = _first_pass_state.get(key)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    _, formats = _first_pass_gaps(region)
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_name).schema
+    except Exception:  # a type cfn-lint has no schema for: cfn-lint says so on any property
+        found: frozenset[str] = frozenset(["*"])
+    else:
+        definitions = schema.get("definitions", {})
+        found = frozenset(
+            name for name, sub in (schema.get("properties") or {}).items() if _mentions(sub, definitions, formats)
+        )
+    _first_pass_state[key] = found
+    return found
+
+
+def _mentions(node: Any, definitions: Mapping[str, Any], formats: frozenset[str]) -> bool:
+    """Whether a schema node, following its ``$ref`` definitions, carries one of ``formats``."""
+    seen: set[str] = set()
+    work = [node]
+    while work:
+        item = work.pop()
+        if isinstance(item, dict):
+            if item.get("format") in formats or any(f"keyword:{k}" in formats for k in item):
+                return True
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/definitions/") and ref not in seen:
+                seen.add(ref)
+                work.append(definitions.get(ref.removeprefix("#/definitions/")))
+            work.extend(v for k, v in item.items() if k != "$ref")
+        elif isinstance(item, list):
+            work.extend(item)
+    return False
+
+
+def _flagged_by_first_pass(template: dict[str, Any], region: str) -> set[str] | None:
+    """Logical ids cloudformation-validate finds a problem in (warnings and worse).
+
+    None when it could not analyse the template: then cfn-lint checks everything.
+    """
+    from cloudformation_validate import (
+        DetailLevel,
+        PseudoParameterOverrides,
+        ReportStatus,
+        Severity,
+        TemplateContent,
+        ValidateConfig,
+    )
+
+    config = ValidateConfig(
+        detail_level=DetailLevel.STANDARD,
+        severity_level=Severity.WARN,
+        pseudo_parameter_overrides=PseudoParameterOverrides(region=region),
+    )
+    try:
+        report = _first_pass_engine().validate_template(TemplateContent(json.dumps(template)), config)
+    except Exception:  # the native validator failed: fall back to cfn-lint for everything
+        return None
+    if report.status != ReportStatus.OK:
+        return None
+    return {d.entity.logical_id for d in report.diagnostics if d.entity is not None and d.rule_id not in _ADVICE_ONLY}
 
 
 def _logical_id(index: int, name: str) -> str:
@@ -231,6 +524,7 @@ def lint_findings(
     catalog: TypeCatalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
+    first_pass: bool = True,
 ) -> list[Finding]:
     """cfn-lint's findings on ``specs``, rendered as one template per region.
 
@@ -239,6 +533,8 @@ def lint_findings(
         catalog: Type knowledge (tag property shapes).
         neighbours: ``name -> (type, region)`` of resources the specs refer to that are not
             checked themselves; they become empty stand-ins in the template.
+        first_pass: Screen with cloudformation-validate first and run cfn-lint only where it
+            finds something or lacks cfn-lint's rules (False: cfn-lint on everything).
     """
     with _lint_lock:
         # cfn-lint's package has import cycles that break if two threads import it at once (the
@@ -277,9 +573,15 @@ def lint_findings(
             }
         for name in sorted(wanted):
             resources[ids[name]] = {"Type": stand_ins[name][0]}
-        template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+        whole = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
         config, rules = _lint_runner(region)
         back = {lid: name for name, lid in ids.items() if name in names}
+        template, checked = _for_cfn_lint(whole, group, ids, region) if first_pass else (whole, set(back))
+        if template is None:
+            continue
+        # What the first pass cleared may still be in the template as a referred-to resource:
+        # its findings were judged already (none), so only the checked resources report.
+        back = {lid: name for lid, name in back.items() if lid in checked}
         for match in run_template_by_data(template, config, rules):
             path = list(getattr(match, "path", None) or [])
             if len(path) < 2 or path[0] != "Resources" or path[1] not in back:
@@ -301,6 +603,38 @@ def lint_findings(
             f.model_copy(update={"resource": twin}) for f in list(findings) for twin in copies.get(f.resource or "", ())
         )
     return findings
+
+
+def _for_cfn_lint(
+    template: dict[str, Any], group: Sequence[ResourceSpec], ids: Mapping[str, str], region: str
+) -> tuple[dict[str, Any] | None, set[str]]:
+    """The part of ``template`` cfn-lint must still see after the first pass, and whose findings count.
+
+    It checks the resources the first pass flagged or cannot fully check. What they refer to
+    stays in the template whole (cross-resource rules read the referred resource's properties),
+    but findings located there are not reported, as for stand-ins. ``(None, set())`` when there
+    is nothing left for cfn-lint.
+    """
+    resources: dict[str, Any] = template["Resources"]
+    try:
+        flagged = _flagged_by_first_pass(template, region)
+        _first_pass_gaps(region)
+    except ImportError:  # no native build of the first pass for this platform: cfn-lint checks everything
+        flagged = None
+    if flagged is None:
+        return template, {ids[s.name] for s in group}
+    wanted = {
+        ids[s.name]
+        for s in group
+        if ids[s.name] in flagged
+        or _only_cfn_lint_checks(s.type, resources[ids[s.name]].get("Properties") or {}, region)
+    }
+    if not wanted:
+        return None, set()
+    kept = set(wanted)
+    for logical_id in wanted:
+        kept.update(t for t in reference_targets(resources[logical_id].get("Properties")) if t in resources)
+    return {**template, "Resources": {k: v for k, v in resources.items() if k in kept}}, wanted
 
 
 def _distinct(

@@ -143,7 +143,7 @@ class TemplatePlanning:
         region = project.settings.default_region
         pseudo: dict[str, Any] = {
             "AWS::Region": region,
-            "AWS::Partition": "aws-cn" if region.startswith("cn-") else "aws",
+            "AWS::Partition": _partition(region),
             "AWS::URLSuffix": "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com",
             "AWS::StackName": project.id,
             "AWS::NotificationARNs": [],
@@ -155,6 +155,15 @@ class TemplatePlanning:
                 f"arn:{pseudo['AWS::Partition']}:cloudformation:{region}:{account}:stack/{project.id}/infra-mcp"
             )
         return pseudo
+
+
+def _partition(region: str) -> str:
+    """The partition a region belongs to (China and GovCloud regions have their own)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _in_template_terms(exc: ValidationFailed, names: list[str]) -> ValidationFailed:
@@ -246,7 +255,7 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             )
         else:
             outcome = _snapshot_outcome(types.get(name))
-            message = f"When {name} is deleted: {snapshot_note('DeletionPolicy', outcome)}."
+            message = f"When {name} is deleted: {snapshot_note('DeletionPolicy', outcome, _type_of(types.get(name)))}."
         notes.append(
             Finding(
                 severity="warning"
@@ -265,7 +274,7 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             severity = "info"
         elif policy == "Snapshot":
             outcome = _snapshot_outcome(types.get(name))
-            message = f"When a plan replaces {name}: {snapshot_note('UpdateReplacePolicy', outcome)}."
+            message = f"When a plan replaces {name}: {snapshot_note('UpdateReplacePolicy', outcome, _type_of(types.get(name)))}."
             severity = "warning" if outcome == "not_taken" else "info"
         else:
             message = f"UpdateReplacePolicy {policy} is not one CloudFormation takes here; a replaced {name} is "
@@ -281,6 +290,10 @@ def _notes(reading: TemplateReading, specs: list[ResourceSpec]) -> list[Finding]
             )
         )
     return notes
+
+
+def _type_of(spec: ResourceSpec | None) -> str:
+    return spec.type if spec is not None else ""
 
 
 def _snapshot_outcome(spec: ResourceSpec | None) -> SnapshotOutcome:

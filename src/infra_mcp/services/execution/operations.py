@@ -30,6 +30,7 @@ from infra_mcp.domain.payload import (
     update_patch,
 )
 from infra_mcp.domain.plan import Plan, ResourceSpec
+from infra_mcp.domain.policies import snapshot_name, snapshot_step
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
 from infra_mcp.domain.tags import with_tags
 from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
@@ -471,6 +472,10 @@ class NodeRunner:
             # DeletionPolicy Retain: AWS keeps the resource; only the record of managing it goes.
             self.ledger.remove(change.type, physical_id, change.name)
             return NodeResult(True, physical_id)
+        if change.snapshot == "snapshot_first":
+            refused = await self._snapshot_first(node, physical_id)
+            if refused is not None:
+                return refused
 
         async def send(token: str) -> ProgressEvent:
             return await self.calls.upstream.delete_resource(
@@ -486,6 +491,41 @@ class NodeRunner:
             self.ledger.settle(self._token(node))
             return NodeResult(True, physical_id)
         return self._conclude(node, outcome, self._token(node), physical_id)
+
+    async def _snapshot_first(self, node: Node, physical_id: str) -> NodeResult | None:
+        """Create the snapshot a Snapshot policy asks for, through Cloud Control; None once it exists.
+
+        The snapshot is AWS's to keep, not the project's: it is not recorded in state (a later
+        plan must not delete it). Its ClientToken and name derive from the plan, so a retry of
+        this request finds the same snapshot. If it cannot be made, the resource is not deleted.
+        """
+        change = node.change
+        step = snapshot_step(change.previous_type or change.type)
+        if step is None:
+            return None
+        name = snapshot_name(change.name, self.plan.id)
+        token = client_token(self.plan.id, node.name, "SNAPSHOT")
+        desired = step.desired_state(physical_id, name)
+        try:
+            event = await self.calls.call(
+                lambda: self.calls.upstream.create_resource(
+                    step.type_name, desired, region=change.region, client_token=token
+                )
+            )
+            final = await self.calls.wait(event, region=change.region)
+        except InfraError as exc:
+            result = _failure(exc)
+        else:
+            if final.operation_status is OperationStatus.SUCCESS or final.error_code == "AlreadyExists":
+                log.info("snapshot_taken", plan_id=self.plan.id, resource=change.name, snapshot=name)
+                return None
+            result = _failed_event(final, physical_id)
+        result.physical_id = physical_id
+        result.error_message = (
+            f"The Snapshot policy's {step.type_name} {name!r} could not be created, so {change.name} was not "
+            f"deleted: {result.error_message}"
+        )
+        return result
 
     async def _import(self, node: Node) -> NodeResult:
         spec, change = node.change.desired, node.change
