@@ -25,9 +25,11 @@ from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.ports import ProjectStore, StateStores, Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.audit import AuditService, RefusalGate
+from infra_mcp.services.drift import DriftService
 from infra_mcp.services.execution import ExecutionService
 from infra_mcp.services.execution.operations import PollPolicy, Sleep
 from infra_mcp.services.health import HealthService, TrackedStates
+from infra_mcp.services.imports import ImportService
 from infra_mcp.services.keys import ServerKey
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.projects import ProjectService
@@ -58,6 +60,8 @@ class App:
     execution: ExecutionService
     upstream: Upstream
     templates: TemplatePlanning
+    drift: DriftService
+    imports: ImportService
 
 
 @dataclass
@@ -170,6 +174,10 @@ async def open_app(
             execution=plans.execution,
             upstream=upstream,
             templates=TemplatePlanning(plans.planning, upstream),
+            drift=DriftService(
+                store, store, states, upstream, catalog, plans.planning, parallelism=settings.execution_parallelism
+            ),
+            imports=ImportService(store, states, upstream, catalog, plans.planning),
         )
         health.bind(app.execution.reconcile_if_needed)
         if reconcile:

@@ -199,7 +199,7 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
         ann = tool.annotations
         table.add_row(tool.name, str(bool(ann and ann.read_only_hint)), str(bool(ann and ann.destructive_hint)))
     console.print(table)
-    status = await demo.call("get_upstream_status", show=False)
+    status = (await demo.call("get_server_status", show=False))["upstream"]
     console.print(
         Text.assemble(
             "Upstream: ",
@@ -272,9 +272,10 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
 
     demo.step("A change that forces replacement", "CidrBlock of a subnet is create-only: the plan says -/+.")
     view = await demo.call(
-        "update_resource",
+        "plan_resource",
         {
             "project_id": project_id,
+            "action": "update",
             "resource": "web-subnet",
             "properties": {"CidrBlock": "10.0.2.0/24"},
             "description": "Move the subnet",
@@ -286,9 +287,10 @@ async def _walk(demo: Demo, data_dir: Path) -> None:
 
     demo.step(
         "Roll back (as a plan)",
-        f"plan_rollback plans the way back to version {first_version}; it needs approval like any other plan.",
+        f"plan_changes with to_version plans the way back to version {first_version}; it needs approval like any "
+        "other plan.",
     )
-    rollback = await demo.call("plan_rollback", {"project_id": project_id, "to_version": first_version}, show=False)
+    rollback = await demo.call("plan_changes", {"project_id": project_id, "to_version": first_version}, show=False)
     await _show_plan(demo, rollback)
 
     demo.step("Audit log", "Every mutation, approval and execution is recorded.")

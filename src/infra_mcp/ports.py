@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.cloud import CallerIdentity, ProgressEvent, ResourceDescription, UpstreamStatus
+from infra_mcp.domain.drift import DriftReport
 from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
@@ -79,6 +80,16 @@ class ProjectStore(Protocol):
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         """Every audit entry of the project, oldest first (to check the chain)."""
         ...
+
+
+class DriftReports(Protocol):
+    """Each project's last drift result (the SQLite project store keeps them)."""
+
+    async def save_drift_report(self, report: DriftReport) -> None:
+        """Replace the project's last result. Raises NotFound (RESOURCE_001) for a project that is gone."""
+        ...
+
+    async def get_drift_report(self, project_id: str) -> DriftReport | None: ...
 
 
 class StateStore(Protocol):

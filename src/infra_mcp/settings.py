@@ -102,6 +102,9 @@ class Settings(BaseSettings):
         description="Seconds a starting upstream has to complete the MCP handshake before its start counts as hung.",
     )
     sandbox_latency_ms: int = Field(default=0, ge=0, description="Sandbox: simulated latency per operation.")
+    sandbox_read_latency_ms: int = Field(
+        default=0, ge=0, description="Sandbox: time each read (GetResource, ListResources) takes."
+    )
     sandbox_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sandbox_throttle_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     sandbox_seed: int | None = None

@@ -130,8 +130,14 @@ async def test_a_plan_result_points_at_its_full_plan_and_diff(connect: ClientFac
     async with connect("alice") as client:
         await client.call_tool("create_project", {"project_id": "web"})
         made = await client.call_tool(
-            "create_resource",
-            {"project_id": "web", "name": "net", "type": "AWS::EC2::VPC", "properties": {"CidrBlock": "10.0.0.0/16"}},
+            "plan_resource",
+            {
+                "project_id": "web",
+                "action": "create",
+                "resource": "net",
+                "type": "AWS::EC2::VPC",
+                "properties": {"CidrBlock": "10.0.0.0/16"},
+            },
         )
         view = made.structured_content
         assert view is not None

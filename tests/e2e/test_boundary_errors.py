@@ -24,8 +24,20 @@ from tests.e2e.conftest import ClientFactory, call_error, call_ok
         ("restore_state", {"project_id": "web", "version": "one"}, "version"),
         ("restore_state", {"project_id": "web", "version": -3}, "version"),
         ("plan_changes", {"project_id": "web", "desired_state": ["not", "a", "dict"]}, "desired_state"),
-        ("create_resource", {"project_id": "web", "name": "b", "type": "S3::Bucket", "tags": {"k": 1}}, "tags.k"),
+        (
+            "plan_resource",
+            {"project_id": "web", "action": "create", "resource": "b", "type": "S3::Bucket", "tags": {"k": 1}},
+            "tags.k",
+        ),
+        ("plan_resource", {"project_id": "web", "action": "rename", "resource": "b"}, "action"),
+        (
+            "import_resources",
+            {"project_id": "web", "resources": [{"name": "b", "type": "S3::Bucket"}]},
+            "resources.0.identifier",
+        ),
         ("list_plans", {"project_id": "web", "status": "nonsense"}, "status"),
+        ("discover_resources", {"project_id": "web", "types": ["AWS::" + "S3" * 5000]}, "types.0"),
+        ("detect_drift", {"project_id": "web", "names": ["n" * 5000]}, "names.0"),
     ],
 )
 async def test_arguments_of_the_wrong_shape_get_validation_001_naming_the_field(
@@ -52,7 +64,7 @@ async def test_non_ascii_digits_are_not_numbers_for_versions(connect: ClientFact
         await call_ok(alice, "create_project", {"project_id": "web"})
         for tool, args in [
             ("restore_state", {"project_id": "web", "version": digits}),
-            ("plan_rollback", {"project_id": "web", "to_version": digits}),
+            ("plan_changes", {"project_id": "web", "to_version": digits}),
         ]:
             assert (await call_error(alice, tool, args))["code"] == "VALIDATION_001", tool
         with pytest.raises(MCPError) as caught:

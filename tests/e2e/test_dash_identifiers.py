@@ -26,10 +26,11 @@ async def test_a_parameter_named_with_a_leading_dash_is_created_updated_and_dele
         await make_project(alice)
         created = await call_ok(
             alice,
-            "create_resource",
+            "plan_resource",
             {
                 "project_id": "web",
-                "name": "dash",
+                "action": "create",
+                "resource": "dash",
                 "type": "AWS::SSM::Parameter",
                 "properties": {"Name": "-dash-param", "Type": "String", "Value": "one"},
             },
@@ -38,12 +39,14 @@ async def test_a_parameter_named_with_a_leading_dash_is_created_updated_and_dele
         assert PARAMETER in sandbox_world(data_dir)
 
         updated = await call_ok(
-            alice, "update_resource", {"project_id": "web", "resource": "dash", "properties": {"Value": "two"}}
+            alice,
+            "plan_resource",
+            {"project_id": "web", "action": "update", "resource": "dash", "properties": {"Value": "two"}},
         )
         await _apply(alice, updated)
         found = await call_ok(alice, "get_resource", {"project_id": "web", "resource": "dash"})
         assert found["properties"]["Value"] == "two"
 
-        deleted = await call_ok(alice, "delete_resource", {"project_id": "web", "resource": "dash"})
+        deleted = await call_ok(alice, "plan_resource", {"project_id": "web", "action": "delete", "resource": "dash"})
         await _apply(alice, deleted)
         assert PARAMETER not in sandbox_world(data_dir)

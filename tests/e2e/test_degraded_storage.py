@@ -183,7 +183,7 @@ async def test_an_upstream_that_cannot_start_does_not_stop_the_server_from_answe
         assert [p["project_id"] for p in (await call_ok(client, "list_projects"))["projects"]] == ["web"]
         assert (await call_ok(client, "list_resources", {"project_id": "web"}))["count"] == 0
 
-        upstream = await call_ok(client, "get_upstream_status")
+        upstream = (await call_ok(client, "get_server_status"))["upstream"]
         assert upstream["healthy"] is False
         assert upstream["last_error"].startswith("AWS_MCP_001")
         status = await call_ok(client, "get_server_status")

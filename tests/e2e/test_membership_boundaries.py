@@ -26,11 +26,15 @@ PROJECT_TOOLS: list[tuple[str, dict[str, Any]]] = [
     ("get_state_history", {}),
     ("restore_state", {"version": 1}),
     ("plan_changes", {"desired_state": {"resources": []}}),
-    ("create_resource", {"name": "b", "type": "AWS::S3::Bucket"}),
-    ("update_resource", {"resource": "net-vpc", "properties": {}}),
-    ("delete_resource", {"resource": "net-vpc"}),
-    ("plan_rollback", {"to_version": 1}),
+    ("plan_resource", {"action": "create", "resource": "b", "type": "AWS::S3::Bucket"}),
+    ("plan_resource", {"action": "update", "resource": "net-vpc", "properties": {}}),
+    ("plan_resource", {"action": "delete", "resource": "net-vpc"}),
+    ("plan_changes", {"to_version": 1}),
     ("list_plans", {}),
+    ("detect_drift", {}),
+    ("accept_drift", {"names": ["net-vpc"]}),
+    ("discover_resources", {"types": ["AWS::S3::Bucket"]}),
+    ("import_resources", {"resources": [{"name": "b", "type": "AWS::S3::Bucket", "identifier": "b"}]}),
 ]
 PROJECT_RESOURCES = ["", "/state", "/state/history", "/state/history/1", "/audit", "/audit/verify"]
 PLAN_TOOLS: list[tuple[str, dict[str, Any]]] = [

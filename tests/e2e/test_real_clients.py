@@ -106,10 +106,11 @@ def test_the_mcp_inspector_lists_everything_and_makes_a_plan_without_warnings(
         node_clients,
         tmp_path,
         *call,
-        "create_resource",
+        "plan_resource",
         "--tool-arg",
         "project_id=web",
-        "name=net",
+        "action=create",
+        "resource=net",
         "type=AWS::EC2::VPC",
         'properties={"CidrBlock": "10.0.0.0/16"}',
     )

@@ -96,7 +96,7 @@ async def test_create_replace_destroy_through_the_real_upstream_keeps_state_equa
     connect: ClientFactory, rig: Rig
 ) -> None:
     async with served(connect, rig) as client:
-        status = await call_ok(client, "get_upstream_status")
+        status = (await call_ok(client, "get_server_status"))["upstream"]
         assert status["healthy"], status["last_error"]
         assert ":000000000000:" in status["caller_arn"]
         await make_project(client)
@@ -147,7 +147,7 @@ async def test_an_upstream_killed_between_and_during_runs_is_restarted_without_d
 async def test_a_hung_upstream_is_replaced_and_the_plan_still_runs(connect: ClientFactory, rig: Rig) -> None:
     async with served(connect, rig) as client:
         await make_project(client)
-        await call_ok(client, "get_upstream_status")
+        await call_ok(client, "get_server_status")
         hung = rig.upstream_pid()
         os.kill(hung, signal.SIGSTOP)
         try:
@@ -186,7 +186,7 @@ async def test_an_unreachable_endpoint_leaves_the_plan_approved_and_it_runs_once
 
 async def test_a_read_only_upstream_is_reported_and_execute_refuses_up_front(connect: ClientFactory, rig: Rig) -> None:
     async with served(connect, rig, READ_OPERATIONS_ONLY="true") as client:
-        status = await call_ok(client, "get_upstream_status")
+        status = (await call_ok(client, "get_server_status"))["upstream"]
         assert status["healthy"] is True
         assert status["read_only"] is True
         await make_project(client)

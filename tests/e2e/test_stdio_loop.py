@@ -53,5 +53,5 @@ async def test_create_plan_approve_execute_with_progress_then_read_resources_and
         assert events(log, "plan.approve", plan_id)[0]["outcome"] == "ok"
         assert "ok" in {e["outcome"] for e in events(log, "plan.execute", plan_id)}
 
-        status = await call_ok(client, "get_upstream_status")
+        status = (await call_ok(client, "get_server_status"))["upstream"]
         assert status["kind"] == "sandbox"

@@ -57,7 +57,7 @@ async def test_every_project_and_state_tool_and_resource_works_over_stdio(data_d
         assert (await call_error(alice, "delete_project", {"project_id": "web"}))["code"] == "CONFLICT_001"
         await call_ok(alice, "create_project", {"project_id": "scratch"})
         assert (await call_ok(alice, "delete_project", {"project_id": "scratch"}))["deleted"] is True
-        status = await call_ok(alice, "get_upstream_status")
+        status = (await call_ok(alice, "get_server_status"))["upstream"]
         assert status["kind"] == "sandbox"
 
     async with Client(stdio_params(data_dir, "mallory")) as mallory:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.drift import DriftReport
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
 from infra_mcp.domain.project import Project, no_such_project
@@ -38,6 +39,7 @@ class FakeProjectStore:
         self.projects: dict[str, Project] = {}
         self.plans: dict[str, Plan] = {}
         self.audit: list[AuditEvent] = []
+        self.drift: dict[str, DriftReport] = {}
 
     async def create_project(self, project: Project) -> Project:
         if project.id in self.projects:
@@ -110,6 +112,14 @@ class FakeProjectStore:
         if event.incarnation is None and project is not None:
             event = event.model_copy(update={"incarnation": project.incarnation})
         self.audit.append(event)
+
+    async def save_drift_report(self, report: DriftReport) -> None:
+        if report.project_id not in self.projects:
+            raise no_such_project(report.project_id)
+        self.drift[report.project_id] = report
+
+    async def get_drift_report(self, project_id: str) -> DriftReport | None:
+        return self.drift.get(project_id)
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         return [e for e in self.audit if e.project_id == project_id]

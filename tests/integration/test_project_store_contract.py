@@ -351,3 +351,25 @@ async def test_the_audit_chain_stays_whole_with_several_replicas_writing_at_once
     predecessors = [e.prev_hash for e in trail]
     assert predecessors[0] == GENESIS
     assert len(set(predecessors)) == len(predecessors)
+
+
+async def test_the_last_drift_result_replaces_the_one_before_and_goes_with_its_project(
+    store: ProjectDatabase,
+) -> None:
+    from infra_mcp.domain.common import utcnow
+    from infra_mcp.domain.drift import DriftReport, DriftStatus, ResourceDrift
+
+    await store.create_project(_project())
+    assert await store.get_drift_report("web") is None
+    first = DriftReport(project_id="web", checked_at=utcnow(), checked_by="alice", serial=1)
+    gone = ResourceDrift(name="b", type="AWS::S3::Bucket", id="b", region="us-east-1", status=DriftStatus.DELETED)
+    second = first.model_copy(update={"serial": 2, "resources": [gone]})
+    await store.save_drift_report(first)
+    await store.save_drift_report(second)
+    assert await store.get_drift_report("web") == second
+    with pytest.raises(InfraError) as caught:
+        await store.save_drift_report(first.model_copy(update={"project_id": "ghost"}))
+    assert caught.value.code == "RESOURCE_001"
+    await store.delete_project("web")
+    await store.create_project(_project())
+    assert await store.get_drift_report("web") is None  # a new project of the same id starts with none

@@ -120,3 +120,23 @@ def test_the_http_server_refuses_non_loopback_addresses(host: str) -> None:
 
 def test_the_entry_point_refuses_a_non_loopback_bind(tmp_path: Path) -> None:
     assert main(["--http", "0.0.0.0:8080", "--data-dir", str(tmp_path)]) == 2
+
+
+def test_boto3_pages_through_list_resources_with_max_results_and_next_token(cloudcontrol: Any) -> None:
+    names = sorted(f"paged-{i:02d}" for i in range(7))
+    for name in names:
+        wait(
+            cloudcontrol,
+            cloudcontrol.create_resource(TypeName=BUCKET, DesiredState=json.dumps({"BucketName": name}))[
+                "ProgressEvent"
+            ]["RequestToken"],
+        )
+    pages = list(
+        cloudcontrol.get_paginator("list_resources").paginate(TypeName=BUCKET, PaginationConfig={"PageSize": 3})
+    )
+    seen = [d["Identifier"] for page in pages for d in page["ResourceDescriptions"] if d["Identifier"] in names]
+    assert seen == names
+    assert all(len(page["ResourceDescriptions"]) <= 3 for page in pages)
+    assert "NextToken" in pages[0]
+    assert "NextToken" not in pages[-1]
+    assert error_code(lambda: cloudcontrol.list_resources(TypeName=BUCKET, MaxResults=101)) == "InvalidRequestException"

@@ -61,8 +61,8 @@ def test_no_module_outside_the_plan_sets_a_plans_status() -> None:
                         for k, v in zip(update.keys, update.values, strict=True)
                         if getattr(k, "value", None) == "status"
                     ]
-                    # A resource's or a change outcome's status is not the plan's.
-                    others = ("ResourceStatus", "ChangeOutcomeStatus")
+                    # A resource's, a change outcome's or a drift finding's status is not the plan's.
+                    others = ("ResourceStatus", "ChangeOutcomeStatus", "DriftStatus")
                     if status and not any(name in ast.unparse(status[0]) for name in others):
                         setters.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert setters == []

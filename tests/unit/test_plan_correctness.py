@@ -98,7 +98,7 @@ def test_nested_values_are_rendered_over_several_lines_not_cut() -> None:
     assert " ..." not in text
 
 
-def test_fields_added_for_templates_leave_old_fingerprints_and_checksums_unchanged() -> None:
+def test_fields_added_for_templates_and_drift_leave_old_fingerprints_and_checksums_unchanged() -> None:
     from infra_mcp.domain.common import sha256_of
     from infra_mcp.domain.plan import Change, Plan
 
@@ -114,7 +114,7 @@ def test_fields_added_for_templates_leave_old_fingerprints_and_checksums_unchang
             {
                 k: v
                 for k, v in change.model_dump(mode="json").items()
-                if k not in ("interruptions", "retained", "snapshot")
+                if k not in ("interruptions", "retained", "snapshot", "record_only", "live_values")
             }
         ],
         "execution_order": [],

@@ -14,7 +14,7 @@ GOOD = '+++\nname = "x"\ntitle = "X"\ndescription = "d"\n[[arguments]]\nname = "
 
 def test_every_shipped_prompt_parses_and_renders() -> None:
     specs = load_prompts(prompt_files())
-    assert {"setup-project", "failed-execution"} <= {s.name for s in specs}
+    assert {"setup-project", "failed-execution", "adopt-existing"} <= {s.name for s in specs}
     for spec in specs:
         values = {a.name: "value" for a in spec.arguments}
         assert spec.render(values)

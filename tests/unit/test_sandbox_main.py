@@ -69,3 +69,18 @@ def test_malformed_flags_are_refused(argv: list[str]) -> None:
 def test_an_operation_latency_for_a_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not CREATE"):
         cloud_for(["--data-dir", str(tmp_path), "--operation-latency-ms", "get=5"])
+
+
+def test_read_latency_delays_reads_only_from_the_environment_or_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFRA_MCP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INFRA_MCP_SANDBOX_READ_LATENCY_MS", "50")
+    config = cloud_for([]).config
+    assert [config.read_delay_seconds(op) for op in ("GetResource", "ListResources", "CreateResource")] == [
+        0.05,
+        0.05,
+        0.0,
+    ]
+    assert config.latency_seconds("CREATE") == 0.0
+    assert cloud_for(["--read-latency-ms", "7"]).config.read_delay_seconds("GetResource") == 0.007

@@ -50,7 +50,7 @@ class CallerIdentity(BaseModel):
 
 
 class UpstreamStatus(BaseModel):
-    """What get_upstream_status reports."""
+    """What get_server_status reports."""
 
     kind: Literal["sandbox", "aws"]
     dialect: Literal["call_aws", "run_script"]

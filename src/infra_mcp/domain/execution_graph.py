@@ -26,7 +26,7 @@ from infra_mcp.domain.plan import Action, Change, Plan
 from infra_mcp.domain.state import StateResource
 from infra_mcp.errors import ValidationFailed
 
-Kind = Literal["create", "update", "delete", "import"]
+Kind = Literal["create", "update", "delete", "import", "record"]
 
 
 @dataclass
@@ -49,6 +49,8 @@ class Node:
 
 
 def _nodes_of(change: Change) -> list[Node]:
+    if change.record_only:
+        return [Node(change.name, change, "record")]  # accepted drift: the record changes, AWS is not called
     if change.action is Action.REPLACE:
         make = Node(f"{change.name}#create", change, "create")
         drop = Node(f"{change.name}#delete", change, "delete")

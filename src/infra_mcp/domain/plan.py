@@ -151,6 +151,16 @@ class Change(BaseModel):
         "final_snapshot (the delete takes one), snapshot_first (infra-mcp creates a snapshot resource first), "
         "not_taken (none can be).",
     )
+    record_only: bool = Field(
+        default=False,
+        description="Accepting drift: only the record changes (live values become the declared ones); nothing is "
+        "sent to AWS.",
+    )
+    live_values: dict[str, PropertyValue] | None = Field(
+        default=None,
+        description="Planned against the live resource (refresh): its live value per drifted path (null: gone "
+        "live); execution patches from these.",
+    )
     risk: RiskLevel = RiskLevel.LOW
     risk_reasons: list[str] = Field(default_factory=list)
     security_findings: list[str] = Field(
@@ -416,6 +426,10 @@ def _fingerprinted(change: Change) -> dict[str, Any]:
         del data["retained"]
     if data["snapshot"] is None:
         del data["snapshot"]
+    if not data["record_only"]:
+        del data["record_only"]
+    if data["live_values"] is None:
+        del data["live_values"]
     desired = data.get("desired")
     for later in ("deletion_policy", "replace_policy"):
         if isinstance(desired, dict) and desired.get(later) is None:

@@ -55,7 +55,7 @@ def make_plan(
         full: True if resources missing from ``desired`` are to be deleted.
         pricing: Where prices come from (``catalog.prices.bundled_pricing()`` in production).
         lint: Run cfn-lint on the changed resources (on by default; tests of other rules may skip it).
-        delete: Names of current resources to delete in a partial plan (``delete_resource``).
+        delete: Names of current resources to delete in a partial plan (``plan_resource`` delete).
 
     Returns:
         A pending plan with its fingerprint. Unchanged resources are counted in the summary

@@ -37,7 +37,7 @@ _SYMBOL = {
     Action.UPDATE: "  ~",
     Action.REPLACE: "-/+",
     Action.DELETE: "  -",
-    Action.IMPORT: "  <=",
+    Action.IMPORT: "<= import",
     Action.NOOP: "   ",
 }
 _HEADLINE = {
@@ -100,6 +100,14 @@ def render_change(change: Change) -> list[str]:
     if change.physical_id:
         headline += f" [{change.physical_id}]"
     lines = [headline]
+    if change.record_only:
+        lines.append("  #   drift accepted: only the record changes to what is live; nothing is sent to AWS")
+    elif change.action is Action.CREATE and change.physical_id:
+        lines.append("  #   deleted outside infra-mcp (drift): re-created; it will get a new id")
+    elif change.live_values is not None:
+        lines.append("  #   planned against the live resource (refresh): restores what was declared")
+    if change.action is Action.IMPORT:
+        lines.append("  #   adopted as it is: nothing is created or changed in AWS")
     if change.retained and change.action is Action.REPLACE:
         lines.append("  #   UpdateReplacePolicy Retain: the old one is left in place in AWS and dropped from state")
     elif change.retained:
@@ -137,7 +145,10 @@ def render_plan(plan: Plan) -> str:
     lines.append("")
     actionable = plan.actionable_changes
     if actionable:
-        lines.append("Symbols:  + create   ~ update in-place   -/+ replace   - destroy")
+        symbols = "Symbols:  + create   ~ update in-place   -/+ replace   - destroy"
+        if plan.summary.import_:
+            symbols += "   <= import"
+        lines.append(symbols)
         lines.append("")
         for change in actionable[:MAX_CHANGES_SHOWN]:
             lines.extend(render_change(change))

@@ -113,6 +113,9 @@ def build_app(cloud: SandboxCloud) -> Starlette:
 
     async def run(operation: str, params: dict[str, Any], region: str | None) -> dict[str, Any]:
         # The world file's lock may wait on another process: keep that off the event loop.
+        delay = cloud.config.read_delay_seconds(operation)
+        if delay:
+            await anyio.sleep(delay)
         return await anyio.to_thread.run_sync(lambda: cloud.call(operation, params, region=region))
 
     async def cloudcontrol(request: Request, target: str, region: str | None) -> Response:

@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-ms", type=int, help="time a mutation stays IN_PROGRESS (INFRA_MCP_SANDBOX_LATENCY_MS)"
     )
     parser.add_argument(
+        "--read-latency-ms",
+        type=int,
+        help="time GetResource and ListResources take to answer (INFRA_MCP_SANDBOX_READ_LATENCY_MS)",
+    )
+    parser.add_argument(
         "--operation-latency-ms",
         type=_pair(int, "OPERATION=MS"),
         action="append",
@@ -109,6 +114,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         "data_dir": args.data_dir,
         "sandbox_latency_ms": args.latency_ms,
+        "sandbox_read_latency_ms": args.read_latency_ms,
         "sandbox_throttle_rate": args.throttle_rate,
         "sandbox_failure_rate": args.failure_rate,
         "sandbox_seed": args.seed,
@@ -128,6 +134,7 @@ def build_cloud(settings: Settings, args: argparse.Namespace | None = None) -> S
         type_failure_rates=dict(args.failure_rate_type if args else []),
         seed=settings.sandbox_seed,
         default_region=settings.aws_region,
+        read_latency_ms=settings.sandbox_read_latency_ms,
     )
     return SandboxCloud(FileWorldStore(settings.sandbox_world_path), config=config)
 

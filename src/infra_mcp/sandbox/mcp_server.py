@@ -8,6 +8,7 @@ the real server does, so a client written against one works against the other.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -84,6 +85,9 @@ def run_cli_command(cloud: SandboxCloud, cli_command: str) -> CommandResult | Co
         operation=parsed.operation,
         region_name=parsed.region,
     )
+    delay = cloud.config.read_delay_seconds(parsed.operation)
+    if delay:
+        time.sleep(delay)  # in the worker thread MCPServer runs this tool in: the event loop goes on
     try:
         answer = cloud.call(parsed.operation, parsed.params, region=parsed.region)
     except CloudControlError as exc:

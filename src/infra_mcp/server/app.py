@@ -32,6 +32,7 @@ from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
 from infra_mcp.server.boundary import InfraMCPServer
+from infra_mcp.server.drift_tools import register_drift_tools
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.params import NewProjectId, ProjectId
 from infra_mcp.server.plan_tools import register_plan_tools
@@ -47,12 +48,14 @@ infra-mcp manages AWS infrastructure per project. Nothing changes in AWS until a
 is executed. The loop:
 1. list_projects, or create_project. Read what exists: list_resources, get_resource.
 2. Plan: plan_changes (the whole desired state), plan_template (a CloudFormation template as it is) or
-   create_resource / update_resource / delete_resource.
+   plan_resource (create, update or delete one resource).
    A plan answer has a summary, risk, cost delta, one line per change and a diff_uri: show the user.
 3. approve_plan: the person confirms in a prompt only they answer (never answer it or run an approval
    command yourself). If they decline, ask what to change and plan again, or reject_plan.
 4. execute_plan applies it, with progress; its answer says what happened to each change.
-5. get_state_history lists versions; plan_rollback plans a way back, approved like any plan.
+5. get_state_history lists versions; plan_changes with to_version plans a way back, approved like any plan.
+6. Changes made outside infra-mcp: detect_drift, then plan_changes with refresh (revert) or accept_drift.
+   Resources that exist but no project manages: discover_resources, then import_resources.
 Errors are JSON with a code and a message saying what to do next; STATE_004 means that project's
 storage is down (get_server_status shows health).
 """
@@ -121,6 +124,7 @@ def build_server(
     _register_resources(mcp, runtime)
     register_plan_tools(mcp, runtime)
     register_template_tools(mcp, runtime)
+    register_drift_tools(mcp, runtime)
     _register_upstream_tools(mcp, runtime)
     _register_prompts(mcp, specs)
     return mcp
@@ -137,12 +141,11 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @handle_tool_errors("create_project")
     async def create_project(
         project_id: NewProjectId,
-        name: Annotated[str | None, Field(description="Human-readable name (default: the id).")] = None,
-        description: Annotated[str, Field(description="What this infrastructure is for.")] = "",
-        default_region: Annotated[str | None, Field(description="AWS region for its resources.")] = None,
+        name: str | None = None,
+        description: str = "",
+        default_region: str | None = None,
     ) -> m.ProjectView:
-        """Create a project (a set of AWS resources managed together); you become its owner. Next: plan_changes or
-        create_resource."""
+        """Create a project (AWS resources managed together); you become its owner. Next: plan_changes."""
         settings = {"default_region": default_region} if default_region else None
         project = await rt.app.projects.create_project(
             project_id, name=name, description=description, user=rt.user, settings=settings
@@ -152,7 +155,7 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="get_project", annotations=READ_ONLY)
     @handle_tool_errors("get_project")
     async def get_project(project_id: ProjectId) -> m.ProjectView:
-        """Read a project's members, settings, approval policy and storage health before changing them."""
+        """Read a project's members, settings, approval policy and storage health."""
         return view(await rt.app.projects.get_project(project_id, rt.user))
 
     @mcp.tool(name="list_projects", annotations=READ_ONLY)
@@ -177,8 +180,8 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @handle_tool_errors("update_project")
     async def update_project(
         project_id: ProjectId,
-        name: Annotated[str | None, Field(description="New name.")] = None,
-        description: Annotated[str | None, Field(description="New description.")] = None,
+        name: str | None = None,
+        description: str | None = None,
         settings: Annotated[
             dict[str, Any] | None,
             Field(
@@ -206,8 +209,7 @@ def _register_project_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="delete_project", annotations=DELETES_RECORDS)
     @handle_tool_errors("delete_project")
     async def delete_project(project_id: ProjectId) -> m.DeletedProject:
-        """Delete a project, its plans and state files; refused while it has resources (plan their deletion
-        first)."""
+        """Delete a project, its plans and state files; refused while it has resources."""
         _, deletion = await rt.app.projects.delete_project(project_id, user=rt.user)
         rt.app.health.forget(project_id)
         return m.DeletedProject(
@@ -226,35 +228,37 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @handle_tool_errors("list_resources")
     async def list_resources(
         project_id: ProjectId,
-        type: Annotated[str | None, Field(description="Resource type, e.g. AWS::EC2::VPC or EC2::VPC.")] = None,
+        type: Annotated[str | None, Field(description="e.g. AWS::EC2::VPC")] = None,
         tag: Annotated[str | None, Field(description="'Key' or 'Key=Value'.")] = None,
-        status: Annotated[ResourceStatus | None, Field(description="Only resources with this status.")] = None,
+        status: ResourceStatus | None = None,
     ) -> m.ResourceList:
         """List a project's resources as recorded (no AWS call). Next: get_resource for one."""
         state, found = await rt.app.state.list_resources(project_id, rt.user, type_name=type, tag=tag, status=status)
+        drift = m.current_drift(await rt.app.drift.last(project_id, rt.user), state.serial)
         return m.ResourceList(
             project_id=project_id,
             serial=state.serial,
             total_in_state=len(state.resources),
             count=len(found),
-            resources=[m.resource_item(r) for r in found],
+            drift_checked_at=drift.checked_at.isoformat() if drift else "",
+            resources=[m.resource_item(r, drift) for r in found],
         )
 
     @mcp.tool(name="get_resource", annotations=READ_ONLY)
     @handle_tool_errors("get_resource")
     async def get_resource(
         project_id: ProjectId,
-        resource: Annotated[str, Field(description="Logical name, physical id (vpc-...) or ARN.")],
+        resource: Annotated[str, Field(description="Name, physical id or ARN.")],
     ) -> m.ResourceView:
-        """Read one resource's properties and tags as recorded, e.g. before update_resource."""
+        """Read one resource's properties and tags as recorded, and its last drift."""
         state, found = await rt.app.state.get_resource(project_id, rt.user, resource)
-        return m.resource_view(project_id, state.serial, redacted_resource(found))
+        drift = m.current_drift(await rt.app.drift.last(project_id, rt.user), state.serial)
+        return m.resource_view(project_id, state.serial, redacted_resource(found), drift)
 
     @mcp.tool(name="get_state_history", annotations=READ_ONLY)
     @handle_tool_errors("get_state_history")
     async def get_state_history(project_id: ProjectId) -> m.StateHistory:
-        """List a project's state versions, newest first (who, when, which plan), e.g. to pick one for
-        plan_rollback."""
+        """List a project's state versions, newest first (who, when, which plan)."""
         versions = await rt.app.state.history(project_id, rt.user)
         return m.StateHistory(
             project_id=project_id,
@@ -269,11 +273,10 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         version: Annotated[int, Field(ge=1, description="History version (serial) to restore.")],
         forget_resources: Annotated[
             bool,
-            Field(description="Owners only: drop current resources from the record (they stay in AWS, unmanaged)."),
+            Field(description="Owners only: drop current resources from the record (left in AWS)."),
         ] = False,
     ) -> m.RestoredState:
-        """Make an older state version the current record again, e.g. after STATE_001; AWS is not touched (that
-        is plan_rollback)."""
+        """Make an older state version the current record again, e.g. after STATE_001 (AWS is not touched)."""
         written, forgotten = await rt.app.state.restore(project_id, rt.user, version, forget_resources=forget_resources)
         return m.RestoredState(
             project_id=project_id,
@@ -288,16 +291,10 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
 
 def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
-    @mcp.tool(name="get_upstream_status", annotations=READ_ONLY)
-    @handle_tool_errors("get_upstream_status")
-    async def get_upstream_status() -> m.UpstreamView:
-        """Check which upstream reaches AWS (sandbox or real), as whom, and its health, e.g. after AWS_MCP_001."""
-        return m.upstream_view(await rt.app.upstream.status())
-
     @mcp.tool(name="get_server_status", annotations=READ_ONLY)
     @handle_tool_errors("get_server_status")
     async def get_server_status() -> m.ServerStatus:
-        """Health at a glance: each of your projects' storage health, pending reconciliations, the upstream's health."""
+        """Health: your projects' storage, pending reconciliations, and the upstream to AWS (sandbox or real)."""
         projects = await rt.app.projects.list_projects(rt.user)
         health = [rt.app.health.of(p.id) for p in projects]
         upstream = await rt.app.upstream.status()
@@ -308,9 +305,7 @@ def _register_upstream_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
             healthy=not degraded and not pending and upstream.healthy,
             projects=[m.health_view(h) for h in health],
             pending_reconciliations=pending,
-            upstream=m.UpstreamBrief(
-                kind=upstream.kind, healthy=upstream.healthy, last_error=upstream.last_error or ""
-            ),
+            upstream=m.upstream_view(upstream),
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from infra_mcp.domain.cloud import UpstreamStatus
+from infra_mcp.domain.drift import DriftReport, DriftStatus, ResourceDrift
 from infra_mcp.domain.health import ProjectHealth
 from infra_mcp.domain.project import Project, Role
 from infra_mcp.domain.state import HistoryEntry, StateResource
@@ -42,7 +43,7 @@ class ProjectView(BaseModel):
     your_role: str
     members: dict[str, str] = Field(description="User: role.")
     settings: dict[str, Any] = Field(description="As update_project takes them.")
-    health: str = Field(description="Storage: healthy, degraded (see health_error) or unknown.")
+    health: str = Field(description="Storage: healthy, degraded or unknown.")
     health_error: str = ""
 
 
@@ -50,11 +51,11 @@ class ProjectSummary(BaseModel):
     project_id: str
     name: str
     your_role: str
-    health: str = Field(description="Storage health: healthy | degraded | unknown.")
+    health: str  # storage: healthy | degraded | unknown
 
 
 class ProjectList(BaseModel):
-    user: str = Field(description="The acting user; only projects they belong to are listed.")
+    user: str  # the acting user: only projects they belong to are listed
     projects: list[ProjectSummary]
 
 
@@ -90,6 +91,7 @@ class ResourceItem(BaseModel):
     id: str = Field(description="Physical id.")
     region: str
     status: str
+    drift: str = ""  # in_sync | modified | deleted | unknown, by the last detect_drift ('' if none since)
 
 
 class ResourceList(BaseModel):
@@ -97,12 +99,24 @@ class ResourceList(BaseModel):
     serial: int = Field(description="State version (0: never written).")
     total_in_state: int
     count: int
+    drift_checked_at: str = ""  # when the last detect_drift ran, if nothing changed the state since
     resources: list[ResourceItem]
 
 
-def resource_item(resource: StateResource) -> ResourceItem:
+def current_drift(report: DriftReport | None, serial: int) -> DriftReport | None:
+    """The last drift result if it speaks of the current state (a plan executed since makes it stale)."""
+    return report if report is not None and report.serial == serial else None
+
+
+def resource_item(resource: StateResource, drift: DriftReport | None = None) -> ResourceItem:
+    found = drift.of(resource.name) if drift is not None else None
     return ResourceItem(
-        name=resource.name, type=resource.type, id=resource.id or "", region=resource.region, status=resource.status
+        name=resource.name,
+        type=resource.type,
+        id=resource.id or "",
+        region=resource.region,
+        status=resource.status,
+        drift=found.status.value if found is not None else "",
     )
 
 
@@ -117,9 +131,13 @@ class ResourceView(BaseModel):
     properties: dict[str, Any]
     tags: dict[str, str]
     depends_on: list[str]
+    drift: str = ""  # the last detect_drift's finding and when ('' if none since the last change)
 
 
-def resource_view(project_id: str, serial: int, resource: StateResource) -> ResourceView:
+def resource_view(
+    project_id: str, serial: int, resource: StateResource, drift: DriftReport | None = None
+) -> ResourceView:
+    found = drift.of(resource.name) if drift is not None else None
     return ResourceView(
         project_id=project_id,
         serial=serial,
@@ -131,7 +149,16 @@ def resource_view(project_id: str, serial: int, resource: StateResource) -> Reso
         properties=resource.properties,
         tags=resource.tags,
         depends_on=resource.depends_on,
+        drift=_drift_text(found, drift.checked_at) if found is not None and drift is not None else "",
     )
+
+
+def _drift_text(found: ResourceDrift, at: datetime) -> str:
+    when = at.isoformat(timespec="seconds")
+    if found.status is DriftStatus.MODIFIED:
+        shown = "; ".join(f"{d.path}: {d.expected!r} -> {d.actual!r}" for d in found.differences[:10])
+        return f"modified (checked {when}): {shown}"[:1000]
+    return f"{found.status.value} (checked {when})" + (f": {found.error}" if found.error else "")
 
 
 class VersionView(BaseModel):
@@ -203,13 +230,7 @@ class ServerStatus(BaseModel):
     healthy: bool
     projects: list[HealthView]
     pending_reconciliations: list[str]
-    upstream: UpstreamBrief
-
-
-class UpstreamBrief(BaseModel):
-    kind: str
-    healthy: bool
-    last_error: str = ""
+    upstream: UpstreamView
 
 
 class UpstreamView(BaseModel):

@@ -17,7 +17,7 @@ PlanId = Annotated[str, Field(description="e.g. plan-1a2b3c4d5e6f", max_length=1
 Description = Annotated[
     str,
     Field(
-        description="Why; approvers see it last, as your words.",
+        description="Why (approvers read it).",
         max_length=DESCRIPTION_MAX,
     ),
 ]

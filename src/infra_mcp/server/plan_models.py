@@ -98,10 +98,14 @@ def change_line(change: Change, outcome: ChangeOutcome | None = None) -> str:
     agent reports what happened, not what the plan said would happen.
     """
     what = f"{change.name} ({change.type})"
+    # Accepted drift changes the record only: said so, so nobody reads it as a change sent to AWS.
+    verb = f"accept drift ({change.action.value} record)" if change.record_only else change.action.value
     if outcome is None or outcome.status in (ChangeOutcomeStatus.PENDING, ChangeOutcomeStatus.RUNNING):
         why = _why(change)
-        return f"{change.action.value} {what} [{change.risk.value}]" + (f": {'; '.join(why)}" if why else "")
+        return f"{verb} {what} [{change.risk.value}]" + (f": {'; '.join(why)}" if why else "")
     if outcome.status is ChangeOutcomeStatus.SUCCEEDED:
+        if change.record_only:
+            return f"recorded {what} as it is live" if change.action is Action.UPDATE else f"dropped {what} from state"
         physical_id = outcome.physical_id or change.physical_id
         return f"{_DONE[change.action]} {what}" + (f" -> {physical_id}" if physical_id else "")
     if outcome.status is ChangeOutcomeStatus.SKIPPED:

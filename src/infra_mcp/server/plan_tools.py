@@ -14,7 +14,7 @@ from infra_mcp.domain.plan import Action, ApprovalMethod, Plan, PlanStatus
 from infra_mcp.domain.redaction import redacted
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted, quoted_as_author
-from infra_mcp.errors import InfraError, NotFound
+from infra_mcp.errors import InfraError, NotFound, ValidationFailed
 from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.out_of_band import approval_command
@@ -92,11 +92,12 @@ def approval_prompt(plan: Plan) -> str:
     then the author's description, cleaned, cut and marked as the author's. Every line is cleaned
     of control and bidi characters, so nothing in a plan can fake a line of the server's.
     """
-    changes = plan.actionable_changes
+    accepted = [c for c in plan.actionable_changes if c.record_only]
+    changes = [c for c in plan.actionable_changes if not c.record_only]
     destroys = sorted(
         (c for c in changes if c.action in (Action.DELETE, Action.REPLACE)), key=lambda c: (-c.risk.rank, c.name)
     )
-    security = [finding for c in changes for finding in c.security_findings]
+    security = [finding for c in plan.actionable_changes for finding in c.security_findings]
     others = sorted((c for c in changes if c not in destroys), key=lambda c: (-c.risk.rank, c.name))[:5]
     cost = plan.cost
     lines = [
@@ -106,6 +107,19 @@ def approval_prompt(plan: Plan) -> str:
         f"Monthly cost: {cost.monthly_delta:+.2f} {cost.currency} ({cost.monthly_before:.2f} → {cost.monthly_after:.2f})"
         + (f"; {len(cost.unpriced)} usage-based or unpriced" if cost.unpriced else ""),
     ]
+    if accepted:
+        lines.append(f"Drift accepted, nothing sent to AWS ({len(accepted)}): the record takes what is live for")
+        lines.extend(
+            _line(
+                f"  - {c.name} ({c.type}): "
+                + (
+                    "deleted outside infra-mcp, dropped from state"
+                    if c.action is Action.DELETE
+                    else ", ".join(p.path for p in c.property_changes[:5])
+                )
+            )
+            for c in accepted[:PROMPT_MAX_DESTROYS]
+        )
     if destroys:
         lines.append(f"Destroyed or replaced ({len(destroys)}):")
         for change in destroys[:PROMPT_MAX_DESTROYS]:
@@ -132,7 +146,8 @@ def approval_prompt(plan: Plan) -> str:
     lines.append(
         _line(
             f"Made by {plan.author}. Approving lets execute_plan apply exactly this plan "
-            f"(fingerprint {plan.fingerprint[:19]}) to AWS."
+            f"(fingerprint {plan.fingerprint[:19]}) "
+            + ("to the project's record; nothing is sent to AWS." if accepted and not changes else "to AWS.")
         )
     )
     if plan.description:
@@ -154,99 +169,89 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def plan_changes(
         project_id: ProjectId,
         desired_state: Annotated[
-            dict[str, Any],
+            dict[str, Any] | None,
             Field(
                 description='The full desired state: {"resources": [{"name", "type": "AWS::EC2::VPC", '
                 '"properties": {...}, "tags": {...}, "region"?, "depends_on"?}]}. References: {"Ref": name}, '
                 '{"Fn::GetAtt": [name, attr]}. Resources in state but absent here are deleted.'
             ),
-        ],
-        description: Description = "",
-    ) -> PlanResult:
-        """Plan a whole project at once, from its full desired state. Next: show the user the plan, then
-        approve_plan or reject_plan."""
-        return await made(await rt.app.planning.plan_changes(project_id, desired_state, description, rt.user))
-
-    @mcp.tool(name="create_resource", annotations=WRITES)
-    @handle_tool_errors("create_resource")
-    async def create_resource(
-        project_id: ProjectId,
-        name: Annotated[str, Field(description="Logical name, unique in the project.")],
-        type: Annotated[str, Field(description="CloudFormation type, e.g. AWS::S3::Bucket (or S3::Bucket).")],
-        properties: Annotated[dict[str, Any] | None, Field(description="Resource properties.")] = None,
-        tags: Annotated[dict[str, str] | None, Field(description="Tags.")] = None,
-        region: Annotated[str | None, Field(description="Region (default: the project's).")] = None,
-        depends_on: Annotated[list[str] | None, Field(description="Names this must wait for.")] = None,
-        description: Description = "",
-    ) -> PlanResult:
-        """Plan creating one resource (a one-change plan). Next: approve_plan, then execute_plan."""
-        plan = await rt.app.planning.create_resource(
-            project_id,
-            name=name,
-            type=type,
-            properties=properties,
-            tags=tags,
-            region=region,
-            depends_on=depends_on,
-            description=description,
-            user=rt.user,
-        )
-        return await made(plan)
-
-    @mcp.tool(name="update_resource", annotations=WRITES)
-    @handle_tool_errors("update_resource")
-    async def update_resource(
-        project_id: ProjectId,
-        resource: Annotated[str, Field(description="Logical name or physical id.")],
-        properties: Annotated[
-            dict[str, Any] | None, Field(description="Properties to set (merged; null removes one).")
         ] = None,
-        tags: Annotated[dict[str, str | None] | None, Field(description="Tags to set (null removes).")] = None,
+        to_version: Annotated[
+            int | None, Field(ge=1, description="Instead: a state version to return to (get_state_history).")
+        ] = None,
         description: Description = "",
+        refresh: Annotated[bool, Field(description="Plan against live values (reverts drift).")] = False,
     ) -> PlanResult:
-        """Plan changing one resource's properties or tags (may be a replacement). Next: approve_plan, then
-        execute_plan."""
-        plan = await rt.app.planning.update_resource(
-            project_id, resource=resource, properties=properties, tags=tags, description=description, user=rt.user
-        )
+        """Plan a whole project from its full desired state, or back to a state version. Next: approve_plan."""
+        refresher = rt.app.drift.refresh if refresh else None
+        planning = rt.app.planning
+        if (desired_state is None) == (to_version is None):
+            raise ValidationFailed(
+                "Pass either desired_state (the whole project as it should be) or to_version (a state version to "
+                "return to), not both and not neither.",
+                details={"field": "desired_state" if desired_state is None else "to_version"},
+            )
+        if to_version is not None:
+            plan = await planning.plan_rollback(project_id, to_version, rt.user, description, refresh=refresher)
+        else:
+            plan = await planning.plan_changes(project_id, desired_state, description, rt.user, refresh=refresher)
         return await made(plan)
 
-    @mcp.tool(name="delete_resource", annotations=WRITES)
-    @handle_tool_errors("delete_resource")
-    async def delete_resource(
+    @mcp.tool(name="plan_resource", annotations=WRITES)
+    @handle_tool_errors("plan_resource")
+    async def plan_resource(
         project_id: ProjectId,
-        resource: Annotated[str, Field(description="Logical name or physical id.")],
+        action: Literal["create", "update", "delete"],
+        resource: Annotated[str, Field(description="Name (new for create), physical id or ARN.")],
+        type: Annotated[str | None, Field(description="e.g. AWS::S3::Bucket")] = None,
+        properties: Annotated[dict[str, Any] | None, Field(description="update: merged, null removes.")] = None,
+        tags: dict[str, str | None] | None = None,
+        region: Annotated[str | None, Field(description="create only, as type and depends_on.")] = None,
+        depends_on: list[str] | None = None,
         description: Description = "",
     ) -> PlanResult:
-        """Plan deleting one resource. Next: approve_plan, then execute_plan."""
-        plan = await rt.app.planning.delete_resource(
-            project_id, resource=resource, description=description, user=rt.user
-        )
+        """Plan creating, updating or deleting one resource. Next: approve_plan."""
+        planning = rt.app.planning
+        if action == "create":
+            plan = await planning.create_resource(
+                project_id,
+                name=resource,
+                type=_required(type, "type", action),
+                properties=properties,
+                tags=_no_removals(tags),
+                region=region,
+                depends_on=depends_on,
+                description=description,
+                user=rt.user,
+            )
+        elif action == "update":
+            _only_for_create(action, type=type, region=region, depends_on=depends_on)
+            plan = await planning.update_resource(
+                project_id, resource=resource, properties=properties, tags=tags, description=description, user=rt.user
+            )
+        else:
+            _only_for_create(action, type=type, region=region, depends_on=depends_on)
+            if properties is not None or tags is not None:
+                raise ValidationFailed(
+                    "delete takes no properties or tags. Leave them out, or use action 'update'.",
+                    details={"field": "properties" if properties is not None else "tags"},
+                )
+            plan = await planning.delete_resource(project_id, resource=resource, description=description, user=rt.user)
         return await made(plan)
-
-    @mcp.tool(name="plan_rollback", annotations=WRITES)
-    @handle_tool_errors("plan_rollback")
-    async def plan_rollback(
-        project_id: ProjectId,
-        to_version: Annotated[int, Field(ge=1, description="State history version to return to.")],
-    ) -> PlanResult:
-        """Plan making AWS match an older state version (see get_state_history). Next: approve_plan, then
-        execute_plan."""
-        return await made(await rt.app.planning.plan_rollback(project_id, to_version, rt.user))
 
     @mcp.tool(name="get_plan", annotations=READ_ONLY)
     @handle_tool_errors("get_plan")
     async def get_plan(plan_id: PlanId) -> PlanResult:
-        """Check a plan's status, changes and results, e.g. after a person approved it in a terminal."""
+        """Check a plan's status, changes and results."""
         return view(await rt.app.planning.get_plan(plan_id, rt.user))
 
     @mcp.tool(name="list_plans", annotations=READ_ONLY)
     @handle_tool_errors("list_plans")
     async def list_plans(
         project_id: ProjectId,
-        status: Annotated[PlanStatus | None, Field(description="Only plans with this status.")] = None,
+        status: PlanStatus | None = None,
     ) -> PlanList:
-        """List a project's plans, newest first, to find one to approve, execute or review."""
+        """List a project's plans, newest first."""
         plans = await rt.app.planning.list_plans(project_id, rt.user, status)
         return PlanList(project_id=project_id, plans=[summary_view(p) for p in plans])
 
@@ -276,8 +281,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         comment: Annotated[
             str,
             Field(
-                description=f"Your (the agent's) note, recorded as the agent's, not the person's; at most "
-                f"{COMMENT_MAX} characters.",
+                description="Your note, recorded as the agent's (not the person's).",
                 max_length=COMMENT_MAX,
             ),
         ] = "",
@@ -332,12 +336,10 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         plan_id: PlanId,
         reason: Annotated[
             str,
-            Field(
-                description=f"Why it is rejected (recorded; at most {COMMENT_MAX} characters).", max_length=COMMENT_MAX
-            ),
+            Field(description="Why (recorded).", max_length=COMMENT_MAX),
         ] = "",
     ) -> ApprovalResult:
-        """Reject a pending plan for good when the user does not want it; make a new plan instead."""
+        """Reject a pending plan for good when the user does not want it."""
         plan = await rt.app.approvals.reject(plan_id, rt.user, reason)
         await rt.pending_changed(plan.project_id)
         return ApprovalResult(
@@ -350,7 +352,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="execute_plan", annotations=DESTRUCTIVE)
     @handle_tool_errors("execute_plan")
     async def execute_plan(plan_id: PlanId, ctx: Context) -> PlanResult:
-        """Apply an approved plan to AWS (real changes), with progress. Next: report each change's result."""
+        """Apply an approved plan to AWS, with progress. Next: report each change's result."""
 
         async def progress(progress: float, total: float | None, message: str) -> None:
             await ctx.report_progress(progress, total, message)
@@ -370,7 +372,7 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
 
     @mcp.resource("infra://projects/{project_id}/plans/{plan_id}", name="plan", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/plans/{plan_id}")
-    async def plan_resource(project_id: str, plan_id: str) -> str:
+    async def plan_document(project_id: str, plan_id: str) -> str:
         """A plan in full: every property change, risk and cost line, findings, approval and execution."""
         return redacted(await _plan_in(rt, project_id, plan_id)).model_dump_json(indent=2)
 
@@ -407,6 +409,36 @@ def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     async def audit_verify_resource(project_id: str) -> str:
         """Whether the project's audit log is intact: each entry carries a keyed hash of the one before."""
         return (await rt.app.audit.check(project_id, rt.user)).model_dump_json(indent=2)
+
+
+def _required(value: str | None, field: str, action: str) -> str:
+    if value is None:
+        raise ValidationFailed(
+            f"{action} needs '{field}'. Pass it, e.g. type 'AWS::S3::Bucket'.", details={"field": field}
+        )
+    return value
+
+
+def _no_removals(tags: dict[str, str | None] | None) -> dict[str, str] | None:
+    if tags is None:
+        return None
+    removed = [k for k, v in tags.items() if v is None]
+    if removed:
+        raise ValidationFailed(
+            f"create takes tag values, not null (tag {removed[0][:80]!r}). Give each tag a string value.",
+            details={"field": f"tags.{removed[0][:80]}"},
+        )
+    return {k: v for k, v in tags.items() if v is not None}
+
+
+def _only_for_create(action: str, **given: Any) -> None:
+    extra = [name for name, value in given.items() if value is not None]
+    if extra:
+        raise ValidationFailed(
+            f"{action} does not take '{extra[0]}' (only create does). Leave it out; to change a resource's type or "
+            "region, plan it with plan_changes.",
+            details={"field": extra[0]},
+        )
 
 
 async def _plan_in(rt: Runtime, project_id: str, plan_id: str) -> Plan:

@@ -35,8 +35,7 @@ def register_template_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         ] = None,
         description: Description = "",
     ) -> PlanResult:
-        """Plan a CloudFormation template as it is, like plan_changes. Next: show the user the plan, then
-        approve_plan or reject_plan."""
+        """Plan a CloudFormation template as it is, like plan_changes. Next: approve_plan."""
         plan = await rt.app.templates.plan_template(project_id, template, parameters, description, rt.user)
         return plan_result(redacted(plan))
 

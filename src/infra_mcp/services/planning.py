@@ -12,7 +12,7 @@ import re
 import secrets as random_ids
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -41,6 +41,17 @@ from infra_mcp.services.secrets import SecretSealer
 log = structlog.get_logger(__name__)
 
 _PLAN_ID = re.compile(r"plan-[0-9a-f]{12}")
+
+
+class RefreshedState(Protocol):
+    """The state as it is live (``DriftService.refresh``): what a refreshed plan diffs against."""
+
+    state: StateFile | None
+
+    def annotate(self, plan: Plan) -> Plan: ...
+
+
+Refresher = Callable[[Project, StateFile | None, set[str]], Awaitable[RefreshedState]]
 
 
 def new_plan_id() -> str:
@@ -251,6 +262,7 @@ class PlanningService:
         extra_findings: list[Finding] | None = None,
         outputs: dict[str, Any] | None = None,
         quiet: frozenset[tuple[str, str, str]] = frozenset(),
+        adjust: Callable[[Plan], Plan] | None = None,
     ) -> Plan:
         plan = self.draft(
             project_id=project.id,
@@ -273,15 +285,21 @@ class PlanningService:
             if any(f.severity == "error" for f in findings):
                 raise_findings(findings, "plan")
             plan = plan.model_copy(update={"findings": [*plan.findings, *findings]})
+        if adjust is not None:
+            plan = adjust(plan)
+        return await self.record(project, plan, user=user)
+
+    async def record(self, project: Project, plan: Plan, *, user: str) -> Plan:
+        """Sign ``plan`` with the server key and store it with its audit line (both or neither)."""
         record = AuditEvent(
             project_id=project.id,
             actor=user,
             action="plan.create",
             target=plan.id,
-            details={"kind": kind, "summary": plan.summary.text, "risk": plan.risk.value},
+            details={"kind": plan.kind, "summary": plan.summary.text, "risk": plan.risk.value},
         )
         saved = await self.projects.save_plan(self.notary.sign_plan(plan), audit=record)
-        log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=kind, summary=plan.summary.text)
+        log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=plan.kind, summary=plan.summary.text)
         if self.approve_by_rule is not None:
             # One use case: a plan that fits the project's auto-approval rule comes back approved.
             saved = await self.approve_by_rule(saved)
@@ -345,8 +363,13 @@ class PlanningService:
 
     # -- use cases -----------------------------------------------------------------------------
 
-    async def plan_changes(self, project_id: str, desired_state: Any, description: str, user: str) -> Plan:
+    async def plan_changes(
+        self, project_id: str, desired_state: Any, description: str, user: str, *, refresh: Refresher | None = None
+    ) -> Plan:
         """Plan the project towards a *full* desired state: what it lacks is deleted.
+
+        With ``refresh`` the plan is made against the live resources (what ``refresh`` reads), so
+        values changed or resources deleted outside infra-mcp are restored.
 
         Raises:
             ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
@@ -355,8 +378,19 @@ class PlanningService:
         project = await self._project(project_id, user, Permission.PLAN)
         specs = self.parse_full(desired_state, default_region=project.settings.default_region)
         current = await self._state(project)
+        adjust = None
+        if refresh is not None:
+            refreshed = await refresh(project, current, {s.name for s in specs})
+            current, adjust = refreshed.state, refreshed.annotate
         return await self._make(
-            project, user=user, description=description, kind="full", desired=specs, current=current, full=True
+            project,
+            user=user,
+            description=description,
+            kind="full",
+            desired=specs,
+            current=current,
+            full=True,
+            adjust=adjust,
         )
 
     async def create_resource(
@@ -375,7 +409,7 @@ class PlanningService:
         """A one-change plan creating a resource; references may name existing resources.
 
         Raises:
-            AlreadyExists: CONFLICT_001 if the name is taken (use update_resource).
+            AlreadyExists: CONFLICT_001 if the name is taken (update it with plan_resource).
             ValidationFailed: VALIDATION_001 listing every finding; nothing is stored.
         """
         project = await self._project(project_id, user, Permission.PLAN)
@@ -383,7 +417,7 @@ class PlanningService:
         existing = {r.name for r in current.resources} if current is not None else set()
         if name in existing:
             raise AlreadyExists(
-                f"A resource named {name!r} already exists in {project_id!r}; use update_resource to change it.",
+                f"A resource named {name!r} already exists in {project_id!r}; use plan_resource with action 'update' to change it.",
                 details={"project_id": project_id, "resource": name},
             )
         entry: dict[str, Any] = {"name": name, "type": type, "properties": properties or {}, "tags": tags or {}}
@@ -493,7 +527,9 @@ class PlanningService:
             delete=(target.name,),
         )
 
-    async def plan_rollback(self, project_id: str, to_version: int, user: str, description: str = "") -> Plan:
+    async def plan_rollback(
+        self, project_id: str, to_version: int, user: str, description: str = "", *, refresh: Refresher | None = None
+    ) -> Plan:
         """Plan AWS back to what history version ``to_version`` declared (kind ``rollback``).
 
         Secrets are not kept in state, only their digests: a secret that differs from the
@@ -513,6 +549,10 @@ class PlanningService:
         store = self.states.for_project(project)
         version = await store.read_version(project_id, to_version)
         current = await self._state(project)
+        adjust = None
+        if refresh is not None:
+            refreshed = await refresh(project, current, {r.name for r in version.resources})
+            current, adjust = refreshed.state, refreshed.annotate
         now = {r.name: r for r in current.resources} if current is not None else {}
         specs: list[ResourceSpec] = []
         notes: list[Finding] = []
@@ -537,6 +577,7 @@ class PlanningService:
             current=current,
             full=True,
             extra_findings=notes,
+            adjust=adjust,
         )
 
     async def get_plan(self, plan_id: str, user: str) -> Plan:

@@ -168,8 +168,8 @@ class ProjectService:
             await store.read_journal(project.id)
         except AlreadyExists as exc:
             raise AlreadyExists(
-                f"Cannot {doing} {project.id!r}: {exc.message} Adopting existing resources will be an explicit, "
-                "audited import; it is not available yet. Use another project id or state_location.",
+                f"Cannot {doing} {project.id!r}: {exc.message} To adopt resources that exist, use another project "
+                "id or state_location, then discover_resources and import_resources (approved like any plan).",
                 details=exc.details,
             ) from None
         except StateCorrupted as exc:

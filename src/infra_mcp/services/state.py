@@ -83,7 +83,7 @@ class StateService:
         """Write history version ``version`` as a new current version (serial + 1).
 
         This rewrites the *record*, not AWS: use it to recover from a corrupted state file. To
-        make AWS match an older version, use plan_rollback instead. A version that lacks resources
+        make AWS match an older version, use plan_changes with to_version instead. A version that lacks resources
         the current state holds would drop them from the record while they keep running in AWS, so
         that needs ``forget_resources`` (owners only); the new version names them, and so does the audit.
 

@@ -36,6 +36,7 @@ import asyncpg
 import structlog
 
 from infra_mcp.domain.audit import GENESIS, AuditEvent, duplicate_audit_event
+from infra_mcp.domain.drift import DriftReport
 from infra_mcp.domain.integrity import AuditChain
 from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
 from infra_mcp.domain.project import Project, no_such_project
@@ -88,6 +89,14 @@ MIGRATIONS: tuple[str, ...] = (
         doc         text NOT NULL
     );
     CREATE INDEX audit_by_project ON audit(project_id, seq);
+    """,
+    # 2: each project's last drift result (detect_drift), replaced by the next; gone with its project.
+    """
+    CREATE TABLE drift_reports (
+        project_id  text PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+        checked_at  timestamptz NOT NULL,
+        doc         text NOT NULL
+    );
     """,
 )
 
@@ -473,6 +482,27 @@ class PostgresProjectStore:
         await connection.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext(current_schema() || '/' || $2))", _AUDIT_LOCK, project_id
         )
+
+    # Drift results ------------------------------------------------------------
+
+    @_guarded
+    async def save_drift_report(self, report: DriftReport) -> None:
+        """Keep ``report`` as its project's last drift result (the one before is replaced)."""
+        try:
+            await self.pool.execute(
+                "INSERT INTO drift_reports (project_id, checked_at, doc) VALUES ($1, $2, $3) "
+                "ON CONFLICT (project_id) DO UPDATE SET checked_at = excluded.checked_at, doc = excluded.doc",
+                report.project_id,
+                _at(report.checked_at),
+                report.model_dump_json(),
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise no_such_project(report.project_id) from None
+
+    @_read
+    async def get_drift_report(self, project_id: str) -> DriftReport | None:
+        doc = await self.pool.fetchval("SELECT doc FROM drift_reports WHERE project_id = $1", project_id)
+        return None if doc is None else DriftReport.model_validate_json(doc)
 
     @_guarded
     async def append_audit(self, event: AuditEvent) -> None:

@@ -24,6 +24,7 @@ import structlog
 
 from infra_mcp.domain.audit import GENESIS, AuditEvent, duplicate_audit_event
 from infra_mcp.domain.common import isoformat
+from infra_mcp.domain.drift import DriftReport
 from infra_mcp.domain.integrity import AuditChain
 from infra_mcp.domain.plan import Plan, PlanStatus, no_such_plan
 from infra_mcp.domain.project import Project, no_such_project
@@ -102,6 +103,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: the audit chain reads a project's newest entry by insertion order on every append.
     """
     CREATE INDEX audit_chain ON audit(project_id);
+    """,
+    # 4: each project's last drift result (detect_drift), replaced by the next; gone with its project.
+    """
+    CREATE TABLE drift_reports (
+        project_id  TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+        checked_at  TEXT NOT NULL,
+        doc         TEXT NOT NULL
+    );
     """,
 )
 
@@ -426,6 +435,27 @@ class SqliteProjectStore:
             )
         except sqlite3.IntegrityError:
             raise duplicate_audit_event(event.id) from None
+
+    # Drift results ------------------------------------------------------------
+
+    @_serialised
+    async def save_drift_report(self, report: DriftReport) -> None:
+        """Keep ``report`` as its project's last drift result (the one before is replaced)."""
+        try:
+            await self.db.execute(
+                "INSERT INTO drift_reports (project_id, checked_at, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT(project_id) DO UPDATE SET checked_at = excluded.checked_at, doc = excluded.doc",
+                (report.project_id, isoformat(report.checked_at), report.model_dump_json()),
+            )
+            await self.db.commit()
+        except sqlite3.IntegrityError:
+            await self.db.rollback()
+            raise no_such_project(report.project_id) from None
+
+    async def get_drift_report(self, project_id: str) -> DriftReport | None:
+        async with self.db.execute("SELECT doc FROM drift_reports WHERE project_id = ?", (project_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else DriftReport.model_validate_json(row["doc"])
 
     async def audit_trail(self, project_id: str) -> list[AuditEvent]:
         async with self.db.execute(

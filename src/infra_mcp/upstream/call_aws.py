@@ -69,7 +69,7 @@ def _refused(call: AwsCall, text: str) -> UpstreamAWSError:
     text = text[:_MAX_TEXT]
     return UpstreamAWSError(
         f"The upstream refused the {call.operation} command: {text}. Check the upstream AWS MCP server's "
-        "configuration and logs (get_upstream_status shows its state), then retry.",
+        "configuration and logs (get_server_status shows its state), then retry.",
         details={"reason": "refused_by_upstream", "operation": call.operation, "upstream_message": text},
     )
 

@@ -281,4 +281,4 @@ def _next_step(exc: TransportFailure, call: ops.AwsCall) -> str:
             "Nothing reached AWS. Check the upstream's network, proxy (HTTPS_PROXY), CA bundle and "
             "AWS_ENDPOINT_URL_* settings, then retry."
         )
-    return "Check get_upstream_status; the next call reconnects."
+    return "Check get_server_status; the next call reconnects."

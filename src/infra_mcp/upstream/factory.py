@@ -69,6 +69,7 @@ def upstream_env(
             "INFRA_MCP_LOG_LEVEL": settings.log_level,
             "INFRA_MCP_AWS_REGION": settings.aws_region,
             "INFRA_MCP_SANDBOX_LATENCY_MS": str(settings.sandbox_latency_ms),
+            "INFRA_MCP_SANDBOX_READ_LATENCY_MS": str(settings.sandbox_read_latency_ms),
             "INFRA_MCP_SANDBOX_FAILURE_RATE": str(settings.sandbox_failure_rate),
             "INFRA_MCP_SANDBOX_THROTTLE_RATE": str(settings.sandbox_throttle_rate),
         }

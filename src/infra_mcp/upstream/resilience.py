@@ -127,7 +127,7 @@ class CircuitBreaker:
         retry_in = max(0.0, self.cooldown - (self._clock() - self._opened_at))
         raise UpstreamUnavailable(
             f"The upstream AWS MCP server failed {self._failures} times in a row; not trying again for "
-            f"{retry_in:.0f}s. Check get_upstream_status and the upstream's configuration.",
+            f"{retry_in:.0f}s. Check get_server_status and the upstream's configuration.",
             details={"circuit": state, "retry_in_seconds": round(retry_in, 1), "consecutive_failures": self._failures},
         )
 

@@ -84,7 +84,7 @@ class RunScriptDialect:
                 text = " ".join(text_of(result))[:2000] or "tool error without text"
                 raise UpstreamAWSError(
                     f"The upstream refused the {call.operation} script: {text}. Check the upstream AWS MCP "
-                    "server's configuration and logs (get_upstream_status shows its state), then retry.",
+                    "server's configuration and logs (get_server_status shows its state), then retry.",
                     details={"reason": "refused_by_upstream", "operation": call.operation, "upstream_message": text},
                 )
             raise malformed(call.operation, "no result line from the script")

@@ -29,7 +29,7 @@ from infra_mcp.domain.payload import (
     strip_write_only,
     update_patch,
 )
-from infra_mcp.domain.plan import Plan, ResourceSpec
+from infra_mcp.domain.plan import Action, Plan, ResourceSpec
 from infra_mcp.domain.policies import snapshot_name, snapshot_step
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
 from infra_mcp.domain.tags import with_tags
@@ -37,6 +37,7 @@ from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
 from infra_mcp.ports import Upstream
+from infra_mcp.services.accepted import record_accepted, with_live_baseline
 from infra_mcp.services.execution.ledger import Ledger
 from infra_mcp.services.secrets import SecretSealer
 
@@ -274,6 +275,9 @@ class NodeRunner:
         try:
             if node.kind == "import":
                 return await self._import(node)
+            if node.kind == "record":
+                error = record_accepted(node.change, self.ledger, self.initial, self.clock())
+                return NodeResult(error is None, node.change.physical_id, None, error and "NotFound", error)
             if node.kind == "create":
                 return await self._create(node)
             if node.kind == "update":
@@ -329,7 +333,7 @@ class NodeRunner:
                 result.error_message = (
                     f"Outcome unknown: no answer from the upstream, and the request may have reached AWS "
                     f"({exc.message}). It stays in the journal: the next execution of this project, or a server "
-                    "restart, reconciles it by its ClientToken first. Check get_upstream_status before re-planning."
+                    "restart, reconciles it by its ClientToken first. Check get_server_status before re-planning."
                 )
             return result
         except InfraError as exc:
@@ -371,6 +375,9 @@ class NodeRunner:
             if not ok or not final.identifier:
                 return _failed_event(final, None, create=True)  # a failed create is not invented into state
             properties = final.resource_model
+            if change.action is Action.CREATE and change.physical_id:
+                # Re-created after a deletion outside infra-mcp: the record of the gone one goes.
+                self.ledger.remove(change.type, change.physical_id, change.name)
             self.ledger.put(
                 new_record(spec, final.identifier, properties, catalog=self.calls.catalog, now=self.clock())
             )
@@ -431,6 +438,8 @@ class NodeRunner:
         info = self.calls.type_info(spec.type, spec.region)
         new_doc = self._resolve(with_tags(spec.properties, spec.tags, info), self.ledger.resources, spec.region)
         baseline = self.initial.get(change.name, old)
+        if change.live_values is not None:  # planned with refresh: AWS holds the live values, patch from them
+            baseline = with_live_baseline(baseline, change.live_values)
         try:
             old_doc = self._resolve(with_tags(baseline.declared, baseline.tags, info), self.initial, spec.region)
         except UnresolvedReference:

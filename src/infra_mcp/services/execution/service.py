@@ -35,6 +35,7 @@ from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.payload import UnresolvedReference, resolve
 from infra_mcp.domain.plan import (
     KNOWN_AFTER_APPLY,
+    Action,
     ChangeOutcome,
     ChangeOutcomeStatus,
     ExecutionRecord,
@@ -424,11 +425,13 @@ class ExecutionService:
         Raises:
             UpstreamRefusesChanges: AWS_MCP_004, the upstream runs read-only or asks its own consent.
             UpstreamUnavailable: AWS_MCP_001 with ``details["nothing_sent"]``; retry once
-                get_upstream_status is healthy.
+                get_server_status is healthy.
         """
-        changes = plan.actionable_changes
+        changes = [c for c in plan.actionable_changes if not c.record_only]
+        if not changes and plan.actionable_changes:
+            return  # accepted drift only: the record changes, AWS is not called at all
         refusal = self.upstream.change_refusal()
-        if refusal is not None and changes:
+        if refusal is not None and any(c.action is not Action.IMPORT for c in changes):  # an import only reads
             refusal.details.update(plan_id=plan.id, plan_status=plan.status.value, nothing_sent=True)
             raise refusal
         region = changes[0].region if changes else "us-east-1"
@@ -437,7 +440,7 @@ class ExecutionService:
         except UpstreamUnavailable as exc:
             raise UpstreamUnavailable(
                 f"The upstream AWS MCP server cannot be reached, so nothing was sent to AWS and plan {plan.id} "
-                f"is still approved. {exc.message} Check get_upstream_status, then call execute_plan again.",
+                f"is still approved. {exc.message} Check get_server_status, then call execute_plan again.",
                 details={**exc.details, "plan_id": plan.id, "plan_status": plan.status.value, "nothing_sent": True},
             ) from None
 
