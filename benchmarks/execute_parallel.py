@@ -39,14 +39,16 @@ from typing import Any
 import anyio
 
 from infra_mcp.catalog import default_catalog
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.domain.desired import parse_desired_state
+from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import ApprovalMethod
 from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectSettings, Role
 from infra_mcp.logs import configure_logging
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.execution import ExecutionService
-from infra_mcp.services.execution_ops import PollPolicy
+from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.settings import Settings
 from infra_mcp.stores.sqlite import SqliteProjectStore
@@ -129,6 +131,14 @@ class DirectSandbox:
         answer = self._call("GetResourceRequestStatus", {"RequestToken": request_token}, region)
         return progress_event(answer, operation="GetResourceRequestStatus")
 
+    def change_refusal(self) -> None:
+        return None  # the sandbox takes changes
+
+    async def caller_identity(self, *, region: str) -> Any:
+        from infra_mcp.domain.cloud import CallerIdentity
+
+        return CallerIdentity(account="000000000000", arn="arn:aws:iam::000000000000:user/bench", user_id="bench")
+
     async def aclose(self) -> None:
         return None
 
@@ -199,9 +209,13 @@ async def run(args: argparse.Namespace) -> None:
                 catalog=catalog,
                 full=True,
                 lint=False,
+                pricing=bundled_pricing(),
             )
-            await store.save_plan(plan)
-            await ApprovalService(store, states).approve(plan.id, "bench", method=ApprovalMethod.NO_CONFIRMATION)
+            notary = Notary(b"benchmark server key, 32 bytes!!")
+            await store.save_plan(notary.sign_plan(plan))
+            await ApprovalService(store, states, notary=notary).approve(
+                plan.id, "bench", method=ApprovalMethod.NO_CONFIRMATION
+            )
             rtt = await measure_rtt(upstream)
             journal_write = await measure_journal_write(states.for_project(project), project.id)
             # Without a RetryAfter, poll first just after the sandbox's latency has passed, then back
@@ -213,6 +227,7 @@ async def run(args: argparse.Namespace) -> None:
                 upstream,
                 catalog,
                 SecretSealer(data / "key"),
+                notary=notary,
                 parallelism=args.parallelism,
                 poll=policy,
             )

@@ -9,21 +9,25 @@ one project's failing storage degrades that project only (issue 16).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
 import structlog
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import AuditChain, Notary, derive
 from infra_mcp.domain.sealed import use_digest_key
-from infra_mcp.ports import Upstream
+from infra_mcp.domain.type_catalog import TypeCatalog
+from infra_mcp.ports import ProjectStore, StateStores, Upstream
 from infra_mcp.services.approvals import ApprovalService
 from infra_mcp.services.audit import AuditService, RefusalGate
 from infra_mcp.services.drift import DriftService
 from infra_mcp.services.execution import ExecutionService
+from infra_mcp.services.execution.operations import PollPolicy, Sleep
 from infra_mcp.services.health import HealthService, TrackedStates
 from infra_mcp.services.imports import ImportService
 from infra_mcp.services.keys import ServerKey
@@ -60,6 +64,60 @@ class App:
     imports: ImportService
 
 
+@dataclass
+class PlanServices:
+    """The plan's use cases, wired over the ports (see :func:`wire_plan_services`)."""
+
+    planning: PlanningService
+    approvals: ApprovalService
+    execution: ExecutionService
+
+
+def wire_plan_services(
+    store: ProjectStore,
+    states: StateStores,
+    upstream: Upstream,
+    catalog: TypeCatalog,
+    sealer: SecretSealer,
+    *,
+    notary: Notary,
+    refusals: RefusalGate | None = None,
+    settle: Callable[[str], Awaitable[object]] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Sleep = anyio.sleep,
+    poll: PollPolicy | None = None,
+    parallelism: int = 10,
+    checkpoint_interval: float = 2.0,
+    checkpoint_every: int = 25,
+) -> PlanServices:
+    """Planning, approval and execution over any adapters: production's, or a test's fakes.
+
+    :func:`open_app` wires production through here, and the unit tests' ``World`` wires its fakes the
+    same way, so both run the same wiring (auto-approval inside planning, one refusal gate).
+    """
+    refusals = refusals or RefusalGate(store, clock=clock)
+    approvals = ApprovalService(store, states, notary=notary, clock=clock, refusals=refusals)
+    planning = PlanningService(
+        store, states, catalog, sealer, notary=notary, settle=settle, approve_by_rule=approvals.apply_rules
+    )
+    execution = ExecutionService(
+        store,
+        states,
+        upstream,
+        catalog,
+        sealer,
+        notary=notary,
+        parallelism=parallelism,
+        checkpoint_interval=checkpoint_interval,
+        checkpoint_every=checkpoint_every,
+        poll=poll,
+        clock=clock,
+        sleep=sleep,
+        refusals=refusals,
+    )
+    return PlanServices(planning=planning, approvals=approvals, execution=execution)
+
+
 @asynccontextmanager
 async def open_app(
     settings: Settings, *, upstream: Upstream | None = None, reconcile: bool = True
@@ -90,7 +148,17 @@ async def open_app(
         if upstream is None:
             upstream = make_upstream(settings)
             stack.push_async_callback(upstream.aclose)
-        planning = PlanningService(store, states, catalog, sealer, notary=notary, settle=health.settle_pending)
+        plans = wire_plan_services(
+            store,
+            states,
+            upstream,
+            catalog,
+            sealer,
+            notary=notary,
+            refusals=refusals,
+            settle=health.settle_pending,
+            parallelism=settings.execution_parallelism,
+        )
         app = App(
             settings=settings,
             store=store,
@@ -100,25 +168,16 @@ async def open_app(
             catalog=catalog,
             projects=projects,
             state=StateService(projects),
-            planning=planning,
-            approvals=ApprovalService(store, states, notary=notary, refusals=refusals),
+            planning=plans.planning,
+            approvals=plans.approvals,
             audit=AuditService(store, chain),
-            execution=ExecutionService(
-                store,
-                states,
-                upstream,
-                catalog,
-                sealer,
-                notary=notary,
-                parallelism=settings.execution_parallelism,
-                refusals=refusals,
-            ),
+            execution=plans.execution,
             upstream=upstream,
-            templates=TemplatePlanning(planning, upstream),
+            templates=TemplatePlanning(plans.planning, upstream),
             drift=DriftService(
-                store, store, states, upstream, catalog, planning, parallelism=settings.execution_parallelism
+                store, store, states, upstream, catalog, plans.planning, parallelism=settings.execution_parallelism
             ),
-            imports=ImportService(store, states, upstream, catalog, planning),
+            imports=ImportService(store, states, upstream, catalog, plans.planning),
         )
         health.bind(app.execution.reconcile_if_needed)
         if reconcile:

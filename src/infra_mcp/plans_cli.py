@@ -25,10 +25,10 @@ from rich.table import Table
 
 from infra_mcp.container import App, open_app
 from infra_mcp.domain.plan import ApprovalMethod, Plan, PlanStatus
+from infra_mcp.domain.redaction import redacted
 from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
 from infra_mcp.errors import InfraError
-from infra_mcp.server.plan_models import redacted
 from infra_mcp.settings import Settings
 
 console = Console(highlight=False)
@@ -66,8 +66,13 @@ def run_plans_command(args: argparse.Namespace) -> int:
 
         secret = settings.token.get_secret_value() if settings.token else None
         return run_remote(args, server, read_token(secret, getattr(args, "token_file", None)))
+    return anyio.run(plans_command, settings, args)
+
+
+async def plans_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one ``plans`` action as ``settings.user``; an InfraError is shown, and the status is 1."""
     try:
-        return anyio.run(_dispatch, settings, args)
+        return await _dispatch(settings, args)
     except InfraError as exc:
         err.print(f"[bold red]{exc.code}[/bold red]: {exc.message}", markup=True, highlight=False)
         return 1

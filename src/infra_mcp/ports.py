@@ -1,5 +1,5 @@
 """The ports services reach I/O through. Adapters in ``stores/`` and ``upstream/`` implement them;
-tests use in-memory fakes (``tests/fakes.py``)."""
+tests use in-memory fakes (``tests/fakes/stores.py``)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ the plan row in SQLite, and a direct look at the sandbox's world.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import pty
@@ -14,19 +15,24 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from mcp import Client
 from mcp_types import ElicitRequestParams, ElicitResult
+from rich.console import Console
 
+from infra_mcp import plans_cli
+from infra_mcp.cli import _parser as cli_parser
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.plan import Plan
 from infra_mcp.sandbox.cloud import SandboxCloud
 from infra_mcp.sandbox.world import FileWorldStore
+from infra_mcp.settings import Settings
 from tests.e2e.conftest import call_ok, read_json
 
 ElicitationCallback = Callable[[Any, ElicitRequestParams], Any]
@@ -265,3 +271,89 @@ def plans_at_terminal(
         raise AssertionError(f"plans {args} did not finish in {timeout} s; the terminal showed: {shown[-2000:]!r}")
     finally:
         os.close(fd)
+
+
+class _Person(threading.Thread):
+    """At the other end of a pseudo-terminal: reads what it shows, types the code and a note."""
+
+    def __init__(self, master: int, answer: Callable[[str], str] | None, note: str) -> None:
+        super().__init__(daemon=True)
+        self.master, self.answer, self.note = master, answer, note
+        self.shown = b""
+
+    def run(self) -> None:
+        typed_code = False
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the command closed its end of the terminal
+                return
+            if not chunk:
+                return
+            self.shown += chunk
+            found = TERMINAL_CODE.search(self.shown)
+            if found and not typed_code:
+                code = found.group(1).decode()
+                os.write(self.master, ((self.answer or (lambda c: c))(code) + "\n").encode())
+                typed_code = True
+            if typed_code and b"Optional note" in self.shown:
+                os.write(self.master, (self.note + "\n").encode())
+                return
+
+
+@contextlib.contextmanager
+def _terminal_of_the_command(
+    columns: int, terminal: bool, answer: Callable[[str], str] | None, note: str
+) -> Iterator[Callable[[], str]]:
+    """The ``plans`` command's screen (a console ``columns`` wide) and, if ``terminal``, its tty."""
+    screen = io.StringIO()
+    saved = plans_cli.console, plans_cli.err, plans_cli._open_terminal
+    plans_cli.console = Console(file=screen, width=columns, force_terminal=True, highlight=False)
+    plans_cli.err = Console(file=screen, width=columns, highlight=False)
+    plans_cli._open_terminal = lambda: None
+    master = slave = -1
+    person: _Person | None = None
+    handed: list[int] = []  # the command closes the terminal it was handed
+    if terminal:
+        master, slave = os.openpty()
+        person = _Person(master, answer, note)
+        person.start()
+
+        def opened() -> plans_cli._Terminal:
+            handed.append(slave)
+            return plans_cli._Terminal(slave)
+
+        plans_cli._open_terminal = opened
+    try:
+        yield lambda: screen.getvalue() + (person.shown.decode(errors="replace") if person else "")
+    finally:
+        plans_cli.console, plans_cli.err, plans_cli._open_terminal = saved
+        if terminal and not handed:
+            os.close(slave)
+        if person is not None:
+            person.join(timeout=5)  # its read ends once the terminal's other end is closed
+        if terminal:
+            os.close(master)
+
+
+async def plans_in_process(
+    data_dir: Path,
+    *args: str,
+    terminal: bool = True,
+    answer: Callable[[str], str] | None = None,
+    note: str = "checked the diff",
+    columns: int = 200,
+) -> tuple[int, str]:
+    """``infra-mcp plans ARGS`` as the login user, run in this process on a pseudo-terminal of its own.
+
+    The same parser and command functions as the subprocess (``plans_at_terminal``) without an
+    interpreter's start-up per command: the command's terminal is a pty pair opened here (or none,
+    with ``terminal=False``, like an agent's shell), and a thread plays the person at it. Whether the
+    real command finds its *controlling* terminal is for the subprocess tests. Returns the exit status
+    and everything the command showed.
+    """
+    parsed = cli_parser().parse_args(["plans", *args])
+    settings = Settings(data_dir=data_dir, user=plans_cli.login_user(), log_level="WARNING")
+    with _terminal_of_the_command(columns, terminal, answer, note) as shown:
+        status = await plans_cli.plans_command(settings, parsed)
+        return status, shown()

@@ -21,8 +21,7 @@ from tests.e2e.loop_helpers import (
     make_plan,
     make_project,
     plan_of,
-    plans_at_terminal,
-    plans_without_terminal,
+    plans_in_process,
     sandbox_world,
     state_resources,
     vpc_stack,
@@ -301,7 +300,6 @@ async def test_the_plan_resources_show_the_plan_its_diff_and_its_audit(connect: 
 # ---- the out-of-band CLI: a person in a terminal, on the same database ---------------------------------
 
 
-@pytest.mark.slow
 async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: ClientFactory, data_dir: Path) -> None:
     person = login_user()
     async with connect("alice") as alice:  # an agent host without elicitation
@@ -317,16 +315,16 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         assert (await call_error(alice, "approve_plan", {"plan_id": plan_id}))["code"] == "APPROVAL_002"
 
-        listed = plans_without_terminal(data_dir, "list", "web")
-        assert listed.returncode == 0, listed.stderr
-        assert plan_id in listed.stdout
+        status, listed = await plans_in_process(data_dir, "list", "web", terminal=False)
+        assert status == 0, listed
+        assert plan_id in listed
         # At 80 columns each plan is one unbroken row: its id whole, beside its status and risk.
-        status, screen = plans_at_terminal(data_dir, "list", "web", columns=80)
+        status, screen = await plans_in_process(data_dir, "list", "web", columns=80)
         assert status == 0, screen
         narrow = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # the colours, not the text
         assert max(len(line) for line in narrow.splitlines()) <= 80, narrow
         assert re.search(rf"{plan_id}\s+pending\s+(low|medium|high)\s+\+1", narrow), narrow
-        status, screen = plans_at_terminal(data_dir, "approve", plan_id)
+        status, screen = await plans_in_process(data_dir, "approve", plan_id)
         assert status == 0, screen
 
         plan = await plan_of(alice, plan_id)
@@ -338,7 +336,6 @@ async def test_a_person_approves_out_of_band_and_the_agent_executes(connect: Cli
         assert (await call_ok(alice, "execute_plan", {"plan_id": plan_id}))["status"] == "executed"
 
 
-@pytest.mark.slow
 async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFactory, data_dir: Path) -> None:
     async with connect("alice", elicitation_callback=Human()) as alice:
         await make_project(alice)
@@ -352,11 +349,11 @@ async def test_a_plan_rejected_out_of_band_cannot_be_executed(connect: ClientFac
         )
         plan_id = await make_plan(alice, vpc_stack(subnets=0))
         await approve(alice, plan_id)
-        rejected = plans_without_terminal(data_dir, "reject", plan_id, "--reason", "not today")
-        assert rejected.returncode == 0, rejected.stderr
+        status, shown = await plans_in_process(data_dir, "reject", plan_id, "--reason", "not today", terminal=False)
+        assert status == 0, shown
         assert (await plan_of(alice, plan_id))["status"] == "rejected"
         assert (await call_error(alice, "execute_plan", {"plan_id": plan_id}))["code"] == "PLAN_003"
-        status, screen = plans_at_terminal(data_dir, "approve", plan_id)
+        status, screen = await plans_in_process(data_dir, "approve", plan_id)
         assert status != 0
         assert "PLAN_003" in screen
     assert sandbox_world(data_dir) == set()

@@ -26,7 +26,7 @@ from infra_mcp.domain.plan import Plan, PlanStatus
 from infra_mcp.domain.project import Project
 from infra_mcp.stores.sqlite import MIGRATIONS
 from infra_mcp.stores.sqlite_integrity import check_database
-from infra_mcp.stores.state_common import parse_state
+from infra_mcp.stores.versioned_state import parse_state
 from tests.e2e.conftest import ClientFactory, call_ok
 from tests.e2e.loop_helpers import (
     Human,

@@ -26,8 +26,8 @@ from structlog.testing import capture_logs
 from infra_mcp.domain.state import Journal, JournalEntry, LockInfo, StateFile, StateOwner, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.ports import StateStore
-from infra_mcp.stores.state_common import Blob, BlobBackend, VersionedStateStore, encode
 from infra_mcp.stores.state_scope import IncarnationScope
+from infra_mcp.stores.versioned_state import Blob, BlobBackend, VersionedStateStore, encode
 
 PROJECT = "web-app"
 OURS = StateOwner(project_id=PROJECT, incarnation="11111111-1111-4111-8111-111111111111")
@@ -182,6 +182,26 @@ def make_moto_conditional_writes_atomic(monkeypatch: pytest.MonkeyPatch) -> None
                 return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(S3Response, name, serialised)
+
+
+def make_in_process_moto_requests_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every S3 request to in-process moto (``mock_aws``) atomic, as each request to S3 is.
+
+    In-process, moto answers inside the caller's thread, and more than its conditional writes is
+    unguarded (its bucket's key store is read while another thread writes it): the five-taker lease
+    race failed about once in seven runs on that. Requests still interleave freely *between* one
+    another (read the lease, then write it conditionally), which is the race the tests are about.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    guard = threading.RLock()
+    original = BotocoreStubber.__call__
+
+    def serialised(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with guard:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BotocoreStubber, "__call__", serialised)
 
 
 # --------------------------------------------------------------------------- the contract

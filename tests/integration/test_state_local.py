@@ -10,7 +10,7 @@ import pytest
 
 from infra_mcp.domain.state import Journal, StateFile, StateOwner
 from infra_mcp.ports import StateStore
-from infra_mcp.stores import state_common
+from infra_mcp.stores import versioned_state
 from infra_mcp.stores.state_local import LocalStateStore
 from infra_mcp.stores.state_scope import IncarnationScope
 from tests.integration.state_contract import PROJECT, FakeClock, StateStoreContract, outcome, version
@@ -95,19 +95,19 @@ async def test_a_write_after_our_own_does_not_parse_the_current_version_again(
     store = LocalStateStore(tmp_path / "state")
     first = await store.write(version(1, "l"))
     parsed: list[int | None] = []
-    original = state_common.parse_state
+    original = versioned_state.parse_state
 
     def counting(data: bytes, *, project_id: str, serial: int | None = None) -> StateFile:
         parsed.append(serial)
         return original(data, project_id=project_id, serial=serial)
 
-    monkeypatch.setattr(state_common, "parse_state", counting)
+    monkeypatch.setattr(versioned_state, "parse_state", counting)
     await store.write(version(2, first.lineage))
     assert parsed == []
     # A writer that died between history and state.json is still rolled forward over.
     orphan = version(3, first.lineage, by="a writer that died")
     orphan.metadata.checksum = orphan.compute_checksum()
-    (tmp_path / "state" / PROJECT / "history" / "3.json").write_bytes(state_common.encode(orphan.to_document()))
+    (tmp_path / "state" / PROJECT / "history" / "3.json").write_bytes(versioned_state.encode(orphan.to_document()))
     refused = await outcome(store.write(version(3, first.lineage)))
     assert refused.code == "STATE_002"
 

@@ -19,6 +19,7 @@ from tests.integration.state_contract import (
     RawBucket,
     S3FailureContract,
     StateStoreContract,
+    make_in_process_moto_requests_atomic,
     make_moto_conditional_writes_atomic,
 )
 
@@ -31,6 +32,7 @@ def s3_client() -> Iterator[Any]:
     # One mock for the module (each test gets its own bucket): starting moto per test costs more than the test.
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         make_moto_conditional_writes_atomic(patch)
+        make_in_process_moto_requests_atomic(patch)
         yield boto3.client("s3", region_name=REGION)
 
 

@@ -17,7 +17,7 @@ from infra_mcp.errors import NotFound, UpstreamAWSError, UpstreamThrottled
 from infra_mcp.settings import Settings
 from infra_mcp.upstream import RetryPolicy, make_upstream, wait_for_request
 from infra_mcp.upstream.client import McpUpstream
-from tests.upstream_fakes import FakeCloud, call_aws_server
+from tests.fakes.aws_mcp_servers import FakeAwsAccount, call_aws_server
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +142,7 @@ async def test_an_http_upstream_is_reached_over_streamable_http(tmp_path: Path) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = call_aws_server(FakeCloud()).streamable_http_app()
+    app = call_aws_server(FakeAwsAccount()).streamable_http_app()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes.stores import FakeProjectStore, FakeStateStores
 
 
 @pytest.fixture

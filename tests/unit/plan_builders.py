@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.catalog.registry import Catalog, default_catalog
 from infra_mcp.domain.desired import declared_properties, parse_desired_state
 from infra_mcp.domain.plan import Plan, ResourceSpec
@@ -69,5 +70,6 @@ def plan_for(
         catalog=catalog(),
         full=full,
         lint=lint,
+        pricing=kw.pop("pricing", None) or bundled_pricing(),
         **kw,
     )

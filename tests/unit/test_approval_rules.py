@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain import execution_rules
 from infra_mcp.domain.plan import (
+    TERMINAL_STATUSES,
     Action,
     Approval,
     ApprovalMethod,
@@ -142,47 +144,47 @@ def test_the_author_may_approve_their_own_plan_when_the_project_allows_it() -> N
     rules.require_may_approve(plan(Action.CREATE, author="alice"), project(allow_self=True), "alice")
 
 
-@pytest.mark.parametrize("status", [*sorted(rules.FINAL_STATUSES), PlanStatus.APPROVED, PlanStatus.EXECUTING])
+@pytest.mark.parametrize("status", [*sorted(TERMINAL_STATUSES), PlanStatus.APPROVED, PlanStatus.EXECUTING])
 def test_only_a_pending_plan_can_be_approved(status: PlanStatus) -> None:
     assert code_of(rules.require_may_approve, plan(Action.CREATE, status=status), project(), "alice") == "PLAN_003"
 
 
-@pytest.mark.parametrize("status", sorted(rules.FINAL_STATUSES))
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
 def test_a_final_plan_can_never_be_executed(status: PlanStatus) -> None:
     final = approved(plan(Action.CREATE)).model_copy(update={"status": status})
-    assert code_of(rules.require_executable, final, NOW) == "PLAN_003"
+    assert code_of(execution_rules.require_executable, final, NOW) == "PLAN_003"
 
 
 def test_a_pending_plan_is_refused_execution_with_approve_first() -> None:
-    assert code_of(rules.require_executable, plan(Action.CREATE), NOW) == "APPROVAL_002"
+    assert code_of(execution_rules.require_executable, plan(Action.CREATE), NOW) == "APPROVAL_002"
 
 
 def test_an_expired_approval_is_refused_execution() -> None:
     late = approved(plan(Action.CREATE), expires_at=NOW - timedelta(seconds=1))
-    assert code_of(rules.require_executable, late, NOW) == "APPROVAL_001"
+    assert code_of(execution_rules.require_executable, late, NOW) == "APPROVAL_001"
 
 
 def test_a_plan_whose_content_changed_after_approval_is_refused_execution() -> None:
     edited = approved(plan(Action.CREATE))
     edited.changes[0].action = Action.DELETE
-    assert code_of(rules.require_executable, edited, NOW) == "PLAN_002"
+    assert code_of(execution_rules.require_executable, edited, NOW) == "PLAN_002"
 
 
 def test_an_approved_intact_unexpired_plan_is_executable() -> None:
     ok = approved(plan(Action.CREATE))
-    assert rules.require_executable(ok, NOW) is ok.approval
+    assert execution_rules.require_executable(ok, NOW) is ok.approval
 
 
 def test_a_plan_is_stale_when_the_serial_or_the_lineage_moved() -> None:
     p = plan(Action.CREATE)
-    assert not rules.is_stale(p, 3, "lin")
-    assert rules.is_stale(p, 4, "lin")
-    assert rules.is_stale(p, 3, "other")
-    assert code_of(rules.require_fresh, p, 4, "lin") == "PLAN_001"
+    assert not execution_rules.is_stale(p, 3, "lin")
+    assert execution_rules.is_stale(p, 4, "lin")
+    assert execution_rules.is_stale(p, 3, "other")
+    assert code_of(execution_rules.require_fresh, p, 4, "lin") == "PLAN_001"
 
 
 def test_a_plan_against_a_never_written_state_is_fresh_whatever_its_lineage() -> None:
-    assert not rules.is_stale(plan(Action.CREATE, base_serial=0), 0, None)
+    assert not execution_rules.is_stale(plan(Action.CREATE, base_serial=0), 0, None)
 
 
 def test_the_author_may_withdraw_their_own_plan_but_a_viewer_may_not_reject() -> None:

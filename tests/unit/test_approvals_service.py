@@ -18,7 +18,7 @@ from infra_mcp.domain.project import (
 from infra_mcp.domain.state import StateFile
 from infra_mcp.errors import InfraError
 from infra_mcp.services.approvals import ApprovalService
-from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
+from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 

@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from infra_mcp.domain.cost import USAGE_BASED, BundledPricing, estimate
+from infra_mcp.catalog.prices import bundled_pricing
+from infra_mcp.domain.cost import USAGE_BASED, estimate
 from infra_mcp.domain.plan import Action, Change, ResourceSpec
 from infra_mcp.domain.state import StateFile, StateResource
 from tests.unit.plan_builders import LINEAGE
 
-PRICING = BundledPricing()
+PRICING = bundled_pricing()
 
 
 def _create(name: str, type_name: str, properties: dict[str, Any], region: str = "us-east-1") -> Change:

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from infra_mcp.domain.cost import BundledPricing, estimate
+from infra_mcp.catalog.prices import bundled_pricing
+from infra_mcp.domain.cost import estimate
 from infra_mcp.domain.plan import Action, Change, ResourceSpec
 
-PRICING = BundledPricing()
+PRICING = bundled_pricing()
 HOURS = 730
 
 

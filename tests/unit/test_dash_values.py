@@ -13,7 +13,7 @@ from infra_mcp.sandbox.commands import CommandError, parse_cli_command
 from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.commands import build_cli_command
 from infra_mcp.upstream.run_script import RunScriptDialect
-from tests.upstream_fakes import read_script_request
+from tests.fakes.aws_mcp_servers import read_script_request
 
 # Text the transport can carry: any unicode except lone surrogates (not encodable as UTF-8).
 text = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=60)

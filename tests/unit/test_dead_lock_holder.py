@@ -16,11 +16,11 @@ from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.plan import PlanStatus
 from infra_mcp.domain.state import LockInfo
 from infra_mcp.errors import InfraError, StateLocked
-from infra_mcp.services.execution import dead_local_holder, pid_alive
-from infra_mcp.stores.state_common import locked
+from infra_mcp.services.execution.service import dead_local_holder, pid_alive
 from infra_mcp.stores.state_local import LocalStateStore
-from tests.fake_upstream import SimulatedCrash, World, vpc
-from tests.fakes import FakeStateStore
+from infra_mcp.stores.versioned_state import locked
+from tests.fakes.cloud_control import SimulatedCrash, World, vpc
+from tests.fakes.stores import FakeStateStore
 
 HOST = socket.gethostname()
 DEAD_PID = 2**22 + 1  # above Linux's PID_MAX_LIMIT: never a running process

@@ -13,8 +13,8 @@ from infra_mcp.errors import InfraError
 from infra_mcp.services.drift import DriftService
 from infra_mcp.services.imports import ImportRequest, ImportService
 from infra_mcp.services.planning import PlanningService
-from tests.fake_upstream import World, res, vpc
-from tests.fakes import TEST_NOTARY, FlakyStateStores
+from tests.fakes.cloud_control import World, res, vpc
+from tests.fakes.stores import TEST_NOTARY, FlakyStateStores
 
 
 class Drift:

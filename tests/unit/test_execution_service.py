@@ -13,8 +13,8 @@ from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.plan import Action, ApprovalMethod, ChangeOutcomeStatus, PlanStatus
 from infra_mcp.domain.state import ResourceStatus
 from infra_mcp.errors import InfraError, UpstreamRefusesChanges, UpstreamUnavailable
-from infra_mcp.services.execution_ops import Driver, PollPolicy
-from tests.fake_upstream import World, res, subnet, vpc
+from infra_mcp.services.execution.operations import CloudControlCalls, PollPolicy
+from tests.fakes.cloud_control import World, res, subnet, vpc
 
 
 async def refused(coro: object) -> InfraError:
@@ -438,8 +438,8 @@ async def test_the_journal_is_empty_after_a_finished_execution(world: World) -> 
     assert world.store.locks == {}
 
 
-def _polling_driver(**policy: float) -> Driver:
-    return Driver(None, None, None, PollPolicy(**policy), anyio.sleep)  # type: ignore[arg-type]
+def _polling_driver(**policy: float) -> CloudControlCalls:
+    return CloudControlCalls(None, None, None, PollPolicy(**policy), anyio.sleep)  # type: ignore[arg-type]
 
 
 def _in_progress(retry_after: datetime | None) -> ProgressEvent:

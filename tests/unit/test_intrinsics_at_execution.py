@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from infra_mcp.domain.payload import UnresolvedReference, dependencies_of, resolve
 from infra_mcp.domain.refs import reference_targets, scan_targets
 from infra_mcp.domain.state import StateResource
-from infra_mcp.services.execution_payload import UnresolvedReference, dependencies_of, resolve
 
 BUCKET = StateResource(
     name="Bucket",

@@ -15,7 +15,7 @@ from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.secrets import SecretSealer
-from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
+from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
 from tests.unit.plan_builders import catalog, resources, subnet, vpc
 
 SECRET = "correct-horse-battery-staple"

@@ -7,7 +7,7 @@ import pytest
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.errors import InfraError
 from infra_mcp.services.projects import ProjectService
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes.stores import FakeProjectStore, FakeStateStores
 
 
 @pytest.fixture

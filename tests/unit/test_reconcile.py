@@ -7,10 +7,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from infra_mcp.domain.plan import Action, ChangeOutcome, ChangeOutcomeStatus, ExecutionRecord, PlanStatus
+from infra_mcp.domain.audit import AuditEvent
+from infra_mcp.domain.plan import Action, ChangeOutcome, ChangeOutcomeStatus, ExecutionRecord, Plan, PlanStatus
 from infra_mcp.domain.state import Journal
 from infra_mcp.errors import InfraError
-from tests.fake_upstream import SimulatedCrash, World, subnet, vpc
+from tests.fakes.cloud_control import SimulatedCrash, World, subnet, vpc
 
 
 @pytest.fixture
@@ -262,3 +263,18 @@ async def test_a_replacement_whose_new_half_finished_after_a_crash_is_not_report
     assert outcome.status is ChangeOutcomeStatus.FAILED
     assert outcome.error_code == "Interrupted"
     await assert_state_matches_cloud(world)  # both VPCs exist, and the state records both
+
+
+async def test_a_reconciled_outcome_and_its_audit_line_are_written_in_one_unit_of_work(world: World) -> None:
+    plan_id = await crash(world, [vpc("net"), subnet("sub", "net")], at="sub")
+    writes: list[tuple[str, PlanStatus, str | None, object]] = []
+    original = world.projects.update_plan
+
+    async def recording(plan: Plan, *, expected_status: PlanStatus, audit: AuditEvent | None = None) -> Plan:
+        told = (audit.action, audit.details.get("reconciled")) if audit is not None else (None, None)
+        writes.append((plan.id, plan.status, *told))
+        return await original(plan, expected_status=expected_status, audit=audit)
+
+    world.projects.update_plan = recording  # type: ignore[method-assign]
+    await world.execution.reconcile("web")
+    assert (plan_id, PlanStatus.EXECUTED, "plan.execute", True) in writes

@@ -17,7 +17,7 @@ from infra_mcp.domain.state import (
 from infra_mcp.errors import InfraError
 from infra_mcp.services.projects import ProjectService
 from infra_mcp.services.state import StateService
-from tests.fakes import FakeProjectStore, FakeStateStores
+from tests.fakes.stores import FakeProjectStore, FakeStateStores
 
 
 def bucket(physical: str = "logs-1", name: str = "logs") -> StateResource:

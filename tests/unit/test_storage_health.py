@@ -11,12 +11,12 @@ from infra_mcp.domain.health import Reconciliation, StorageHealth
 from infra_mcp.domain.plan import PlanStatus
 from infra_mcp.domain.project import Member, Project, Role
 from infra_mcp.errors import InfraError
+from infra_mcp.services.execution.reconcile import ReconcileReport
 from infra_mcp.services.health import HealthService, TrackedStates
 from infra_mcp.services.projects import ProjectService
-from infra_mcp.services.reconcile import ReconcileReport
 from infra_mcp.services.state import StateService
-from tests.fake_upstream import SimulatedCrash, World, vpc
-from tests.fakes import FlakyStateStores
+from tests.fakes.cloud_control import SimulatedCrash, World, vpc
+from tests.fakes.stores import FlakyStateStores
 
 
 class Degradable:

@@ -13,7 +13,7 @@ from infra_mcp.errors import InfraError
 from infra_mcp.services.planning import PlanningService
 from infra_mcp.services.secrets import SecretSealer
 from infra_mcp.services.templates import TemplatePlanning
-from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
+from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
 from tests.unit.plan_builders import catalog
 from tests.unit.test_planning_service import PROJECT
 

@@ -15,7 +15,7 @@ from infra_mcp.settings import Settings
 from infra_mcp.upstream import make_upstream, wait_for_request
 from infra_mcp.upstream.client import McpUpstream
 from infra_mcp.upstream.resilience import RetryPolicy
-from tests.upstream_fakes import FakeCloud, call_aws_server, refused_entry, run_script_server
+from tests.fakes.aws_mcp_servers import FakeAwsAccount, call_aws_server, refused_entry, run_script_server
 
 VPC = "AWS::EC2::VPC"
 REGION = "us-east-1"
@@ -26,8 +26,8 @@ def settings(tmp_path: Path, **kwargs: object) -> Settings:
 
 
 @pytest.fixture(params=["call_aws", "run_script"])
-def cloud_and_upstream(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[FakeCloud, McpUpstream]:
-    cloud = FakeCloud()
+def cloud_and_upstream(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[FakeAwsAccount, McpUpstream]:
+    cloud = FakeAwsAccount()
     if request.param == "call_aws":
         up = make_upstream(settings(tmp_path), server=call_aws_server(cloud), retry=RetryPolicy.immediate())
     else:
@@ -39,7 +39,9 @@ def cloud_and_upstream(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[
     return cloud, up
 
 
-async def test_create_wait_get_update_list_delete_round_trip(cloud_and_upstream: tuple[FakeCloud, McpUpstream]) -> None:
+async def test_create_wait_get_update_list_delete_round_trip(
+    cloud_and_upstream: tuple[FakeAwsAccount, McpUpstream],
+) -> None:
     cloud, up = cloud_and_upstream
     async with up:
         created = await up.create_resource(VPC, {"CidrBlock": "10.0.0.0/16", "Note": "it's; $(x)"}, region=REGION)
@@ -77,7 +79,7 @@ async def test_create_wait_get_update_list_delete_round_trip(cloud_and_upstream:
 
 
 async def test_throttling_from_the_upstream_is_absorbed_by_retries(
-    cloud_and_upstream: tuple[FakeCloud, McpUpstream],
+    cloud_and_upstream: tuple[FakeAwsAccount, McpUpstream],
 ) -> None:
     cloud, up = cloud_and_upstream
     cloud.throttle_next = 2
@@ -87,7 +89,7 @@ async def test_throttling_from_the_upstream_is_absorbed_by_retries(
     assert len(cloud.calls) == 3
 
 
-async def test_status_names_the_dialect_tool_and_caller(cloud_and_upstream: tuple[FakeCloud, McpUpstream]) -> None:
+async def test_status_names_the_dialect_tool_and_caller(cloud_and_upstream: tuple[FakeAwsAccount, McpUpstream]) -> None:
     _, up = cloud_and_upstream
     async with up:
         status = await up.status()
@@ -102,7 +104,7 @@ async def test_status_names_the_dialect_tool_and_caller(cloud_and_upstream: tupl
 
 
 async def test_an_injected_flag_arrives_as_part_of_one_value(tmp_path: Path) -> None:
-    cloud = FakeCloud()
+    cloud = FakeAwsAccount()
     server = call_aws_server(cloud)
     async with make_upstream(settings(tmp_path), server=server, retry=RetryPolicy.immediate()) as up:
         with pytest.raises(UpstreamAWSError) as caught:
@@ -128,14 +130,14 @@ async def test_a_command_the_upstream_refuses_is_aws_mcp_002_with_its_reason(tmp
 
 
 async def test_a_configured_tool_name_is_used(tmp_path: Path) -> None:
-    cloud = FakeCloud()
+    cloud = FakeAwsAccount()
     server = call_aws_server(cloud, tool="aws___call_aws")
     async with make_upstream(settings(tmp_path, upstream_tool="aws___call_aws"), server=server) as up:
         assert (await up.caller_identity(region=REGION)).arn.endswith("user/fake")
 
 
 async def test_a_wrong_tool_name_is_reported_not_retried_forever(tmp_path: Path) -> None:
-    server = call_aws_server(FakeCloud(), tool="something_else")
+    server = call_aws_server(FakeAwsAccount(), tool="something_else")
     async with make_upstream(settings(tmp_path), server=server, retry=RetryPolicy.immediate()) as up:
         with pytest.raises(UpstreamAWSError) as caught:
             await up.caller_identity(region=REGION)

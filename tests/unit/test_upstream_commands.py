@@ -16,7 +16,7 @@ from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.call_aws import CallAwsDialect
 from infra_mcp.upstream.commands import build_cli_command, kebab
 from infra_mcp.upstream.run_script import RunScriptDialect, generate_script
-from tests.upstream_fakes import parse_script, read_script_request
+from tests.fakes.aws_mcp_servers import parse_script, read_script_request
 
 NASTY = [
     'it\'s "quoted"',

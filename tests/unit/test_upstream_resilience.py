@@ -22,7 +22,7 @@ from infra_mcp.upstream.client import McpUpstream
 from infra_mcp.upstream.connection import CallTimedOut, ConnectFailed, ConnectionLost, McpConnection
 from infra_mcp.upstream.resilience import CircuitBreaker, RetryPolicy, full_jitter_delay, retrying
 from infra_mcp.upstream.waiting import wait_for_request
-from tests.upstream_fakes import aws_error_entry, ok_entry
+from tests.fakes.aws_mcp_servers import aws_error_entry, ok_entry
 
 VPC = "AWS::EC2::VPC"
 EVENT = {

@@ -14,7 +14,7 @@ from infra_mcp.upstream import operations as ops
 from infra_mcp.upstream.aws_errors import is_transient, map_aws_error, split_cli_error
 from infra_mcp.upstream.call_aws import CallAwsDialect
 from infra_mcp.upstream.run_script import RESULT_MARKER, RunScriptDialect
-from tests.upstream_fakes import aws_error_entry, ok_entry, refused_entry
+from tests.fakes.aws_mcp_servers import aws_error_entry, ok_entry, refused_entry
 
 CMD = "aws cloudcontrol get-resource --type-name AWS::EC2::VPC --identifier vpc-1 --region us-east-1"
 GET = ops.get_resource("AWS::EC2::VPC", "vpc-1", region="us-east-1")

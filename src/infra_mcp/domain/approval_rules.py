@@ -1,4 +1,5 @@
-"""Pure approval rules (DESIGN §4): who may approve what, when an approval stops counting.
+"""Pure approval rules (DESIGN §4): who may approve or reject what, which rule approves, when an
+approval stops counting. What may *run* is in ``execution_rules``; status moves are ``Plan`` methods.
 
 No I/O here: the approval and execution services read the plan, project and state, then ask these
 functions. Each ``require_*`` function raises the error an agent should see; each predicate answers
@@ -9,31 +10,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from infra_mcp.domain.plan import Action, Approval, ApprovalMethod, Plan, PlanStatus, RiskLevel
+from infra_mcp.domain.plan import (
+    TERMINAL_STATUSES,
+    WHY_FINAL,
+    Action,
+    Approval,
+    ApprovalMethod,
+    Plan,
+    PlanStatus,
+    RiskLevel,
+)
 from infra_mcp.domain.project import AutoApprovalRule, Permission, Project
 from infra_mcp.domain.risk import destroys_data
 from infra_mcp.errors import (
     ApprovalExpired,
     ApprovalRequired,
-    PlanStale,
     PlanStatusInvalid,
-    PlanTampered,
 )
 
 RULE_APPROVER = "rule:auto-approval"
-
-# Once a plan reaches one of these it is history: it can never be approved or executed again.
-FINAL_STATUSES = frozenset(
-    {PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.EXECUTED, PlanStatus.FAILED, PlanStatus.SUPERSEDED}
-)
-
-_WHY_FINAL = {
-    PlanStatus.REJECTED: "was rejected",
-    PlanStatus.EXPIRED: "has an expired approval",
-    PlanStatus.EXECUTED: "was already executed",
-    PlanStatus.FAILED: "already ran and failed",
-    PlanStatus.SUPERSEDED: "was superseded by a newer state",
-}
 
 
 def rule_mismatches(plan: Plan, rule: AutoApprovalRule) -> list[str]:
@@ -80,28 +75,6 @@ def is_expired(approval: Approval, now: datetime) -> bool:
     return now > approval.expires_at
 
 
-def is_final(status: PlanStatus) -> bool:
-    return status in FINAL_STATUSES
-
-
-def can_be_approved(plan: Plan) -> bool:
-    return plan.status is PlanStatus.PENDING
-
-
-def can_be_executed(plan: Plan) -> bool:
-    return plan.status is PlanStatus.APPROVED
-
-
-def is_stale(plan: Plan, serial: int, lineage: str | None) -> bool:
-    """True if the state moved since ``plan`` was made.
-
-    A state never written (serial 0) has no lineage yet, so only the serial is compared then.
-    """
-    if plan.base_serial != serial:
-        return True
-    return serial > 0 and plan.base_lineage != lineage
-
-
 def require_permission(project: Project, user: str, permission: Permission) -> None:
     """Raises AccessDenied (AUTH_001) unless ``user``'s role grants ``permission``."""
     project.require(user, permission)
@@ -111,9 +84,9 @@ def require_pending(plan: Plan, *, action: str) -> None:
     """Raises PlanStatusInvalid (PLAN_003) unless ``plan`` still awaits a decision."""
     if plan.status is PlanStatus.PENDING:
         return
-    if plan.status in FINAL_STATUSES:
+    if plan.status in TERMINAL_STATUSES:
         hint = "Make a new plan with plan_changes."
-        why = _WHY_FINAL[plan.status]
+        why = WHY_FINAL[plan.status]
     elif plan.status is PlanStatus.APPROVED:
         why, hint = "is already approved", "Execute it with execute_plan, or reject it with reject_plan."
     else:
@@ -164,82 +137,6 @@ def require_may_reject(plan: Plan, project: Project, user: str) -> None:
         require_permission(project, user, Permission.APPROVE)
     if plan.status not in (PlanStatus.PENDING, PlanStatus.APPROVED):
         require_pending(plan, action="reject")
-
-
-def require_fresh(plan: Plan, serial: int, lineage: str | None) -> None:
-    """Raises PlanStale (PLAN_001) if the state moved since the plan was made."""
-    if is_stale(plan, serial, lineage):
-        raise PlanStale(
-            f"Plan {plan.id} was made against state serial {plan.base_serial}, but the state is now at serial "
-            f"{serial}. Plan again with plan_changes.",
-            details={
-                "plan_id": plan.id,
-                "plan_serial": plan.base_serial,
-                "state_serial": serial,
-                "lineage_changed": serial > 0 and plan.base_lineage != lineage,
-            },
-        )
-
-
-def require_executable(plan: Plan, now: datetime, *, fingerprint: str | None = None) -> Approval:
-    """The approval to execute under, if ``plan`` may run now (state freshness is checked apart).
-
-    Raises:
-        ApprovalRequired: APPROVAL_002, the plan is pending: approve it first.
-        PlanStatusInvalid: PLAN_003, the plan is rejected, expired, executed, failed, superseded or running.
-        ApprovalExpired: APPROVAL_001, the approval's time ran out.
-        PlanTampered: PLAN_002, the plan changed after approval.
-
-    ``fingerprint`` is the plan's fingerprint if the caller just computed it (it is costly).
-    """
-    if plan.status is PlanStatus.PENDING:
-        request = plan.approval_request
-        if request is not None:
-            raise ApprovalRequired(
-                f"Plan {plan.id} is waiting for a person to approve it in a terminal. Do not call approve_plan "
-                f"again. The person runs, in their own terminal: {request.command} ; when they say it is approved, "
-                "call execute_plan.",
-                details={
-                    "plan_id": plan.id,
-                    "status": plan.status.value,
-                    "reason": "awaiting_out_of_band_approval",
-                    "for_the_person": request.command,
-                },
-            )
-        raise ApprovalRequired(
-            f"Plan {plan.id} is not approved. Approve it first with approve_plan, then execute it.",
-            details={"plan_id": plan.id, "status": plan.status.value, "reason": "not_approved"},
-        )
-    if plan.status is not PlanStatus.APPROVED:
-        if plan.status in FINAL_STATUSES:
-            message = f"Plan {plan.id} {_WHY_FINAL[plan.status]} and can never be executed again. Make a new plan."
-        else:
-            message = (
-                f"Plan {plan.id} is {plan.status.value}: it is already being executed. Wait for it to finish; "
-                "get_plan shows its status."
-            )
-        raise PlanStatusInvalid(message, details={"plan_id": plan.id, "status": plan.status.value})
-    approval = plan.approval
-    if approval is None:
-        # An 'approved' row without an approval can only come from outside infra-mcp.
-        raise PlanTampered(
-            f"Plan {plan.id} is marked approved but carries no approval record. Make a new plan.",
-            details={"plan_id": plan.id, "reason": "approval_missing"},
-        )
-    if is_expired(approval, now):
-        raise ApprovalExpired(
-            f"The approval of plan {plan.id} expired at {approval.expires_at.isoformat()}. "
-            "Make a new plan and approve it again.",
-            details={"plan_id": plan.id, "expired_at": approval.expires_at.isoformat()},
-        )
-    actual = fingerprint if fingerprint is not None else plan.compute_fingerprint()
-    if actual != approval.fingerprint or plan.fingerprint != approval.fingerprint:
-        raise PlanTampered(
-            f"Plan {plan.id} changed after it was approved: its content no longer matches the approved "
-            "fingerprint. It will not run. Make a new plan and have it approved.",
-            details={"plan_id": plan.id, "reason": "changed_after_approval"},
-        )
-    return approval
 
 
 def require_grounds_hold(plan: Plan, project: Project, now: datetime) -> None:

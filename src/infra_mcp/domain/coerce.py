@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from infra_mcp.catalog.registry import ResourceTypeInfo
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 
 _INTEGER = re.compile(r"[-+]?[0-9]+")
 _NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")

@@ -1,6 +1,6 @@
 """Monthly cost estimate of a plan: before, after, delta, per-resource lines, what is unpriced.
 
-Offline, prices come from a bundled, dated table (``prices_2026_10.json``, read on first use) for
+Offline, prices come from a bundled, dated table (``catalog/prices_2026_10.json``, read by ``catalog.prices``) for
 the common costly types. Anything billed by usage (S3 buckets, Lambda, on-demand DynamoDB, SQS,
 ...) is listed as *unpriced* with that reason rather than counted as zero, and types that AWS does
 not charge for (VPCs, subnets, security groups, IAM, ...) are left out of the lines. A later
@@ -9,19 +9,14 @@ adapter can answer the same :class:`Pricing` protocol from the AWS Price List AP
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
-from importlib import resources
 from typing import Any, Protocol
 
 from infra_mcp.domain.plan import Action, Change, CostEstimate, CostLine, Unpriced
 from infra_mcp.domain.refs import as_reference
 from infra_mcp.domain.sealed import digest_of
 from infra_mcp.domain.state import StateFile, StateResource
-
-PRICE_TABLE = "prices_2026_10.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +125,13 @@ def _is_unknown(value: Any) -> bool:
 
 
 class BundledPricing:
-    """Prices from the bundled table. Cheap per call: the table is read once, lookups are dicts."""
+    """Prices from a price table already in memory (``catalog.prices`` reads the bundled one).
 
-    @cached_property
-    def table(self) -> dict[str, Any]:
-        text = resources.files("infra_mcp.domain").joinpath(PRICE_TABLE).read_text(encoding="utf-8")
-        loaded: dict[str, Any] = json.loads(text)
-        return loaded
+    Cheap per call: lookups are dicts.
+    """
+
+    def __init__(self, table: Mapping[str, Any]) -> None:
+        self.table = table
 
     @property
     def source(self) -> str:

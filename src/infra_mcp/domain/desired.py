@@ -16,13 +16,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.graph import blocked_by_cycles, find_cycles
 from infra_mcp.domain.paths import transform_at
 from infra_mcp.domain.plan import Finding, ResourceSpec
 from infra_mcp.domain.refs import escape, is_pseudo, iter_references, scan_targets
 from infra_mcp.domain.sealed import DIGEST_KEY, digest_markers, is_sealed, is_secret_digest, secret_digest
 from infra_mcp.domain.template.intrinsics import is_symbolic
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -71,7 +71,7 @@ def raise_findings(findings: list[Finding], what: str) -> NoReturn:
 class _Parser:
     """One parse: catalog answers cached per (type, region), findings accumulated."""
 
-    def __init__(self, catalog: Catalog, default_region: str) -> None:
+    def __init__(self, catalog: TypeCatalog, default_region: str) -> None:
         self.catalog = catalog
         self.default_region = default_region
         self.findings: list[Finding] = []
@@ -303,7 +303,7 @@ _checked_spec = _spec_maker()
 
 def parse_desired_state(
     document: Any,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     default_region: str = "us-east-1",
     external_names: Iterable[str] = (),
@@ -487,7 +487,7 @@ def with_graph(parsed: Iterable[ResourceSpec], replaced: list[ResourceSpec]) -> 
     return carried
 
 
-def declared_properties(spec: ResourceSpec, catalog: Catalog | None = None) -> dict[str, Any]:
+def declared_properties(spec: ResourceSpec, catalog: TypeCatalog | None = None) -> dict[str, Any]:
     """The properties as state records them in ``declared``: secrets reduced to digests.
 
     Sealed markers become ``{"__secret_sha256__": hex}``. With a ``catalog``, a secret value

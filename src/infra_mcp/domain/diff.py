@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.interruptions import interruptions
 from infra_mcp.domain.naming import fixed_name_properties
 from infra_mcp.domain.paths import pointer_segments, transform_at
@@ -28,6 +27,7 @@ from infra_mcp.domain.refs import as_reference, escape, is_pseudo, iter_referenc
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.template.intrinsics import Context, TemplateError, evaluate, is_symbolic
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.typefacts import TypeFacts, type_facts
 from infra_mcp.errors import ValidationFailed
 
@@ -60,7 +60,7 @@ class _Work:
 def diff_states(
     desired: list[ResourceSpec],
     current: StateFile | None,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     full: bool,
     graph: Mapping[str, set[str]] | None = None,
@@ -118,7 +118,7 @@ def _targets(spec: ResourceSpec) -> set[str]:
 class _FactsCache:
     """Type facts per (type, region) for one diff: one dict lookup per resource."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: TypeCatalog) -> None:
         self.catalog = catalog
         self.cache: dict[tuple[str, str], TypeFacts] = {}
 
@@ -517,7 +517,7 @@ def _strategy(item: _Work) -> str:
     return "create_before_delete"
 
 
-def _deletion(resource: StateResource, catalog: Catalog, display: _Display) -> Change:
+def _deletion(resource: StateResource, catalog: TypeCatalog, display: _Display) -> Change:
     facts: TypeFacts | None
     try:
         facts = type_facts(catalog, resource.type, resource.region)

@@ -7,7 +7,7 @@ deleting the old one: both would claim the same name. The plan then says
 
 from __future__ import annotations
 
-from infra_mcp.catalog.registry import ResourceTypeInfo
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 
 # Names unique within an account/region (or VPC) that are *not* the type's primary identifier,
 # so the registry schema alone does not reveal them. Primary identifiers the user can set

@@ -2,7 +2,8 @@
 
 The planner (``domain/planner``) builds :class:`Plan` objects; the SQLite store persists them
 as JSON; approval binds to :attr:`Plan.fingerprint`; execution walks
-:attr:`Plan.execution_order`. Only this module defines their shape.
+each change's approved ``depends_on`` (layered into :attr:`Plan.execution_order`). Only this module
+defines their shape.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from infra_mcp.domain.common import sha256_of, utcnow
-from infra_mcp.errors import NotFound
+from infra_mcp.errors import NotFound, PlanStatusInvalid
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 SENSITIVE = "(sensitive value)"
@@ -53,6 +54,26 @@ class PlanStatus(StrEnum):
 TERMINAL_STATUSES = frozenset(
     {PlanStatus.REJECTED, PlanStatus.EXECUTED, PlanStatus.FAILED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED}
 )
+
+# Why a plan in a terminal status can never be approved or executed again, in words.
+WHY_FINAL = {
+    PlanStatus.REJECTED: "was rejected",
+    PlanStatus.EXPIRED: "has an expired approval",
+    PlanStatus.EXECUTED: "was already executed",
+    PlanStatus.FAILED: "already ran and failed",
+    PlanStatus.SUPERSEDED: "was superseded by a newer state",
+}
+
+# The plan's lifecycle: every status a plan may move to from each status. Nothing else moves it.
+MOVES: dict[PlanStatus, frozenset[PlanStatus]] = {
+    PlanStatus.PENDING: frozenset({PlanStatus.APPROVED, PlanStatus.REJECTED, PlanStatus.SUPERSEDED}),
+    PlanStatus.APPROVED: frozenset(
+        {PlanStatus.EXECUTING, PlanStatus.REJECTED, PlanStatus.EXPIRED, PlanStatus.SUPERSEDED}
+    ),
+    PlanStatus.EXECUTING: frozenset({PlanStatus.EXECUTED, PlanStatus.FAILED}),
+    # A reconciliation that settles the requests left in doubt may find every change succeeded.
+    PlanStatus.FAILED: frozenset({PlanStatus.EXECUTED}),
+}
 
 
 # A property holds any JSON value. Said as a real type: an empty schema (``Any``) makes clients such as
@@ -333,6 +354,63 @@ class Plan(BaseModel):
     def has_changes(self) -> bool:
         """False for a "No changes" plan: nothing to approve, nothing to execute."""
         return any(c.action is not Action.NOOP for c in self.changes)
+
+    # ---- the lifecycle: one method per transition; each refuses an illegal move (PLAN_003) ----------
+
+    def approve(self, approval: Approval) -> Plan:
+        """pending -> approved, bound to ``approval``."""
+        return self._move(PlanStatus.APPROVED, approval=approval)
+
+    def reject(self, rejection: Rejection) -> Plan:
+        """pending | approved -> rejected, for good."""
+        return self._move(PlanStatus.REJECTED, rejection=rejection)
+
+    def expire(self) -> Plan:
+        """approved -> expired: the approval's time ran out before it ran."""
+        return self._move(PlanStatus.EXPIRED)
+
+    def supersede(self) -> Plan:
+        """pending | approved -> superseded: the state moved since the plan was made."""
+        return self._move(PlanStatus.SUPERSEDED)
+
+    def start(self, execution: ExecutionRecord) -> Plan:
+        """approved -> executing, with the record the walk fills in."""
+        return self._move(PlanStatus.EXECUTING, execution=execution)
+
+    def finish(self, execution: ExecutionRecord) -> Plan:
+        """executing -> executed if every change succeeded, else failed; failed -> executed likewise.
+
+        The second move is a reconciliation that settled requests left in doubt and found that every
+        change succeeded after all.
+        """
+        succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in execution.outcomes)
+        return self._move(PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED, execution=execution)
+
+    def await_out_of_band(self, request: ApprovalRequest) -> Plan:
+        """A pending plan now waits for a person's approval in a terminal (it stays pending)."""
+        self._require(PlanStatus.PENDING, doing="wait for an out-of-band approval")
+        return self.model_copy(update={"approval_request": request})
+
+    def with_execution(self, execution: ExecutionRecord) -> Plan:
+        """The same status with a newer execution record (outcomes while running, or reconciled later)."""
+        self._require(PlanStatus.EXECUTING, PlanStatus.EXECUTED, PlanStatus.FAILED, doing="record outcomes")
+        return self.model_copy(update={"execution": execution})
+
+    def _move(self, to: PlanStatus, **update: Any) -> Plan:
+        if to not in MOVES.get(self.status, frozenset()):
+            raise self._refusal(f"move to {to.value}", to=to.value)
+        return self.model_copy(update={"status": to, **update})
+
+    def _require(self, *statuses: PlanStatus, doing: str) -> None:
+        if self.status not in statuses:
+            raise self._refusal(doing)
+
+    def _refusal(self, doing: str, **details: str) -> PlanStatusInvalid:
+        return PlanStatusInvalid(
+            f"Plan {self.id} is {self.status.value}, so it cannot {doing}. Read it again with get_plan; make a "
+            "new plan with plan_changes if it is final.",
+            details={"plan_id": self.id, "status": self.status.value, **details},
+        )
 
 
 def _fingerprinted(change: Change) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from infra_mcp.catalog.registry import Catalog
-from infra_mcp.domain.cost import BundledPricing, Pricing, estimate
+from infra_mcp.domain.cost import Pricing, estimate
 from infra_mcp.domain.desired import dependency_graph, raise_findings
 from infra_mcp.domain.diff import diff_states
 from infra_mcp.domain.graph import waves
@@ -19,9 +18,12 @@ from infra_mcp.domain.refs import reference_targets
 from infra_mcp.domain.render import summary_line
 from infra_mcp.domain.risk import plan_risk, with_risk
 from infra_mcp.domain.state import StateFile, StateResource
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.validation import validate_specs
 
 _FORWARD = (Action.CREATE, Action.UPDATE, Action.REPLACE)
+# Changes after which a resource exists: ordered forward, so whatever refers to them waits for them.
+_MAKES = (*_FORWARD, Action.IMPORT)
 _NOTHING: frozenset[str] = frozenset()
 
 
@@ -34,9 +36,9 @@ def make_plan(
     kind: Literal["full", "partial", "rollback"],
     desired: list[ResourceSpec],
     current: StateFile | None,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     full: bool,
-    pricing: Pricing | None = None,
+    pricing: Pricing,
     lint: bool = True,
     delete: Sequence[str] = (),
 ) -> Plan:
@@ -52,7 +54,7 @@ def make_plan(
         current: The current state; None if the project was never applied.
         catalog: Type knowledge.
         full: True if resources missing from ``desired`` are to be deleted.
-        pricing: Where prices come from; the bundled table by default.
+        pricing: Where prices come from (``catalog.prices.bundled_pricing()`` in production).
         lint: Run cfn-lint on the changed resources (on by default; tests of other rules may skip it).
         delete: Names of current resources to delete in a partial plan (``plan_resource`` delete).
 
@@ -93,7 +95,7 @@ def make_plan(
         risk=risk,
         risk_reasons=risk_reasons,
         findings=findings,
-        cost=estimate(changes, current, pricing or BundledPricing()),
+        cost=estimate(changes, current, pricing),
     )
     return plan.with_fingerprint()
 
@@ -102,7 +104,7 @@ def _validate(
     changes: Sequence[Change],
     desired: Sequence[ResourceSpec],
     existing: Mapping[str, StateResource],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     lint: bool,
 ) -> list[Finding]:
@@ -166,11 +168,12 @@ def _in_use(target: str, user: str) -> Finding:
 def _order(
     changes: list[Change], graph: Mapping[str, set[str]], existing: Mapping[str, StateResource]
 ) -> tuple[list[list[str]], list[Change]]:
-    """Execution waves: creates/updates/replaces in dependency order, then deletes in reverse.
+    """Execution waves: creates/updates/replaces/imports in dependency order, then deletes in reverse.
 
-    Each change's ``depends_on`` lists the changes of this plan it must wait for.
+    Each change's ``depends_on`` lists the changes of this plan it must wait for: execution honours
+    exactly these edges (``services/execution`` builds its graph from them, never from properties).
     """
-    forward = {c.name for c in changes if c.action in _FORWARD}
+    forward = {c.name for c in changes if c.action in _MAKES}
     removed = {c.name for c in changes if c.action is Action.DELETE}
     forward_graph = {name: graph.get(name, set()) & forward for name in forward}
     # A deleted resource goes after everything that depended on it has gone.
@@ -185,7 +188,7 @@ def _order(
     order += [*delete_waves, *([blocked_delete] if blocked_delete else [])]
     updated = []
     for change in changes:
-        if change.action in _FORWARD:
+        if change.action in _MAKES:
             waits = sorted(forward_graph.get(change.name, set()))
         else:
             waits = sorted(dependents.get(change.name, set()))

@@ -1,6 +1,6 @@
 """Per-type facts the planner asks about for every resource, computed once per type.
 
-``Catalog.get`` normalises the name and takes a lock on each call; at 100,000 resources that adds
+The catalog's ``get`` normalises the name and takes a lock on each call; at 100,000 resources that adds
 up, so the planner asks it once per (type, region) and keeps the compiled path patterns here.
 """
 
@@ -11,9 +11,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.interruptions import in_place
 from infra_mcp.domain.paths import Pattern, compile_patterns, matches, pointer_segments
+from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
 
 # Write-only is not the same as secret: a replica's source, a Lambda's code location or launch
 # template data are write-only (AWS does not read them back) but a reviewer must see them. Only
@@ -154,11 +154,11 @@ class TypeFacts:
         return matches(self.secret, pointer_segments(pointer), prefix_ok=True)
 
 
-_CACHES: weakref.WeakKeyDictionary[Catalog, dict[tuple[str, str], TypeFacts]] = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[TypeCatalog, dict[tuple[str, str], TypeFacts]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-def type_facts(catalog: Catalog, type_name: str, region: str) -> TypeFacts:
+def type_facts(catalog: TypeCatalog, type_name: str, region: str) -> TypeFacts:
     """The facts of ``type_name`` in ``region``, cached per catalog.
 
     Raises:

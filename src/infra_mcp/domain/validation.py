@@ -23,7 +23,6 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.plan import Finding, ResourceSpec
 from infra_mcp.domain.refs import (
     Reference,
@@ -34,6 +33,8 @@ from infra_mcp.domain.refs import (
     reference_targets,
 )
 from infra_mcp.domain.sealed import digest_of
+from infra_mcp.domain.tags import with_tags
+from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 
 MAX_MESSAGE = 300
@@ -43,23 +44,6 @@ SECRET_STAND_IN = "{{resolve:secretsmanager:infra-mcp-sealed-value}}"  # noqa: S
 
 _validators: dict[tuple[str, int], Draft7Validator | None] = {}
 _validators_lock = threading.Lock()
-
-
-def with_tags(spec: ResourceSpec, info: ResourceTypeInfo) -> dict[str, Any]:
-    """The properties with ``tags`` merged into the type's tag property, in the shape it expects."""
-    properties = dict(spec.properties)
-    prop = info.tag_property
-    if not spec.tags or prop is None:
-        return properties
-    if info.tags_are_list:
-        declared = properties.get(prop)
-        existing = [t for t in declared if isinstance(t, dict)] if isinstance(declared, list) else []
-        keys = {t.get("Key") for t in existing}
-        properties[prop] = existing + [{"Key": k, "Value": v} for k, v in spec.tags.items() if k not in keys]
-    else:
-        declared = properties.get(prop)
-        properties[prop] = {**spec.tags, **(declared if isinstance(declared, dict) else {})}
-    return properties
 
 
 def _validator(info: ResourceTypeInfo) -> Draft7Validator | None:
@@ -114,7 +98,7 @@ def _under(pointer: str, prefixes: Iterable[str]) -> bool:
 def schema_findings(spec: ResourceSpec, info: ResourceTypeInfo) -> list[Finding]:
     """Registry-schema findings for one resource (``rule="schema"``)."""
     findings: list[Finding] = []
-    properties = with_tags(spec, info)
+    properties = with_tags(spec.properties, spec.tags, info)
     read_only = {p for p in info.read_only_properties if "/" not in p}
     for key in properties:
         if key in read_only and key not in info.primary_identifier:
@@ -611,7 +595,7 @@ _SUB_NAME = re.compile(r"\$\{([^!}][^}]*)\}")
 
 def lint_findings(
     specs: Sequence[ResourceSpec],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
     first_pass: bool = True,
@@ -659,7 +643,7 @@ def lint_findings(
             info = type_facts(catalog, spec.type, spec.region).info
             resources[ids[spec.name]] = {
                 "Type": spec.type,
-                "Properties": _for_template(with_tags(spec, info), ids),
+                "Properties": _for_template(with_tags(spec.properties, spec.tags, info), ids),
             }
         for name in sorted(wanted):
             resources[ids[name]] = {"Type": stand_ins[name][0]}
@@ -763,7 +747,7 @@ def _refs(properties: Any) -> list[Reference]:
 
 def validate_specs(
     specs: Sequence[ResourceSpec],
-    catalog: Catalog,
+    catalog: TypeCatalog,
     *,
     neighbours: Mapping[str, tuple[str, str]] | None = None,
     lint: bool = True,

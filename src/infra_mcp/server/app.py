@@ -21,24 +21,24 @@ from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from pydantic import BaseModel, Field
 
 from infra_mcp import __version__
-from infra_mcp.container import App, open_app
+from infra_mcp.container import open_app
 from infra_mcp.domain.health import StorageHealth
 from infra_mcp.domain.project import require_assignable_user
+from infra_mcp.domain.redaction import redacted_resource, redacted_state
 from infra_mcp.domain.state import ResourceStatus, StateFile
 from infra_mcp.domain.validation import warm_up
-from infra_mcp.errors import AccessDenied, InfraError, ValidationFailed
+from infra_mcp.errors import InfraError, ValidationFailed
 from infra_mcp.logs import configure_logging
 from infra_mcp.server import models as m
 from infra_mcp.server.annotations import DELETES_RECORDS, READ_ONLY, WRITES
-from infra_mcp.server.auth import verified_user
 from infra_mcp.server.boundary import InfraMCPServer
 from infra_mcp.server.drift_tools import register_drift_tools
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
-from infra_mcp.server.pending import PendingWatch
-from infra_mcp.server.plan_models import redacted_resource, redacted_state
+from infra_mcp.server.params import NewProjectId, ProjectId
 from infra_mcp.server.plan_tools import register_plan_tools
 from infra_mcp.server.prompts import PromptSpec, load_prompts, prompt_files
 from infra_mcp.server.request_state import shared_request_state
+from infra_mcp.server.runtime import Runtime
 from infra_mcp.server.template_tools import register_template_tools
 from infra_mcp.settings import Settings
 from infra_mcp.stores.postgres import PostgresProjectStore
@@ -61,69 +61,6 @@ storage is down (get_server_status shows health).
 """
 
 _ASCII_NUMBER = re.compile(r"[0-9]{1,12}")
-
-# No description: the name says it, and it appears in most tools (create_project's NewProjectId says the format).
-ProjectId = Annotated[str, Field(max_length=200)]
-NewProjectId = Annotated[
-    str, Field(description="Lower-case letters, digits and hyphens, e.g. 'web-app'.", max_length=200)
-]
-
-
-class Runtime:
-    """Holds the App opened by the lifespan (static resources get no Context to reach it through)."""
-
-    def __init__(self, settings: Settings, *, verified_identities: bool = False) -> None:
-        self.settings = settings
-        self.verified_identities = verified_identities
-        self._app: App | None = None
-        self.pending = PendingWatch(self._user_or_none)
-
-    def _user_or_none(self) -> str | None:
-        return verified_user() if self.verified_identities else self.settings.user
-
-    async def pending_changed(self, project_id: str) -> None:
-        """Tell the project's members' sessions that the plans waiting for a person changed."""
-        try:
-            project = await self.app.store.get_project(project_id)
-        except InfraError:
-            return  # deleted meanwhile: nobody left to tell
-        await self.pending.changed(project)
-
-    async def pending_changed_elsewhere(self, project_id: str) -> None:
-        """Another replica announced a change: tell this replica's sessions (and announce nothing)."""
-        try:
-            project = await self.app.store.get_project(project_id)
-        except InfraError:
-            return
-        await self.pending.changed(project, relay=False)
-
-    @property
-    def app(self) -> App:
-        if self._app is None:
-            raise RuntimeError("infra-mcp server used outside its lifespan")
-        return self._app
-
-    @property
-    def user(self) -> str:
-        """The acting user of the current call.
-
-        On stdio and on loopback HTTP without auth: ``INFRA_MCP_USER`` (the OS user). On a team server:
-        the verified token's user claim, and nothing else (the auth middleware let the request in).
-
-        Raises:
-            AccessDenied: AUTH_001 on a team server when the call carries no verified token (never expected:
-                the endpoint refuses such requests before any tool runs).
-        """
-        if not self.verified_identities:
-            return self.settings.user
-        user = verified_user()
-        if user is None:
-            raise AccessDenied(
-                "This call carries no verified identity. Call again with a bearer token of the team's identity "
-                "provider (see the server's /.well-known/oauth-protected-resource).",
-                details={"reason": "no_verified_identity"},
-            )
-        return user
 
 
 def _json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
@@ -314,8 +251,7 @@ def _register_state_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
         resource: Annotated[str, Field(description="Name, physical id or ARN.")],
     ) -> m.ResourceView:
         """Read one resource's properties and tags as recorded, and its last drift."""
-        found = await rt.app.state.get_resource(project_id, rt.user, resource)
-        _, state = await rt.app.state.current(project_id, rt.user)
+        state, found = await rt.app.state.get_resource(project_id, rt.user, resource)
         drift = m.current_drift(await rt.app.drift.last(project_id, rt.user), state.serial)
         return m.resource_view(project_id, state.serial, redacted_resource(found), drift)
 

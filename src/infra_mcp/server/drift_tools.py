@@ -6,20 +6,19 @@ and the two plan-making tools answer the same small plan view as every other pla
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from infra_mcp.domain.drift import DriftReport, DriftStatus, ResourceDrift
+from infra_mcp.domain.redaction import redacted
 from infra_mcp.server.annotations import READS_AWS, WRITES_READING_AWS
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
-from infra_mcp.server.plan_models import PlanResult, plan_result, redacted
-from infra_mcp.server.plan_tools import Description, ProjectId
+from infra_mcp.server.params import Description, ProjectId
+from infra_mcp.server.plan_models import PlanResult, plan_result
+from infra_mcp.server.runtime import Runtime
 from infra_mcp.services.imports import ImportRequest
-
-if TYPE_CHECKING:
-    from infra_mcp.server.app import Runtime
 
 LINES_MAX = 50
 # Bounded at the boundary: a type name is looked up (and near misses suggested) by string distance.
@@ -87,7 +86,7 @@ def drift_view(report: DriftReport) -> DriftView:
     )
 
 
-def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
+def register_drift_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     @mcp.tool(name="detect_drift", annotations=READS_AWS)
     @handle_tool_errors("detect_drift")
     async def detect_drift(
@@ -111,7 +110,7 @@ def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     ) -> PlanResult:
         """Plan recording live values as declared, sending nothing to AWS. Next: approve_plan."""
         plan = await rt.app.drift.accept(project_id, rt.user, names, description)
-        return plan_result(redacted(await rt.app.approvals.apply_rules(plan)))
+        return plan_result(redacted(plan))  # auto-approval happened in the planning use case
 
     @mcp.tool(name="discover_resources", annotations=READS_AWS)
     @handle_tool_errors("discover_resources")
@@ -148,7 +147,7 @@ def register_drift_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
     ) -> PlanResult:
         """Plan adopting live resources as they are (nothing changes in AWS). Next: approve_plan."""
         plan = await rt.app.imports.plan_import(project_id, rt.user, resources, description)
-        return plan_result(redacted(await rt.app.approvals.apply_rules(plan)))
+        return plan_result(redacted(plan))  # auto-approval happened in the planning use case
 
     @mcp.resource("infra://projects/{project_id}/drift", name="drift", mime_type="application/json")
     @handle_resource_errors("infra://projects/{project_id}/drift")

@@ -1,4 +1,4 @@
-"""Tool output views for plans, approval and execution (and how plans are shown safely).
+"""Tool output views for plans, approval and execution (plans reach them redacted, see ``domain.redaction``).
 
 A plan tool answers with a small view: what the plan does in one line per change, and the URIs of
 the full plan and its diff. The whole ``Plan`` model is about 10 KB of schema; repeated in eight
@@ -8,12 +8,11 @@ tools' output schemas it filled an agent's context on every turn, so it stays in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from infra_mcp.domain.plan import (
-    SENSITIVE,
     Action,
     Change,
     ChangeOutcome,
@@ -22,8 +21,6 @@ from infra_mcp.domain.plan import (
     PlanStatus,
     RiskLevel,
 )
-from infra_mcp.domain.sealed import is_sealed, is_secret_digest
-from infra_mcp.domain.state import StateFile, StateResource
 
 # A change line's reasons are for reading at a glance; the plan resource has them all.
 _WHY_MAX = 3
@@ -38,40 +35,6 @@ _DONE = {
     Action.IMPORT: "imported",
     Action.NOOP: "unchanged",
 }
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        if is_sealed(value) or is_secret_digest(value):
-            return SENSITIVE
-        return {k: _redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
-
-
-def redacted_resource(resource: StateResource) -> StateResource:
-    """A state resource as shown to agents: secret digests in ``declared`` become a marker.
-
-    The digest lets the planner notice a changed secret; shown to an agent it would only help
-    someone guess a weak password offline.
-    """
-    return resource.model_copy(update={"declared": _redact(resource.declared)})
-
-
-def redacted_state(state: StateFile) -> StateFile:
-    return state.model_copy(update={"resources": [redacted_resource(r) for r in state.resources]})
-
-
-def redacted(plan: Plan) -> Plan:
-    """The plan as an agent or a person may see it: sealed secrets (and their digests) become a marker."""
-    changes = []
-    for change in plan.changes:
-        if change.desired is not None:
-            desired = change.desired.model_copy(update={"properties": _redact(change.desired.properties)})
-            change = change.model_copy(update={"desired": desired})
-        changes.append(change)
-    return plan.model_copy(update={"changes": changes})
 
 
 def plan_uri(plan: Plan) -> str:

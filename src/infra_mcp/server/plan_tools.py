@@ -4,19 +4,21 @@
 # which the SDK could not evaluate from a string annotation.
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from infra_mcp.domain.plan import Action, ApprovalMethod, Plan, PlanStatus
+from infra_mcp.domain.redaction import redacted
 from infra_mcp.domain.render import render_plan
-from infra_mcp.domain.text import COMMENT_MAX, DESCRIPTION_MAX, clean_untrusted, quoted_as_author
-from infra_mcp.errors import ElicitationUnsupported, InfraError, NotFound, ValidationFailed
+from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted, quoted_as_author
+from infra_mcp.errors import InfraError, NotFound, ValidationFailed
 from infra_mcp.server.annotations import DESTRUCTIVE, READ_ONLY, WRITES
 from infra_mcp.server.errors import handle_resource_errors, handle_tool_errors
 from infra_mcp.server.out_of_band import approval_command
+from infra_mcp.server.params import Description, PlanId, ProjectId
 from infra_mcp.server.pending import PENDING_URI
 from infra_mcp.server.plan_models import (
     ApprovalResult,
@@ -25,22 +27,9 @@ from infra_mcp.server.plan_models import (
     PlanResult,
     pending_view,
     plan_result,
-    redacted,
     summary_view,
 )
-
-if TYPE_CHECKING:
-    from infra_mcp.server.app import Runtime
-
-PlanId = Annotated[str, Field(description="e.g. plan-1a2b3c4d5e6f", max_length=100)]
-ProjectId = Annotated[str, Field(max_length=200)]
-Description = Annotated[
-    str,
-    Field(
-        description="Why (approvers read it).",
-        max_length=DESCRIPTION_MAX,
-    ),
-]
+from infra_mcp.server.runtime import Runtime
 
 AUDIT_PAGE = 200
 # The prompt lists this many destroys/replaces and security findings, then "and K more".
@@ -87,9 +76,8 @@ class ApprovalAnswer(BaseModel):
 class _Skip:
     """A resolver outcome meaning: no human prompt (with the reason the tool body acts on)."""
 
-    def __init__(self, *, error: InfraError | None = None, confirmation_needed: bool = True) -> None:
+    def __init__(self, *, error: InfraError | None = None) -> None:
         self.error = error
-        self.confirmation_needed = confirmation_needed
 
 
 def _line(text: str) -> str:
@@ -167,12 +155,12 @@ def approval_prompt(plan: Plan) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
+def register_plan_tools(mcp: MCPServer[Any], rt: Runtime) -> None:
     def view(plan: Plan) -> PlanResult:
         return plan_result(redacted(plan))
 
     async def made(plan: Plan) -> PlanResult:
-        plan = await rt.app.approvals.apply_rules(plan)
+        # Auto-approval happened inside the planning use case; the sessions hear that pending plans changed.
         await rt.pending_changed(plan.project_id)
         return view(plan)
 
@@ -269,26 +257,20 @@ def register_plan_tools(mcp: MCPServer[Any], rt: "Runtime") -> None:
 
     async def ask_human(plan_id: str, ctx: Context) -> Any:
         """Decide whether a human must confirm; if so, ask through elicitation."""
-        try:
-            plan, project = await rt.app.approvals.check_approvable(plan_id, rt.user)
-        except InfraError as exc:
-            return _Skip(error=exc)
-        if not rt.app.approvals.requires_human(project):
-            return _Skip(confirmation_needed=False)
         capabilities = ctx.client_capabilities
         elicitation = capabilities.elicitation if capabilities is not None else None
-        if elicitation is None or (elicitation.form is None and elicitation.url is not None):
-            command = approval_command(plan.id, rt.settings)
-            await rt.app.approvals.request_out_of_band(plan.id, rt.user, command)
-            return _Skip(
-                error=ElicitationUnsupported(
-                    f"For the person, not the agent: plan {plan.id} needs a person's approval, and this MCP client "
-                    "cannot show approval prompts. The person reviews and approves it in their own terminal "
-                    f"(it asks for a code shown only there): {command} . Agent: do not run this command and do not "
-                    "call approve_plan again; tell the person, and call execute_plan after they say it is approved.",
-                    details={"plan_id": plan.id, "reason": "awaiting_out_of_band_approval", "for_the_person": command},
-                )
+        can_prompt = not (elicitation is None or (elicitation.form is None and elicitation.url is not None))
+        try:
+            plan = await rt.app.approvals.plan_to_confirm(
+                plan_id,
+                rt.user,
+                can_prompt=can_prompt,
+                command_for=lambda planned: approval_command(planned, rt.settings),
             )
+        except InfraError as exc:
+            return _Skip(error=exc)
+        if plan is None:
+            return _Skip()
         return Elicit(approval_prompt(redacted(plan)), ApprovalAnswer)
 
     @mcp.tool(name="approve_plan", annotations=WRITES)
@@ -459,7 +441,7 @@ def _only_for_create(action: str, **given: Any) -> None:
         )
 
 
-async def _plan_in(rt: "Runtime", project_id: str, plan_id: str) -> Plan:
+async def _plan_in(rt: Runtime, project_id: str, plan_id: str) -> Plan:
     plan = await rt.app.planning.get_plan(plan_id, rt.user)
     if plan.project_id != project_id:
         raise NotFound(

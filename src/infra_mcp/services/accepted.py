@@ -14,7 +14,7 @@ from infra_mcp.domain.desired import declared_properties
 from infra_mcp.domain.drift import with_live_values
 from infra_mcp.domain.plan import Action, Change
 from infra_mcp.domain.state import ResourceStatus, StateResource
-from infra_mcp.services.execution_ledger import Ledger
+from infra_mcp.services.execution.ledger import Ledger
 
 
 def with_live_baseline(resource: StateResource, live_values: Mapping[str, Any]) -> StateResource:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import structlog
 
 from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
 from infra_mcp.domain.integrity import Notary
@@ -23,6 +24,7 @@ from infra_mcp.domain.project import Project
 from infra_mcp.domain.text import COMMENT_MAX, clean_untrusted
 from infra_mcp.errors import (
     ApprovalRequired,
+    ElicitationUnsupported,
     InfraError,
     IntegrityFailed,
     NotFound,
@@ -66,6 +68,37 @@ class ApprovalService:
     def requires_human(project: Project) -> bool:
         """True unless the project explicitly opted out of human confirmation."""
         return project.settings.approval.require_human_confirmation
+
+    async def plan_to_confirm(
+        self, plan_id: str, user: str, *, can_prompt: bool, command_for: Callable[[str], str]
+    ) -> Plan | None:
+        """The plan a person must confirm in a prompt, or None when the project needs no confirmation.
+
+        Args:
+            plan_id: The plan to approve.
+            user: Who asks.
+            can_prompt: Whether the client can show the person a confirmation form.
+            command_for: The terminal command a person runs to approve a plan out of band.
+
+        Raises:
+            ElicitationUnsupported: APPROVAL_003 when a person must confirm but the client cannot
+                ask; the plan is then marked as waiting for an out-of-band approval (audited).
+            InfraError: every refusal of :meth:`check_approvable`.
+        """
+        plan, project = await self.check_approvable(plan_id, user)
+        if not self.requires_human(project):
+            return None
+        if can_prompt:
+            return plan
+        command = command_for(plan.id)
+        await self.request_out_of_band(plan.id, user, command)
+        raise ElicitationUnsupported(
+            f"For the person, not the agent: plan {plan.id} needs a person's approval, and this MCP client "
+            "cannot show approval prompts. The person reviews and approves it in their own terminal "
+            f"(it asks for a code shown only there): {command} . Agent: do not run this command and do not "
+            "call approve_plan again; tell the person, and call execute_plan after they say it is approved.",
+            details={"plan_id": plan.id, "reason": "awaiting_out_of_band_approval", "for_the_person": command},
+        )
 
     async def awaiting(self, user: str) -> list[tuple[Plan, bool]]:
         """Pending plans that wait for a person, in the user's projects, newest first.
@@ -132,15 +165,15 @@ class ApprovalService:
         state = await self.states.for_project(project).read(project.id)
         serial, lineage = (state.serial, state.lineage) if state is not None else (0, None)
         try:
-            rules.require_fresh(plan, serial, lineage)
+            execution_rules.require_fresh(plan, serial, lineage)
         except PlanStale:
-            await self._retire(plan, PlanStatus.SUPERSEDED)
+            await self._supersede(plan)
             raise
 
-    async def _retire(self, plan: Plan, status: PlanStatus) -> None:
+    async def _supersede(self, plan: Plan) -> None:
         # If someone else moved it first, the refusal stands either way.
         with contextlib.suppress(PlanStatusInvalid):
-            await self.projects.update_plan(plan.model_copy(update={"status": status}), expected_status=plan.status)
+            await self.projects.update_plan(plan.supersede(), expected_status=plan.status)
 
     async def approve(
         self,
@@ -207,7 +240,7 @@ class ApprovalService:
                 expires_at=now + timedelta(minutes=project.settings.approval.approval_ttl_minutes),
             ),
         )
-        approved = plan.model_copy(update={"status": PlanStatus.APPROVED, "approval": approval})
+        approved = plan.approve(approval)
         record = self._event(
             plan,
             actor,
@@ -265,7 +298,7 @@ class ApprovalService:
         record = self._event(plan, user, "plan.approve", "awaiting_out_of_band", command=command)
         with contextlib.suppress(PlanStatusInvalid):  # someone acted first: their outcome stands
             plan = await self.projects.update_plan(
-                plan.model_copy(update={"approval_request": request}), expected_status=PlanStatus.PENDING, audit=record
+                plan.await_out_of_band(request), expected_status=PlanStatus.PENDING, audit=record
             )
         return plan
 
@@ -280,12 +313,7 @@ class ApprovalService:
         project = await self.projects.get_project(plan.project_id)
         try:
             rules.require_may_reject(plan, project, user)
-            rejected = plan.model_copy(
-                update={
-                    "status": PlanStatus.REJECTED,
-                    "rejection": Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason),
-                }
-            )
+            rejected = plan.reject(Rejection(rejected_by=user, rejected_at=self.clock(), reason=reason))
             record = self._event(plan, user, "plan.reject", "ok", reason=reason, previous_status=plan.status.value)
             saved = await self.projects.update_plan(rejected, expected_status=plan.status, audit=record)
         except InfraError as exc:

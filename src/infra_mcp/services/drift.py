@@ -32,6 +32,7 @@ from infra_mcp.domain.drift import (
     live_values_of,
     with_live_values,
 )
+from infra_mcp.domain.payload import UnresolvedReference, resolve
 from infra_mcp.domain.plan import (
     SENSITIVE,
     Action,
@@ -50,7 +51,6 @@ from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import InfraError, NotFound, UpstreamUnavailable, ValidationFailed
 from infra_mcp.ports import DriftReports, ProgressReporter, ProjectStore, StateStores, Upstream
-from infra_mcp.services.execution_payload import UnresolvedReference, resolve
 from infra_mcp.services.planning import PlanningService, new_plan_id
 
 log = structlog.get_logger(__name__)
@@ -221,10 +221,10 @@ class DriftService:
             return base.model_copy(update={"error": f"{exc.code}: {exc.message}"[:500]})
         declared: dict[str, Any] = {}
         unresolved: list[str] = []
-        infos = self.catalog.get
+        type_info = self.catalog.get
         for key, value in resource.declared.items():
             try:
-                declared[key] = resolve(value, by_name, region=resource.region, infos=infos)
+                declared[key] = resolve(value, by_name, region=resource.region, type_info=type_info)
             except UnresolvedReference:
                 unresolved.append("/" + escape(key))
         differences, skipped = compare(declared, live.properties, facts, tags=resource.tags)

@@ -28,7 +28,7 @@ from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import DataDeletion, HistoryEntry, Journal, LockInfo, StateFile, StateOwner
 from infra_mcp.errors import InfraError, StateLocked, StateUnavailable
 from infra_mcp.ports import StateStore, StateStores
-from infra_mcp.services.reconcile import ReconcileReport
+from infra_mcp.services.execution.reconcile import ReconcileReport
 
 log = structlog.get_logger(__name__)
 

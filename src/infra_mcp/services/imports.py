@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
+from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
 from infra_mcp.domain.desired import NAME_PATTERN, REGION_PATTERN
@@ -24,6 +24,7 @@ from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.refs import escape
 from infra_mcp.domain.render import summary_line
 from infra_mcp.domain.state import StateFile
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.errors import AlreadyExists, InfraError, NotFound, StateUnavailable, ValidationFailed
 from infra_mcp.ports import ProjectStore, StateStores, Upstream

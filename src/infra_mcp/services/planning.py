@@ -16,11 +16,11 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from infra_mcp.catalog.registry import Catalog
+from infra_mcp.catalog.prices import bundled_pricing
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.coerce import coerce_properties
 from infra_mcp.domain.common import validate_project_id
-from infra_mcp.domain.cost import BundledPricing, Pricing
+from infra_mcp.domain.cost import Pricing
 from infra_mcp.domain.desired import parse_desired_state, raise_findings, with_graph
 from infra_mcp.domain.integrity import Notary
 from infra_mcp.domain.paths import transform_at
@@ -31,6 +31,7 @@ from infra_mcp.domain.render import render_plan
 from infra_mcp.domain.sealed import is_sealed, is_secret_digest
 from infra_mcp.domain.state import StateFile, StateResource
 from infra_mcp.domain.template.intrinsics import is_symbolic
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.domain.typefacts import type_facts
 from infra_mcp.domain.validation import validate_specs
 from infra_mcp.errors import AlreadyExists, NotFound, ValidationFailed
@@ -94,21 +95,23 @@ class PlanningService:
         self,
         projects: ProjectStore,
         states: StateStores,
-        catalog: Catalog,
+        catalog: TypeCatalog,
         sealer: SecretSealer,
         *,
         notary: Notary,
         pricing: Pricing | None = None,
         lint: bool = True,
         settle: Callable[[str], Awaitable[object]] | None = None,
+        approve_by_rule: Callable[[Plan], Awaitable[Plan]] | None = None,
     ) -> None:
         self.projects = projects
+        self.approve_by_rule = approve_by_rule
         self.settle = settle
         self.notary = notary
         self.states = states
         self.catalog = catalog
         self.sealer = sealer
-        self.pricing = pricing or BundledPricing()
+        self.pricing = pricing or bundled_pricing()
         self.lint = lint
 
     # -- helpers -------------------------------------------------------------------------------
@@ -297,6 +300,9 @@ class PlanningService:
         )
         saved = await self.projects.save_plan(self.notary.sign_plan(plan), audit=record)
         log.info("plan_created", project_id=project.id, plan_id=plan.id, kind=plan.kind, summary=plan.summary.text)
+        if self.approve_by_rule is not None:
+            # One use case: a plan that fits the project's auto-approval rule comes back approved.
+            saved = await self.approve_by_rule(saved)
         return saved
 
     # -- for other planning use cases (templates) ------------------------------------------------
@@ -469,7 +475,7 @@ class PlanningService:
                 '{"Environment": "dev"}; null removes a tag.',
                 details={"field": "tags"},
             )
-        merged = _merge(_declared_or_reported(target), properties or {})
+        merged = _merge(_declared(target), properties or {})
         merged_tags = _merge(target.tags, tags or {})
         assert current is not None  # _find found the resource in it
         entry = {
@@ -642,8 +648,9 @@ def _entry_of(resource: StateResource) -> dict[str, Any]:
     }
 
 
-def _declared_or_reported(resource: StateResource) -> dict[str, Any]:
-    return dict(resource.declared) if resource.declared else {}
+def _declared(resource: StateResource) -> dict[str, Any]:
+    """A copy of the properties the resource was declared with (never what AWS reported)."""
+    return dict(resource.declared)
 
 
 def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:

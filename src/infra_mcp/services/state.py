@@ -52,8 +52,8 @@ class StateService:
             found = [r for r in found if r.status is status]
         return state, found
 
-    async def get_resource(self, project_id: str, user: str, resource: str) -> StateResource:
-        """A resource by logical name, physical id or ARN.
+    async def get_resource(self, project_id: str, user: str, resource: str) -> tuple[StateFile, StateResource]:
+        """A resource by logical name, physical id or ARN, with the state version it was read from.
 
         Raises:
             NotFound: RESOURCE_001 naming what exists.
@@ -61,7 +61,7 @@ class StateService:
         _, state = await self.current(project_id, user)
         for candidate in state.resources:
             if resource in (candidate.name, candidate.id, candidate.arn):
-                return candidate
+                return state, candidate
         names = [r.name for r in state.resources[:20]]
         raise NotFound(
             f"No resource {resource!r} in project {project_id!r}. Use list_resources to see what exists"

@@ -15,13 +15,13 @@ import structlog
 
 from infra_mcp.domain.cloud import CallerIdentity
 from infra_mcp.domain.desired import parse_desired_state, raise_findings
+from infra_mcp.domain.payload import UnresolvedReference, resolve
 from infra_mcp.domain.plan import KNOWN_AFTER_APPLY, Finding, Plan, PlanStatus, ResourceSpec
 from infra_mcp.domain.policies import SnapshotOutcome, snapshot_note, snapshot_on_delete
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.template.intrinsics import is_symbolic
 from infra_mcp.domain.template.reader import TemplateReading, decode_template, read_template
 from infra_mcp.errors import ValidationFailed
-from infra_mcp.services.execution_payload import UnresolvedReference, resolve
 from infra_mcp.services.planning import PlanningService
 
 log = structlog.get_logger(__name__)

@@ -20,13 +20,13 @@ from pathlib import Path
 from infra_mcp.domain.common import utcnow
 from infra_mcp.errors import StateUnavailable
 from infra_mcp.file_modes import fsync_dir
-from infra_mcp.stores.state_common import Blob, Clock, PreconditionFailed, VersionedStateStore
+from infra_mcp.stores.versioned_state import Blob, Clock, PreconditionFailed, VersionedStateStore
 
 _TEMP_PREFIX = ".tmp-"
 
 
 class LocalBlobs:
-    """:class:`~infra_mcp.stores.state_common.BlobBackend` over files under ``root``.
+    """:class:`~infra_mcp.stores.versioned_state.BlobBackend` over files under ``root``.
 
     The etag of a file is the SHA-256 of its bytes: every document we store differs (serial,
     timestamp, lock id), so equal content means the same version.

@@ -19,7 +19,7 @@ import botocore.session
 
 from infra_mcp.domain.common import utcnow
 from infra_mcp.errors import StateUnavailable
-from infra_mcp.stores.state_common import Blob, Clock, PreconditionFailed, VersionedStateStore
+from infra_mcp.stores.versioned_state import Blob, Clock, PreconditionFailed, VersionedStateStore
 
 _LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _ABSENT = {"NoSuchKey", "404", "NotFound"}
@@ -41,7 +41,7 @@ _MODELS = botocore.loaders.create_loader()
 
 
 class S3Blobs:
-    """:class:`~infra_mcp.stores.state_common.BlobBackend` over one bucket and key prefix."""
+    """:class:`~infra_mcp.stores.versioned_state.BlobBackend` over one bucket and key prefix."""
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """In-process fakes of upstream AWS MCP servers, answering with DESIGN §5's exact shapes.
 
-``FakeCloud`` is a tiny Cloud Control; ``call_aws_server`` fronts it with the ``call_aws`` contract
+``FakeAwsAccount`` is a tiny Cloud Control; ``call_aws_server`` fronts it with the ``call_aws`` contract
 (parsing the command line as the real server does, with ``shlex.split``), ``run_script_server``
 with a *restricted* reading of our generated ``aws___run_script`` code (it never executes it: it
 checks the script's shape and decodes the one request literal).
@@ -83,7 +83,7 @@ def refused_entry(cli_command: str, why: str) -> dict[str, Any]:
 
 
 @dataclass
-class FakeCloud:
+class FakeAwsAccount:
     """Just enough Cloud Control: async mutations (IN_PROGRESS, then SUCCESS on the next status poll)."""
 
     page_size: int = 2
@@ -178,7 +178,7 @@ class FakeCloud:
 _OPERATION = re.compile(r"^[a-z][a-z-]*$")
 
 
-def call_aws_entry(cloud: FakeCloud, cli_command: str) -> dict[str, Any]:
+def call_aws_entry(cloud: FakeAwsAccount, cli_command: str) -> dict[str, Any]:
     """What the real server answers for one command (one entry)."""
     argv = shlex.split(cli_command)
     if len(argv) < 3 or argv[0] != "aws" or not _OPERATION.fullmatch(argv[2]):
@@ -200,7 +200,7 @@ def call_aws_entry(cloud: FakeCloud, cli_command: str) -> dict[str, Any]:
     return ok_entry(cli_command, response, operation=operation)
 
 
-def call_aws_server(cloud: FakeCloud, *, tool: str = "call_aws") -> MCPServer:
+def call_aws_server(cloud: FakeAwsAccount, *, tool: str = "call_aws") -> MCPServer:
     server = MCPServer("fake-aws-api")
     server.commands = []  # type: ignore[attr-defined]
 
@@ -240,7 +240,7 @@ def read_script_request(code: str) -> dict[str, Any]:
     return json.loads(literals[0])
 
 
-def run_script_server(cloud: FakeCloud, *, tool: str = "aws___run_script") -> MCPServer:
+def run_script_server(cloud: FakeAwsAccount, *, tool: str = "aws___run_script") -> MCPServer:
     server = MCPServer("fake-aws-mcp")
 
     @server.tool(name=tool)

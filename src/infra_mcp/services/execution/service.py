@@ -8,7 +8,7 @@ Order of business in :meth:`ExecutionService.execute`:
 4. the plan must still be fresh against the state (else PLAN_001, and it is superseded);
 4b. the upstream must answer one cheap call (else AWS_MCP_001: nothing was sent, the plan stays approved);
 5. compare-and-set approved -> executing (of two racing executions exactly one gets here);
-6. the walk (``execution_walk``), checkpoints and journal (``execution_ledger``);
+6. the walk (``walk``), checkpoints and journal (``ledger``);
 7. the plan ends ``executed`` or ``failed`` with each change's outcome; plans made against the
    old state are superseded; the audit log gets the outcome.
 """
@@ -26,11 +26,13 @@ from typing import Any
 import anyio
 import structlog
 
-from infra_mcp.catalog.registry import Catalog
 from infra_mcp.domain import approval_rules as rules
+from infra_mcp.domain import execution_rules
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.common import utcnow
+from infra_mcp.domain.execution_graph import Node, build_graph
 from infra_mcp.domain.integrity import Notary
+from infra_mcp.domain.payload import UnresolvedReference, resolve
 from infra_mcp.domain.plan import (
     KNOWN_AFTER_APPLY,
     Action,
@@ -43,6 +45,7 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Permission, Project
 from infra_mcp.domain.state import LockInfo, StateFile, StateResource
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.errors import (
     ApprovalExpired,
     InfraError,
@@ -54,12 +57,10 @@ from infra_mcp.errors import (
 )
 from infra_mcp.ports import ProgressReporter, ProjectStore, StateStore, StateStores, Upstream
 from infra_mcp.services.audit import RefusalGate
-from infra_mcp.services.execution_graph import Node, build_graph
-from infra_mcp.services.execution_ledger import Ledger
-from infra_mcp.services.execution_ops import Driver, Operations, PollPolicy, Sleep
-from infra_mcp.services.execution_payload import UnresolvedReference, resolve
-from infra_mcp.services.execution_walk import Walk
-from infra_mcp.services.reconcile import Reconciler, ReconcileReport, supersede_others
+from infra_mcp.services.execution.ledger import Ledger
+from infra_mcp.services.execution.operations import CloudControlCalls, NodeRunner, PollPolicy, Sleep
+from infra_mcp.services.execution.reconcile import Reconciler, ReconcileReport, supersede_others
+from infra_mcp.services.execution.walk import Walk
 from infra_mcp.services.secrets import SecretSealer
 
 log = structlog.get_logger(__name__)
@@ -129,7 +130,7 @@ class ExecutionService:
         projects: ProjectStore,
         states: StateStores,
         upstream: Upstream,
-        catalog: Catalog,
+        catalog: TypeCatalog,
         sealer: SecretSealer,
         *,
         notary: Notary,
@@ -161,11 +162,11 @@ class ExecutionService:
         self.refusals = refusals or RefusalGate(projects, clock=clock)
         self.heartbeat_seconds = heartbeat_seconds
 
-    def _driver(self) -> Driver:
-        return Driver(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
+    def _calls(self) -> CloudControlCalls:
+        return CloudControlCalls(self.upstream, self.catalog, self.sealer, self.poll, self.sleep)
 
     def _reconciler(self) -> Reconciler:
-        return Reconciler(self.projects, self._driver(), clock=self.clock)
+        return Reconciler(self.projects, self._calls(), clock=self.clock)
 
     # ---- public API -----------------------------------------------------------------------
 
@@ -347,13 +348,11 @@ class ExecutionService:
                 fingerprint = self._require_genuine(plan)
             if plan.status in (PlanStatus.PENDING, PlanStatus.APPROVED):
                 rules.require_has_changes(plan, action="execute")
-            rules.require_executable(plan, now, fingerprint=fingerprint)
+            execution_rules.require_executable(plan, now, fingerprint=fingerprint)
             rules.require_grounds_hold(plan, project, now)
         except ApprovalExpired:
             with contextlib.suppress(PlanStatusInvalid):
-                await self.projects.update_plan(
-                    plan.model_copy(update={"status": PlanStatus.EXPIRED}), expected_status=PlanStatus.APPROVED
-                )
+                await self.projects.update_plan(plan.expire(), expected_status=PlanStatus.APPROVED)
             raise
 
     def _require_genuine(self, plan: Plan) -> str:
@@ -408,10 +407,7 @@ class ExecutionService:
         outcomes = {c.name: ChangeOutcome(name=c.name, action=c.action) for c in plan.actionable_changes}
         record = ExecutionRecord(started_at=started, executed_by=user, outcomes=list(outcomes.values()))
         try:
-            plan = await self.projects.update_plan(
-                plan.model_copy(update={"status": PlanStatus.EXECUTING, "execution": record}),
-                expected_status=PlanStatus.APPROVED,
-            )
+            plan = await self.projects.update_plan(plan.start(record), expected_status=PlanStatus.APPROVED)
         except PlanStatusInvalid as exc:
             await self._audit(plan, user, "plan.execute", "refused", code=exc.code, reason="lost race")
             raise
@@ -451,12 +447,10 @@ class ExecutionService:
     async def _fresh(self, plan: Plan, project: Project, state: StateFile, user: str) -> None:
         await self._require_valid_approval(plan, project)
         try:
-            rules.require_fresh(plan, state.serial, state.lineage)
+            execution_rules.require_fresh(plan, state.serial, state.lineage)
         except PlanStale:
             with contextlib.suppress(PlanStatusInvalid):
-                await self.projects.update_plan(
-                    plan.model_copy(update={"status": PlanStatus.SUPERSEDED}), expected_status=plan.status
-                )
+                await self.projects.update_plan(plan.supersede(), expected_status=plan.status)
             raise
 
     async def _run(
@@ -478,8 +472,7 @@ class ExecutionService:
             # costs more CPU than the rest of the checkpoint.
             assert plan.execution is not None
             execution = plan.execution.model_copy(update={"outcomes": [o.model_copy() for o in outcomes.values()]})
-            snapshot = plan.model_copy(update={"execution": execution})
-            await self.projects.update_plan(snapshot, expected_status=PlanStatus.EXECUTING)
+            await self.projects.update_plan(plan.with_execution(execution), expected_status=PlanStatus.EXECUTING)
 
         ledger = Ledger(
             store,
@@ -493,7 +486,7 @@ class ExecutionService:
         )
         await ledger.load_journal()
         initial = {r.name: r for r in state.resources}
-        operations = Operations(plan, self._driver(), ledger, initial, self.clock)
+        operations = NodeRunner(plan, self._calls(), ledger, initial, self.clock)
         walk = Walk(
             nodes,
             operations,
@@ -546,12 +539,12 @@ class ExecutionService:
         user: str,
         outcomes: dict[str, ChangeOutcome],
     ) -> Plan:
-        succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-        status = PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED
         assert plan.execution is not None
         execution = plan.execution.model_copy(
             update={"finished_at": self.clock(), "outcomes": list(outcomes.values()), "final_serial": final.serial}
         )
+        finished = plan.finish(execution)
+        succeeded = finished.status is PlanStatus.EXECUTED
         counts = {s.value: sum(1 for o in outcomes.values() if o.status is s) for s in ChangeOutcomeStatus}
         outcome_event = self._event(
             plan,
@@ -566,14 +559,10 @@ class ExecutionService:
                 if o.status is ChangeOutcomeStatus.FAILED
             ][:50],
         )
-        done = await self.projects.update_plan(
-            plan.model_copy(update={"status": status, "execution": execution}),
-            expected_status=PlanStatus.EXECUTING,
-            audit=outcome_event,
-        )
+        done = await self.projects.update_plan(finished, expected_status=PlanStatus.EXECUTING, audit=outcome_event)
         if final.serial != plan.base_serial:
             await supersede_others(self.projects, project.id, final, except_plan=plan.id)
-        log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=status.value, **counts)
+        log.info("execution_finished", project_id=project.id, plan_id=plan.id, status=done.status.value, **counts)
         return done
 
     def _event(self, plan: Plan, actor: str, action: str, outcome: str, **details: Any) -> AuditEvent:

@@ -22,6 +22,8 @@ import anyio
 import jsonpatch
 
 from infra_mcp.catalog import Catalog, default_catalog
+from infra_mcp.catalog.prices import bundled_pricing
+from infra_mcp.container import wire_plan_services
 from infra_mcp.domain.cloud import (
     CallerIdentity,
     OperationStatus,
@@ -35,11 +37,9 @@ from infra_mcp.domain.planner import make_plan
 from infra_mcp.domain.project import ApprovalSettings, Member, Project, ProjectSettings, Role
 from infra_mcp.domain.state import StateFile
 from infra_mcp.errors import NotFound, UpstreamRefusesChanges, UpstreamThrottled, UpstreamUnavailable
-from infra_mcp.services.approvals import ApprovalService
-from infra_mcp.services.execution import ExecutionService
-from infra_mcp.services.execution_ops import PollPolicy
+from infra_mcp.services.execution.operations import PollPolicy
 from infra_mcp.services.secrets import SecretSealer
-from tests.fakes import TEST_NOTARY, FakeProjectStore, FakeStateStores
+from tests.fakes.stores import TEST_NOTARY, FakeProjectStore, FakeStateStores
 
 
 class SimulatedCrash(BaseException):
@@ -70,7 +70,7 @@ class Fault:
 
 
 @dataclass
-class FakeCloud:
+class InMemoryCloud:
     """The simulated cloud and its bookkeeping (shared by every ``FakeUpstream`` call)."""
 
     catalog: Catalog = field(default_factory=default_catalog)
@@ -90,14 +90,14 @@ class FakeCloud:
 
 
 class FakeUpstream:
-    """The ``Upstream`` port over a :class:`FakeCloud`.
+    """The ``Upstream`` port over a :class:`InMemoryCloud`.
 
     Resources are matched to scripted faults by a ``Name`` tag or, failing that, by type name, so
     tests say ``fail("db", "CREATE", ...)`` about the resource their plan calls ``db``.
     """
 
-    def __init__(self, cloud: FakeCloud | None = None, *, polls_to_complete: int = 1) -> None:
-        self.cloud = cloud or FakeCloud(polls_to_complete=polls_to_complete)
+    def __init__(self, cloud: InMemoryCloud | None = None, *, polls_to_complete: int = 1) -> None:
+        self.cloud = cloud or InMemoryCloud(polls_to_complete=polls_to_complete)
         self.down: UpstreamUnavailable | None = None
         self.refuses_changes: UpstreamRefusesChanges | None = None
 
@@ -420,8 +420,8 @@ class World:
         self.now = T0
         self.sleeps: list[float] = []
         self.progress: list[tuple[float, float | None, str]] = []
-        self.approvals = ApprovalService(self.projects, self.states, notary=TEST_NOTARY, clock=self.clock)
-        self.execution = ExecutionService(
+        # The same wiring as production (container.open_app), over the fakes.
+        services = wire_plan_services(
             self.projects,
             self.states,
             self.upstream,
@@ -435,6 +435,9 @@ class World:
             clock=self.clock,
             sleep=self.sleep,
         )
+        self.planning = services.planning
+        self.approvals = services.approvals
+        self.execution = services.execution
         self.project = Project(
             id="web",
             name="web",
@@ -488,6 +491,7 @@ class World:
             catalog=self.cloud.catalog,
             full=True,
             lint=False,
+            pricing=bundled_pricing(),
         )
         return await self.projects.save_plan(TEST_NOTARY.sign_plan(made))
 

@@ -1,4 +1,8 @@
-"""The house rules are checked by the test command itself, so CI keeps them: ruff, and mypy --strict on src/."""
+"""The house rules, checked by the test command itself so CI keeps them: ruff, and mypy --strict on src/.
+
+A tier of their own (tests/quality), apart from the unit tests: they judge the code, not its behaviour,
+and a run of `pytest tests/unit` stays quick. `.ci/run` runs every tier, this one included.
+"""
 
 from __future__ import annotations
 

@@ -21,11 +21,11 @@ import anyio
 import anyio.abc
 import structlog
 
+from infra_mcp.domain.execution_graph import Node, ReadyQueue
 from infra_mcp.domain.plan import ChangeOutcome, ChangeOutcomeStatus
 from infra_mcp.ports import ProgressReporter
-from infra_mcp.services.execution_graph import Node, ReadyQueue
-from infra_mcp.services.execution_ledger import Ledger
-from infra_mcp.services.execution_ops import NodeResult, Operations
+from infra_mcp.services.execution.ledger import Ledger
+from infra_mcp.services.execution.operations import NodeResult, NodeRunner
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ class Walk:
     def __init__(
         self,
         nodes: dict[str, Node],
-        operations: Operations,
+        operations: NodeRunner,
         ledger: Ledger,
         outcomes: dict[str, ChangeOutcome],
         *,

@@ -24,8 +24,8 @@ from infra_mcp.errors import (
     StateUnavailable,
     ValidationFailed,
 )
-from infra_mcp.stores.state_common import history_entry
 from infra_mcp.stores.state_scope import IncarnationScope
+from infra_mcp.stores.versioned_state import history_entry
 
 # One server key for every unit test: plans made by a test helper are signed with it, as the
 # planning service signs real ones.

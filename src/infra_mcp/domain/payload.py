@@ -8,17 +8,17 @@ already-unsealed new document and never returns a digest or a marker.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonpatch
 
-from infra_mcp.catalog.registry import ResourceTypeInfo
 from infra_mcp.domain.paths import pointer_segments
 from infra_mcp.domain.refs import reference_targets
 from infra_mcp.domain.sealed import digest_matches, digest_of
 from infra_mcp.domain.state import StateResource
 from infra_mcp.domain.template.intrinsics import NO_VALUE, Context, TemplateError, evaluate, is_symbolic
+from infra_mcp.domain.type_catalog import ResourceTypeInfo
 from infra_mcp.domain.typefacts import TypeFacts
 
 
@@ -50,7 +50,13 @@ def _attribute(resource: StateResource, attribute: str, info: ResourceTypeInfo |
     return node
 
 
-def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, infos: Any = None) -> Any:
+def resolve(
+    value: Any,
+    resources: Mapping[str, StateResource],
+    *,
+    region: str,
+    type_info: Callable[[str, str], ResourceTypeInfo] | None = None,
+) -> Any:
     """Evaluate the references and intrinsic functions left in a property tree, now that targets exist.
 
     ``Ref`` becomes the target's primary identifier, ``Fn::GetAtt`` its property, and functions
@@ -61,7 +67,7 @@ def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, 
         value: A property tree (sealed markers pass through untouched).
         resources: Existing resources by logical name, as last recorded.
         region: For the ``AWS::Region`` pseudo parameter.
-        infos: Optional ``callable(type, region) -> ResourceTypeInfo`` to fall back on the
+        type_info: Optional ``callable(type, region) -> ResourceTypeInfo`` to fall back on the
             primary identifier for ``Fn::GetAtt`` of it.
 
     Raises:
@@ -75,7 +81,7 @@ def resolve(value: Any, resources: Mapping[str, StateResource], *, region: str, 
             raise UnresolvedReference(f"{name} does not exist")
         if attribute is None:
             return target.id
-        info = infos(target.type, target.region) if infos is not None else None
+        info = type_info(target.type, target.region) if type_info is not None else None
         found = _attribute(target, attribute, info)
         if found is None:
             raise UnresolvedReference(f"{name} has no attribute {attribute}")
@@ -103,26 +109,6 @@ def _has_function(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_function(v) for v in value)
     return False
-
-
-def with_tags(properties: dict[str, Any], tags: Mapping[str, str], info: ResourceTypeInfo) -> dict[str, Any]:
-    """``properties`` with ``tags`` written into the type's tag property, in the type's format.
-
-    Tags given in the properties themselves are kept; the ``tags`` map wins on the same key.
-    A type that is not taggable gets no tags (the planner reports that as a finding).
-    """
-    prop = info.tag_property
-    if not tags or prop is None:
-        return properties
-    result = dict(properties)
-    existing = result.get(prop)
-    if info.tags_are_list:
-        merged = {t["Key"]: t.get("Value") for t in existing or [] if isinstance(t, dict) and "Key" in t}
-        merged.update(tags)
-        result[prop] = [{"Key": k, "Value": v} for k, v in sorted(merged.items())]
-    else:
-        result[prop] = {**(existing if isinstance(existing, dict) else {}), **tags}
-    return result
 
 
 def _align_secrets(old: Any, new: Any) -> Any:

@@ -1,7 +1,7 @@
 """Reconciliation: finish what an interrupted execution left in flight, from the journal alone.
 
 Every Cloud Control request an execution sends is journaled first and unjournaled only once a
-state version holds its result (see ``execution_ledger``). After a crash, kill or cancellation the
+state version holds its result (see ``ledger``). After a crash, kill or cancellation the
 journal therefore names every request whose result may be missing from state. For each entry:
 
 - with a request token: ask Cloud Control how it ended (waiting if it still runs) and record it;
@@ -24,10 +24,10 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, Field
 
-from infra_mcp.catalog.registry import Catalog
-from infra_mcp.domain.approval_rules import is_stale
 from infra_mcp.domain.audit import AuditEvent
 from infra_mcp.domain.desired import declared_properties
+from infra_mcp.domain.execution_graph import Node
+from infra_mcp.domain.execution_rules import is_stale
 from infra_mcp.domain.plan import (
     Action,
     Change,
@@ -39,11 +39,11 @@ from infra_mcp.domain.plan import (
 )
 from infra_mcp.domain.project import Project
 from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateFile
+from infra_mcp.domain.type_catalog import TypeCatalog
 from infra_mcp.errors import NotFound, PlanStatusInvalid
 from infra_mcp.ports import ProjectStore, StateStore
-from infra_mcp.services.execution_graph import Node
-from infra_mcp.services.execution_ledger import RETIRED_MARK, Ledger
-from infra_mcp.services.execution_ops import Driver, NodeResult, Operations
+from infra_mcp.services.execution.ledger import RETIRED_MARK, Ledger
+from infra_mcp.services.execution.operations import CloudControlCalls, NodeResult, NodeRunner
 
 log = structlog.get_logger(__name__)
 
@@ -84,9 +84,9 @@ def _node_for(entry: JournalEntry, plan: Plan) -> Node | None:
 class Reconciler:
     """Resolves a project's journal into its state and its interrupted plans' outcomes."""
 
-    def __init__(self, projects: ProjectStore, driver: Driver, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, projects: ProjectStore, calls: CloudControlCalls, *, clock: Callable[[], datetime]) -> None:
         self.projects = projects
-        self.driver = driver
+        self.calls = calls
         self.clock = clock
 
     async def reconcile(
@@ -120,7 +120,7 @@ class Reconciler:
                 bound.warning("reconcile_entry_without_plan", plan_id=entry.plan_id, name=entry.name)
                 report.requests.append(self._reported(entry, None))
                 continue
-            operations = Operations(plan, self.driver, ledger, initial, self.clock)
+            operations = NodeRunner(plan, self.calls, ledger, initial, self.clock)
             if entry.request_token:
                 result = await operations.resume(node, entry)
             else:
@@ -228,11 +228,10 @@ class Reconciler:
                     outcome.status = ChangeOutcomeStatus.SUCCEEDED
             outcome.finished_at = self.clock()
         everything_done = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-        if plan.status is PlanStatus.FAILED and resolved_doubt and everything_done:
-            status = PlanStatus.EXECUTED
-        elif plan.status is not PlanStatus.EXECUTING:
-            status = plan.status
-        else:
+        settles = plan.status is PlanStatus.EXECUTING or (
+            plan.status is PlanStatus.FAILED and resolved_doubt and everything_done
+        )
+        if plan.status is PlanStatus.EXECUTING:
             for outcome in outcomes.values():
                 if outcome.status is ChangeOutcomeStatus.PENDING:
                     outcome.status = ChangeOutcomeStatus.SKIPPED
@@ -247,8 +246,6 @@ class Reconciler:
                     outcome.status = ChangeOutcomeStatus.FAILED
                     outcome.error_code = "Interrupted"
                     outcome.error_message = "the execution was interrupted before this change completed"
-            succeeded = all(o.status is ChangeOutcomeStatus.SUCCEEDED for o in outcomes.values())
-            status = PlanStatus.EXECUTED if succeeded else PlanStatus.FAILED
         updated = execution.model_copy(
             update={
                 "outcomes": list(outcomes.values()),
@@ -256,36 +253,34 @@ class Reconciler:
                 "final_serial": final.serial,
             }
         )
-        try:
-            await self.projects.update_plan(
-                plan.model_copy(update={"status": status, "execution": updated}), expected_status=plan.status
+        settled = plan.finish(updated) if settles else plan.with_execution(updated)
+        # The outcome and its audit line are one unit of work (a crash never leaves one without the other).
+        audit = None
+        if settles:
+            audit = AuditEvent.about_plan(
+                plan,
+                actor=user,
+                action="plan.execute",
+                outcome="ok" if settled.status is PlanStatus.EXECUTED else "failed",
+                at=self.clock(),
+                reconciled=True,
+                final_serial=final.serial,
             )
+        try:
+            await self.projects.update_plan(settled, expected_status=plan.status, audit=audit)
         except PlanStatusInvalid:
             return None
-        if plan.status is PlanStatus.EXECUTING or status is not plan.status:
-            await self.projects.append_audit(
-                AuditEvent.about_plan(
-                    plan,
-                    actor=user,
-                    action="plan.execute",
-                    outcome="ok" if status is PlanStatus.EXECUTED else "failed",
-                    at=self.clock(),
-                    reconciled=True,
-                    final_serial=final.serial,
-                )
-            )
-            return status
-        return None
+        return settled.status if settles else None
 
     def _applied(self, plan: Plan, outcome: ChangeOutcome, final: StateFile, execution: ExecutionRecord) -> bool:
         change = plan.change(outcome.name)
         if change is None:
             return False
-        return applied_in_state(change, outcome, final, since=execution.started_at, catalog=self.driver.catalog)
+        return applied_in_state(change, outcome, final, since=execution.started_at, catalog=self.calls.catalog)
 
 
 def applied_in_state(
-    change: Change, outcome: ChangeOutcome, state: StateFile, *, since: datetime, catalog: Catalog
+    change: Change, outcome: ChangeOutcome, state: StateFile, *, since: datetime, catalog: TypeCatalog
 ) -> bool:
     """Whether ``state`` shows ``change`` completed by the execution that started at ``since``.
 
@@ -341,6 +336,4 @@ async def supersede_others(projects: ProjectStore, project_id: str, state: State
         if other.id == except_plan or not is_stale(other, state.serial, state.lineage):
             continue
         with contextlib.suppress(PlanStatusInvalid):
-            await projects.update_plan(
-                other.model_copy(update={"status": PlanStatus.SUPERSEDED}), expected_status=other.status
-            )
+            await projects.update_plan(other.supersede(), expected_status=other.status)

@@ -4,12 +4,12 @@ A plan's changes become nodes: ``create``, ``update``, ``delete`` and ``import``
 after the resource; a ``replace`` is two, ``<name>#create`` and ``<name>#delete``, ordered by its
 ``replacement_strategy``. Edges:
 
-- a node that makes a resource exist (or changes it) waits for what its new properties reference;
-- a node that removes an old resource waits until nothing recorded in state still depends on it:
-  the dependents' deletes, replacements' old halves and updates that move them away.
-
-The second kind comes from *state* (what the old resources depended on), which is why deletes run in
-reverse dependency order. A replacement whose strategy is delete-before-create can make those edges
+- every change waits for the changes its approved ``depends_on`` names (the fingerprinted order the
+  approver saw, layered into :attr:`Plan.execution_order`): a node that makes a resource exist waits
+  for what its new properties reference, and a delete for its dependents' deletes (reverse order).
+  The graph is never re-derived from properties: what runs is the order that was approved;
+- on top of that, execution only adds: a node that removes an old resource also waits, softly, for
+  replacements' old halves and updates that move what state says depends on it away. A replacement whose strategy is delete-before-create can make those edges
 circular (the dependent cannot let go before the new one exists); the softest edges are dropped to
 break such a cycle, and AWS's answer then says truthfully whether the deletion could proceed.
 """
@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from infra_mcp.domain.payload import dependencies_of
 from infra_mcp.domain.plan import Action, Change, Plan
 from infra_mcp.domain.state import StateResource
 from infra_mcp.errors import ValidationFailed
-from infra_mcp.services.execution_payload import dependencies_of
 
 Kind = Literal["create", "update", "delete", "import", "record"]
 
@@ -90,11 +90,14 @@ def build_graph(plan: Plan, state_resources: Iterable[StateResource]) -> dict[st
                     moves[change.name] = node.key
 
     for node in nodes.values():
-        if node.kind != "delete" and node.change.desired is not None:
-            spec = node.change.desired
-            for target in dependencies_of(spec.properties, [*spec.depends_on, *node.change.depends_on]):
-                if target in ready and ready[target] != node.key:
-                    node.needs.add(ready[target])
+        # The approved order: forward nodes wait for what makes their targets exist, deletes for the
+        # deletes of what depended on them (the planner puts exactly those in ``depends_on``).
+        after = removal if node.kind == "delete" and node.change.action is Action.DELETE else ready
+        if node.kind == "delete" and node.change.action is not Action.DELETE:
+            continue  # a replacement's old half: ordered against its new half below
+        for target in node.change.depends_on:
+            if target in after and after[target] != node.key:
+                node.needs.add(after[target])
 
     for node in list(nodes.values()):
         dbc = node.change.action is Action.REPLACE and node.change.replacement_strategy == "delete_before_create"
@@ -115,8 +118,8 @@ def build_graph(plan: Plan, state_resources: Iterable[StateResource]) -> dict[st
                 continue
             dependent_change = plan.change(dependent)
             if dependent in removal and dependent_change is not None and dependent_change.action is Action.DELETE:
-                node.needs.add(removal[dependent])
-            elif dependent in removal:
+                continue  # an approved edge (the planner lists it in the delete's depends_on)
+            if dependent in removal:
                 node.soft.add(removal[dependent])
             elif dependent in moves:
                 node.soft.add(moves[dependent])

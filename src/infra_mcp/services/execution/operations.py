@@ -1,9 +1,9 @@
 """One Cloud Control operation of an execution: journal it, send it, wait for it, record its result.
 
-:class:`Driver` is the conversation with the upstream (throttle retries, polling with backoff);
-:class:`Operations` turns one graph node into a journaled request and its result into the ledger.
-Reconciliation reuses both: :meth:`Operations.resume` picks up a journaled request token, and
-:meth:`Operations.perform` re-issues a request whose token was never learned (same ClientToken, so
+:class:`CloudControlCalls` is the conversation with the upstream (throttle retries, polling with backoff);
+:class:`NodeRunner` turns one graph node into a journaled request and its result into the ledger.
+Reconciliation reuses both: :meth:`NodeRunner.resume` picks up a journaled request token, and
+:meth:`NodeRunner.perform` re-issues a request whose token was never learned (same ClientToken, so
 Cloud Control answers with the original request if there was one).
 """
 
@@ -18,27 +18,27 @@ from typing import Any, TypeVar
 import anyio
 import structlog
 
-from infra_mcp.catalog.registry import Catalog, ResourceTypeInfo
 from infra_mcp.domain.cloud import OperationStatus, ProgressEvent
 from infra_mcp.domain.desired import declared_properties
-from infra_mcp.domain.plan import Action, Plan, ResourceSpec
-from infra_mcp.domain.policies import snapshot_name, snapshot_step
-from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
-from infra_mcp.domain.typefacts import type_facts
-from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
-from infra_mcp.ports import Upstream
-from infra_mcp.services.accepted import record_accepted, with_live_baseline
-from infra_mcp.services.execution_graph import Node
-from infra_mcp.services.execution_ledger import Ledger
-from infra_mcp.services.execution_payload import (
+from infra_mcp.domain.execution_graph import Node
+from infra_mcp.domain.payload import (
     UnresolvedReference,
     client_token,
     dependencies_of,
     resolve,
     strip_write_only,
     update_patch,
-    with_tags,
 )
+from infra_mcp.domain.plan import Action, Plan, ResourceSpec
+from infra_mcp.domain.policies import snapshot_name, snapshot_step
+from infra_mcp.domain.state import JournalEntry, ResourceStatus, StateResource
+from infra_mcp.domain.tags import with_tags
+from infra_mcp.domain.type_catalog import ResourceTypeInfo, TypeCatalog
+from infra_mcp.domain.typefacts import type_facts
+from infra_mcp.errors import InfraError, UpstreamThrottled, UpstreamUnavailable
+from infra_mcp.ports import Upstream
+from infra_mcp.services.accepted import record_accepted, with_live_baseline
+from infra_mcp.services.execution.ledger import Ledger
 from infra_mcp.services.secrets import SecretSealer
 
 log = structlog.get_logger(__name__)
@@ -93,11 +93,11 @@ def _failure(exc: InfraError) -> NodeResult:
     return NodeResult(False, error_code=str(code), error_message=str(message))
 
 
-class Driver:
+class CloudControlCalls:
     """Talks to Cloud Control for one execution: calls with throttle retries, polls with backoff."""
 
     def __init__(
-        self, upstream: Upstream, catalog: Catalog, sealer: SecretSealer, policy: PollPolicy, sleep: Sleep
+        self, upstream: Upstream, catalog: TypeCatalog, sealer: SecretSealer, policy: PollPolicy, sleep: Sleep
     ) -> None:
         self.upstream = upstream
         self.catalog = catalog
@@ -192,7 +192,7 @@ class Driver:
             return None
         return strip_write_only(found.properties, type_facts(self.catalog, type_name, region))
 
-    def infos(self, type_name: str, region: str) -> Any:
+    def type_info(self, type_name: str, region: str) -> ResourceTypeInfo:
         return self.catalog.get(type_name, region)
 
 
@@ -201,7 +201,7 @@ def new_record(
     physical_id: str,
     properties: dict[str, Any] | None,
     *,
-    catalog: Catalog,
+    catalog: TypeCatalog,
     now: datetime,
     created_at: datetime | None = None,
 ) -> StateResource:
@@ -238,12 +238,12 @@ def _failed_event(final: ProgressEvent, physical_id: str | None, *, create: bool
     return NodeResult(False, identifier, final.request_token, final.error_code or "Failed", final.status_message)
 
 
-class Operations:
+class NodeRunner:
     """Performs one node against Cloud Control and records the result in the ledger.
 
     Args:
         plan: The plan being executed (ClientTokens derive from its id).
-        driver: The upstream conversation.
+        calls: The upstream conversation.
         ledger: Working resources, journal and checkpoints.
         initial: The resources as they were when the execution started: an update's old desired
             properties are resolved against these (what was applied then, not what exists now).
@@ -253,19 +253,19 @@ class Operations:
     def __init__(
         self,
         plan: Plan,
-        driver: Driver,
+        calls: CloudControlCalls,
         ledger: Ledger,
         initial: dict[str, StateResource],
         clock: Callable[[], datetime],
     ) -> None:
         self.plan = plan
-        self.driver = driver
+        self.calls = calls
         self.ledger = ledger
         self.initial = initial
         self.clock = clock
 
     def _resolve(self, value: Any, resources: dict[str, StateResource], region: str) -> Any:
-        return resolve(value, resources, region=region, infos=self.driver.infos)
+        return resolve(value, resources, region=region, type_info=self.calls.type_info)
 
     def _token(self, node: Node) -> str:
         return client_token(self.plan.id, node.name, node.operation)
@@ -294,8 +294,8 @@ class Operations:
         assert entry.request_token is not None
         token = entry.request_token
         try:
-            event = await self.driver.call(lambda: self.driver.upstream.get_request_status(token, region=entry.region))
-            final = await self.driver.wait(event, region=entry.region)
+            event = await self.calls.call(lambda: self.calls.upstream.get_request_status(token, region=entry.region))
+            final = await self.calls.wait(event, region=entry.region)
         except InfraError as exc:
             log.warning("reconcile_request_unresolved", node=node.key, code=exc.code)
             return None
@@ -323,7 +323,7 @@ class Operations:
             )
         )
         try:
-            event = await self.driver.call(lambda: send(token))
+            event = await self.calls.call(lambda: send(token))
         except UpstreamUnavailable as exc:
             result = _failure(exc)
             if exc.details.get("outcome_unknown"):
@@ -341,7 +341,7 @@ class Operations:
             return _failure(exc)
         self.ledger.note_request(token, request_token=event.request_token, physical_id=event.identifier)
         try:
-            return await self.driver.wait(event, region=change.region, meanwhile=self.ledger.commit_journal)
+            return await self.calls.wait(event, region=change.region, meanwhile=self.ledger.commit_journal)
         except InfraError as exc:
             result = _failure(exc)
             result.request_token = event.request_token
@@ -379,7 +379,7 @@ class Operations:
                 # Re-created after a deletion outside infra-mcp: the record of the gone one goes.
                 self.ledger.remove(change.type, change.physical_id, change.name)
             self.ledger.put(
-                new_record(spec, final.identifier, properties, catalog=self.driver.catalog, now=self.clock())
+                new_record(spec, final.identifier, properties, catalog=self.calls.catalog, now=self.clock())
             )
             return NodeResult(True, final.identifier, final.request_token)
         old = self.ledger.resources.get(change.name) or self.initial.get(change.name)
@@ -391,7 +391,7 @@ class Operations:
         properties = final.resource_model if final.resource_model is not None else (old.properties if old else {})
         identifier = physical_id or final.identifier or ""
         self.ledger.put(
-            new_record(spec, identifier, properties, catalog=self.driver.catalog, now=self.clock(), created_at=created)
+            new_record(spec, identifier, properties, catalog=self.calls.catalog, now=self.clock(), created_at=created)
         )
         return NodeResult(True, identifier, final.request_token)
 
@@ -405,22 +405,22 @@ class Operations:
         """
         if final.operation_status is not OperationStatus.SUCCESS or not final.identifier:
             return final
-        facts = type_facts(self.driver.catalog, type_name, region)
+        facts = type_facts(self.calls.catalog, type_name, region)
         model = final.resource_model
         if model:
             return final.model_copy(update={"resource_model": strip_write_only(model, facts)})
-        properties = await self.driver.describe(type_name, final.identifier, region=region)
+        properties = await self.calls.describe(type_name, final.identifier, region=region)
         return final.model_copy(update={"resource_model": properties})
 
     async def _create(self, node: Node) -> NodeResult:
         spec = node.change.desired
         assert spec is not None
-        info: ResourceTypeInfo = self.driver.infos(spec.type, spec.region)
+        info: ResourceTypeInfo = self.calls.type_info(spec.type, spec.region)
         document = self._resolve(with_tags(spec.properties, spec.tags, info), self.ledger.resources, spec.region)
 
         async def send(token: str) -> ProgressEvent:
-            clear = self.driver.sealer.unseal_tree(document)
-            return await self.driver.upstream.create_resource(spec.type, clear, region=spec.region, client_token=token)
+            clear = self.calls.sealer.unseal_tree(document)
+            return await self.calls.upstream.create_resource(spec.type, clear, region=spec.region, client_token=token)
 
         outcome = await self._issue(node, None, send)
         if isinstance(outcome, NodeResult):
@@ -435,7 +435,7 @@ class Operations:
         physical_id = change.physical_id or (old.id if old else None)
         if old is None or not physical_id:
             return NodeResult(False, physical_id, error_code="NotFound", error_message="not recorded in state")
-        info = self.driver.infos(spec.type, spec.region)
+        info = self.calls.type_info(spec.type, spec.region)
         new_doc = self._resolve(with_tags(spec.properties, spec.tags, info), self.ledger.resources, spec.region)
         baseline = self.initial.get(change.name, old)
         if change.live_values is not None:  # planned with refresh: AWS holds the live values, patch from them
@@ -444,8 +444,8 @@ class Operations:
             old_doc = self._resolve(with_tags(baseline.declared, baseline.tags, info), self.initial, spec.region)
         except UnresolvedReference:
             old_doc = with_tags(baseline.declared, baseline.tags, info)
-        facts = type_facts(self.driver.catalog, spec.type, spec.region)
-        patch = update_patch(old_doc, self.driver.sealer.unseal_tree(new_doc), facts)
+        facts = type_facts(self.calls.catalog, spec.type, spec.region)
+        patch = update_patch(old_doc, self.calls.sealer.unseal_tree(new_doc), facts)
         if not patch:
             # Nothing AWS needs to hear (e.g. only tags order or a secret re-sealed): record the declaration.
             self.ledger.put(
@@ -453,7 +453,7 @@ class Operations:
                     spec,
                     physical_id,
                     old.properties,
-                    catalog=self.driver.catalog,
+                    catalog=self.calls.catalog,
                     now=self.clock(),
                     created_at=old.created_at,
                 )
@@ -461,7 +461,7 @@ class Operations:
             return NodeResult(True, physical_id)
 
         async def send(token: str) -> ProgressEvent:
-            return await self.driver.upstream.update_resource(
+            return await self.calls.upstream.update_resource(
                 spec.type, physical_id, patch, region=spec.region, client_token=token
             )
 
@@ -487,7 +487,7 @@ class Operations:
                 return refused
 
         async def send(token: str) -> ProgressEvent:
-            return await self.driver.upstream.delete_resource(
+            return await self.calls.upstream.delete_resource(
                 change.type, physical_id, region=change.region, client_token=token
             )
 
@@ -516,12 +516,12 @@ class Operations:
         token = client_token(self.plan.id, node.name, "SNAPSHOT")
         desired = step.desired_state(physical_id, name)
         try:
-            event = await self.driver.call(
-                lambda: self.driver.upstream.create_resource(
+            event = await self.calls.call(
+                lambda: self.calls.upstream.create_resource(
                     step.type_name, desired, region=change.region, client_token=token
                 )
             )
-            final = await self.driver.wait(event, region=change.region)
+            final = await self.calls.wait(event, region=change.region)
         except InfraError as exc:
             result = _failure(exc)
         else:
@@ -541,8 +541,8 @@ class Operations:
         if spec is None or not change.physical_id:
             return NodeResult(False, change.physical_id, error_code="InvalidRequest", error_message="nothing to import")
         physical_id = change.physical_id
-        properties = await self.driver.describe(spec.type, physical_id, region=spec.region)
+        properties = await self.calls.describe(spec.type, physical_id, region=spec.region)
         if properties is None:
             return NodeResult(False, physical_id, error_code="NotFound", error_message="could not read the resource")
-        self.ledger.put(new_record(spec, physical_id, properties, catalog=self.driver.catalog, now=self.clock()))
+        self.ledger.put(new_record(spec, physical_id, properties, catalog=self.calls.catalog, now=self.clock()))
         return NodeResult(True, physical_id)
